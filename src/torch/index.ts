@@ -6,3 +6,4 @@ export { tidy, keep, noGrad, enableGrad, isGradEnabled } from './scope.ts';
 export { type DType, ITEMSIZE, isFloating } from './dtype.ts';
 export * as F from './functional.ts';
 export { AdamW, clipGradNorm, zeroGrad, type ParamGroup, type AdamWStateDict } from './optim.ts';
+export * from './safetensors.ts';
