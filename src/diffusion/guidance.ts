@@ -1,0 +1,55 @@
+// Classifier-free guidance (Ho & Salimans 2022, eq. 6; MUMU samples with it, paper section 2.1), as a wrapper that
+// turns a conditional model into the plain model(x, t) -> eps the samplers see.
+import { Tensor, cat, ones, tidy } from '../torch/index.ts';
+import { F } from '../torch/index.ts';
+import type { EpsModel } from './ddim.ts';
+
+// What the UNet cross-attends to: (B, T, D) states and an optional (B, T) mask (1 = a real token).
+export interface Conditioning {
+  context: Tensor;
+  mask?: Tensor | null;
+}
+
+export type CondModel = (x: Tensor, t: number, cond: Conditioning) => Tensor;
+
+const expandBatch = (t: Tensor, b: number) => (t.size(0) === b ? t : t.size(0) === 1 ? t.expand(b, ...t.shape.slice(1)) : (() => {
+  throw new Error(`conditioning batch ${t.size(0)} does not match ${b}`);
+})());
+
+// Concatenates conditionings along the batch, padding shorter sequences with zeros and a 0 mask.
+export function catConditioning(parts: Conditioning[], batch: number): Conditioning {
+  const T = Math.max(...parts.map((p) => p.context.size(1)));
+  const needMask = parts.some((p) => p.mask || p.context.size(1) !== T);
+  const ctx: Tensor[] = [];
+  const masks: Tensor[] = [];
+  for (const p of parts) {
+    const pad = T - p.context.size(1);
+    ctx.push(expandBatch(pad ? F.pad(p.context, [0, 0, 0, pad]) : p.context, batch));
+    if (needMask) {
+      const m = p.mask ?? ones([p.context.size(0), p.context.size(1)], { dtype: 'float32', device: p.context.device });
+      masks.push(expandBatch(pad ? F.pad(m.to('float32'), [0, pad]) : m.to('float32'), batch));
+    }
+  }
+  return { context: cat(ctx, 0), mask: needMask ? cat(masks, 0) : null };
+}
+
+// eps = eps_uncond + scale * (eps_cond - eps_uncond). Both predictions come from one batched call on
+// [uncond, cond], which is the point of the wrapper: one UNet call per step. Scale 1 needs only the conditional
+// model and scale 0 only the unconditional one, so those skip the other half entirely.
+export function classifierFreeGuidance(model: CondModel, cond: Conditioning, uncond: Conditioning, scale: number): EpsModel {
+  if (scale === 1) return (x, t) => model(x, t, catConditioning([cond], x.size(0)));
+  if (scale === 0) return (x, t) => model(x, t, catConditioning([uncond], x.size(0)));
+  let both: Conditioning | undefined;  // built once per batch size, not per step
+  let forBatch = -1;
+  return (x, t) => {
+    const b = x.size(0);
+    if (b !== forBatch) {
+      both = catConditioning([uncond, cond], b);
+      forBatch = b;
+    }
+    return tidy(() => {
+      const [epsU, epsC] = model(cat([x, x], 0), t, both!).chunk(2, 0);
+      return epsU!.add(epsC!.sub(epsU!).mul(scale));
+    });
+  };
+}
