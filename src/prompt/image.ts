@@ -1,0 +1,108 @@
+// Conditioning images: decoded, flattened onto black, padded to a square with black and resized to the encoder's
+// input size (paper section 5: "All images were padded to square resolutions with black pixels. Image crops were
+// always resized up or down to meet their target resolution").
+import { readFile, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import sharp from 'sharp';
+import type { Sharp, Metadata } from 'sharp';
+import { tensor, type Tensor } from '../torch/index.ts';
+import { PromptError, type ImageInput, type RawImage } from './parse.ts';
+
+// Refused outright above this many pixels (a 10000 x 10000 photo); anything smaller is simply downscaled, since every
+// image ends at the encoder's size (tens to hundreds of pixels) anyway.
+export const MAX_INPUT_PIXELS = 100_000_000;
+
+// RGB, row-major, size x size.
+export interface PreparedImage {
+  size: number;
+  rgb: Uint8Array;
+  originalWidth: number;
+  originalHeight: number;
+}
+
+const describe = (src: ImageInput) =>
+  typeof src === 'string' ? `'${src}'` : src instanceof Uint8Array ? `the image bytes` : `the ${src.width}x${src.height} pixels`;
+
+async function readImageFile(path: string, cwd: string, where: string): Promise<Buffer> {
+  const full = resolve(cwd, path);
+  try {
+    const st = await stat(full);
+    if (st.isDirectory()) throw new PromptError(`image '${path}' is a folder, not a file`, where);
+    return await readFile(full);
+  } catch (e) {
+    if (e instanceof PromptError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new PromptError(`image file '${path}' not found (looked for ${full})`, where);
+    throw new PromptError(`cannot read image file '${path}' (${code ?? (e as Error).message})`, where);
+  }
+}
+
+function rawInput(img: RawImage, where: string): Sharp {
+  const { width, height } = img;
+  const channels = img.channels ?? 4;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0) {
+    throw new PromptError(`image pixels are ${width}x${height}: an image needs a positive width and height`, where);
+  }
+  if (width * height > MAX_INPUT_PIXELS) {
+    throw new PromptError(`image pixels are ${width}x${height}, over the ${MAX_INPUT_PIXELS / 1e6} megapixel limit`, where);
+  }
+  if (img.data.length !== width * height * channels) {
+    throw new PromptError(`image pixels: ${img.data.length} bytes do not make ${width}x${height}x${channels}`, where);
+  }
+  return sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.length), { raw: { width, height, channels } });
+}
+
+export async function prepareImage(src: ImageInput, size: number, o: { cwd?: string; where?: string } = {}): Promise<PreparedImage> {
+  const where = o.where ?? 'image';
+  let img: Sharp;
+  let w: number, h: number;
+  if (typeof src === 'string' || src instanceof Uint8Array) {
+    const bytes = typeof src === 'string' ? await readImageFile(src, o.cwd ?? process.cwd(), where) : Buffer.from(src);
+    if (bytes.length === 0) throw new PromptError(`${describe(src)} is an empty file, not an image`, where);
+    img = sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' });
+    let meta: Metadata;
+    try {
+      meta = await img.metadata();
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (/pixel limit/i.test(msg)) throw new PromptError(`${describe(src)} is over the ${MAX_INPUT_PIXELS / 1e6} megapixel limit`, where);
+      throw new PromptError(`${describe(src)} is not an image sharp can read (PNG, JPEG, WebP, GIF, TIFF, AVIF or SVG)`, where);
+    }
+    [w, h] = [meta.autoOrient?.width ?? meta.width ?? 0, meta.autoOrient?.height ?? meta.height ?? 0];
+    if (!w || !h) throw new PromptError(`${describe(src)} has zero size (${w}x${h})`, where);
+    if (w * h > MAX_INPUT_PIXELS) throw new PromptError(`${describe(src)} is ${w}x${h}, over the ${MAX_INPUT_PIXELS / 1e6} megapixel limit`, where);
+    img = img.rotate();  // apply EXIF orientation, as a viewer would show it
+  } else {
+    img = rawInput(src, where);
+    [w, h] = [src.width, src.height];
+  }
+  try {
+    // 'contain' on a black background is pad-to-square-then-resize (centred), done in one resampling pass.
+    const { data } = await img
+      .flatten({ background: { r: 0, g: 0, b: 0 } })
+      .resize(size, size, { fit: 'contain', background: { r: 0, g: 0, b: 0, alpha: 1 } })
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    if (data.length !== size * size * 3) throw new Error(`decoded ${data.length} bytes`);
+    return { size, rgb: new Uint8Array(data.buffer, data.byteOffset, data.length), originalWidth: w, originalHeight: h };
+  } catch (e) {
+    if (e instanceof PromptError) throw e;
+    throw new PromptError(`${describe(src)} could not be decoded (${(e as Error).message})`, where);
+  }
+}
+
+// (n, 3, S, S) float32 normalised per channel, (x / 255 - mean) / std; SigLIP's 0.5 / 0.5 maps to [-1, 1].
+export function toPixelValues(images: PreparedImage[], mean: number[] = [0.5, 0.5, 0.5], std: number[] = [0.5, 0.5, 0.5]): Tensor {
+  if (!images.length) throw new Error('toPixelValues: no images');
+  const S = images[0]!.size;
+  const out = new Float32Array(images.length * 3 * S * S);
+  images.forEach((im, n) => {
+    for (let c = 0; c < 3; c++) {
+      const base = (n * 3 + c) * S * S;
+      for (let p = 0; p < S * S; p++) out[base + p] = (im.rgb[p * 3 + c]! / 255 - mean[c]!) / std[c]!;
+    }
+  });
+  return tensor(out, { shape: [images.length, 3, S, S] });
+}
