@@ -4,3 +4,4 @@ export * from './noise.ts';
 export * from './ddim.ts';
 export * from './euler.ts';
 export * from './guidance.ts';
+export * from './config.ts';

@@ -48,3 +48,16 @@ test('linspace and trailing spacing as diffusers (numpy round-half-even)', () =>
   assert.throws(() => inferenceTimesteps(1000, 0), /positive integer/);
   assert.throws(() => inferenceTimesteps(1000, 1001), /cannot exceed/);
 });
+
+test("scheduler_config.json: SD 1.5's and SDXL's parse; unknown or unsupported keys are refused", async () => {
+  const { parseSchedulerConfig, SD_SCHEDULER_CONFIG } = await import('../../src/diffusion/index.ts');
+  const sd15 = { _class_name: 'PNDMScheduler', _diffusers_version: '0.6.0', beta_end: 0.012, beta_schedule: 'scaled_linear', beta_start: 0.00085, num_train_timesteps: 1000, set_alpha_to_one: false, skip_prk_steps: true, steps_offset: 1, trained_betas: null, clip_sample: false };
+  assert.deepEqual(parseSchedulerConfig(sd15), SD_SCHEDULER_CONFIG);
+  const sdxl = { ...sd15, _class_name: 'EulerDiscreteScheduler', interpolation_type: 'linear', prediction_type: 'epsilon', sample_max_value: 1.0, timestep_spacing: 'leading', use_karras_sigmas: false };
+  assert.deepEqual(parseSchedulerConfig(sdxl), SD_SCHEDULER_CONFIG);
+  assert.equal(parseSchedulerConfig({ prediction_type: 'v_prediction', timestep_spacing: 'trailing' }).timestep_spacing, 'trailing');
+  assert.throws(() => parseSchedulerConfig({ beta_strat: 0.1 }), /unknown key 'beta_strat'/);
+  assert.throws(() => parseSchedulerConfig({ clip_sample: true }), /clip_sample = true is not supported/);
+  assert.throws(() => parseSchedulerConfig({ timestep_spacing: 'even' }), /'even' is not one of leading, trailing, linspace/);
+  assert.throws(() => parseSchedulerConfig({ steps_offset: '1' }), /steps_offset must be a number/);
+});
