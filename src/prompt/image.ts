@@ -52,30 +52,35 @@ function rawInput(img: RawImage, where: string): Sharp {
   return sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.length), { raw: { width, height, channels } });
 }
 
+// Reads and validates an image without decoding its pixels: everything that can be wrong with an input image is
+// reported here, with the prompt position.
+async function openImage(src: ImageInput, cwd: string | undefined, where: string): Promise<{ img: Sharp; w: number; h: number }> {
+  if (!(typeof src === 'string' || src instanceof Uint8Array)) return { img: rawInput(src, where), w: src.width, h: src.height };
+  const bytes = typeof src === 'string' ? await readImageFile(src, cwd ?? process.cwd(), where) : Buffer.from(src);
+  if (bytes.length === 0) throw new PromptError(`${describe(src)} is an empty file, not an image`, where);
+  const img = sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' });
+  let meta: Metadata;
+  try {
+    meta = await img.metadata();
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (/pixel limit/i.test(msg)) throw new PromptError(`${describe(src)} is over the ${MAX_INPUT_PIXELS / 1e6} megapixel limit`, where);
+    throw new PromptError(`${describe(src)} is not an image sharp can read (PNG, JPEG, WebP, GIF, TIFF, AVIF or SVG)`, where);
+  }
+  const [w, h] = [meta.autoOrient?.width ?? meta.width ?? 0, meta.autoOrient?.height ?? meta.height ?? 0];
+  if (!w || !h) throw new PromptError(`${describe(src)} has zero size (${w}x${h})`, where);
+  if (w * h > MAX_INPUT_PIXELS) throw new PromptError(`${describe(src)} is ${w}x${h}, over the ${MAX_INPUT_PIXELS / 1e6} megapixel limit`, where);
+  return { img: img.rotate(), w, h };  // rotate(): apply EXIF orientation, as a viewer would show it
+}
+
+export async function checkImage(src: ImageInput, o: { cwd?: string; where?: string } = {}): Promise<{ width: number; height: number }> {
+  const { w, h } = await openImage(src, o.cwd, o.where ?? 'image');
+  return { width: w, height: h };
+}
+
 export async function prepareImage(src: ImageInput, size: number, o: { cwd?: string; where?: string } = {}): Promise<PreparedImage> {
   const where = o.where ?? 'image';
-  let img: Sharp;
-  let w: number, h: number;
-  if (typeof src === 'string' || src instanceof Uint8Array) {
-    const bytes = typeof src === 'string' ? await readImageFile(src, o.cwd ?? process.cwd(), where) : Buffer.from(src);
-    if (bytes.length === 0) throw new PromptError(`${describe(src)} is an empty file, not an image`, where);
-    img = sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' });
-    let meta: Metadata;
-    try {
-      meta = await img.metadata();
-    } catch (e) {
-      const msg = (e as Error).message;
-      if (/pixel limit/i.test(msg)) throw new PromptError(`${describe(src)} is over the ${MAX_INPUT_PIXELS / 1e6} megapixel limit`, where);
-      throw new PromptError(`${describe(src)} is not an image sharp can read (PNG, JPEG, WebP, GIF, TIFF, AVIF or SVG)`, where);
-    }
-    [w, h] = [meta.autoOrient?.width ?? meta.width ?? 0, meta.autoOrient?.height ?? meta.height ?? 0];
-    if (!w || !h) throw new PromptError(`${describe(src)} has zero size (${w}x${h})`, where);
-    if (w * h > MAX_INPUT_PIXELS) throw new PromptError(`${describe(src)} is ${w}x${h}, over the ${MAX_INPUT_PIXELS / 1e6} megapixel limit`, where);
-    img = img.rotate();  // apply EXIF orientation, as a viewer would show it
-  } else {
-    img = rawInput(src, where);
-    [w, h] = [src.width, src.height];
-  }
+  const { img, w, h } = await openImage(src, o.cwd, where);
   try {
     // 'contain' on a black background is pad-to-square-then-resize (centred), done in one resampling pass.
     const { data } = await img
