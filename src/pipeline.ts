@@ -99,7 +99,7 @@ export class MumuPipeline {
       try {
         uncond = await encodePrompt(neg, c.prompt, { cwd: o.cwd, allowEmpty: true });
       } catch (e) {
-        if (e instanceof PromptError) throw new PromptError(`(negative) ${e.message.replace(/^prompt:? ?/, '')}`);
+        if (e instanceof PromptError) throw e.about('negative prompt');
         throw e;
       }
     }

@@ -8,7 +8,9 @@ import cliProgress from 'cli-progress';
 import { UsageError, intFlag, floatFlag } from './errors.ts';
 import { readText, encodePng } from './png.ts';
 import { imageGrid } from './grid.ts';
-import { parsePromptText, isEmptyPrompt, checkImage, PromptError } from '../prompt/index.ts';
+// parse.ts and image.ts only: the prompt is checked before libtorch is loaded, so a bad prompt fails fast
+import { parsePromptText, isEmptyPrompt, PromptError } from '../prompt/parse.ts';
+import { checkImage } from '../prompt/image.ts';
 import type { GenerateResult, SamplerName } from '../pipeline.ts';
 
 export const DEFAULT_MODEL = fileURLToPath(new URL('../../models/emoji-default', import.meta.url));
@@ -88,7 +90,7 @@ async function precheckPrompt(prompt: string, label = ''): Promise<void> {
     if (!label && isEmptyPrompt(parts)) throw new PromptError('is empty: write some text and/or <img:PATH> tags');
     for (const p of parts) if (p.kind === 'image') await checkImage(p.source, { where: p.where });
   } catch (e) {
-    if (label && e instanceof PromptError) throw new PromptError(e.message.replace(/^prompt/, label));
+    if (label && e instanceof PromptError) throw e.about(label);
     throw e;
   }
 }

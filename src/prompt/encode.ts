@@ -4,7 +4,7 @@
 // the ViT's patch count (paper section 3), e.g. 324 tokens per image in stage 1 (section 5).
 import { tensor, type Tensor } from '../torch/index.ts';
 import { parsePrompt, isEmptyPrompt, formatPrompt, PromptError, type PromptInput, type PromptPart } from './parse.ts';
-import { prepareImage, toPixelValues, type PreparedImage } from './image.ts';
+import { prepareImage, type PreparedImage } from './image.ts';
 import type { PromptTokenizer } from './tokenizer.ts';
 
 export interface PromptSpec {
@@ -94,3 +94,16 @@ export function collatePrompts(prompts: EncodedPrompt[], spec: Pick<PromptSpec, 
   };
 }
 
+// (n, 3, S, S) float32 normalised per channel, (x / 255 - mean) / std; SigLIP's 0.5 / 0.5 maps to [-1, 1].
+export function toPixelValues(images: PreparedImage[], mean: number[] = [0.5, 0.5, 0.5], std: number[] = [0.5, 0.5, 0.5]): Tensor {
+  if (!images.length) throw new Error('toPixelValues: no images');
+  const S = images[0]!.size;
+  const out = new Float32Array(images.length * 3 * S * S);
+  images.forEach((im, n) => {
+    for (let c = 0; c < 3; c++) {
+      const base = (n * 3 + c) * S * S;
+      for (let p = 0; p < S * S; p++) out[base + p] = (im.rgb[p * 3 + c]! / 255 - mean[c]!) / std[c]!;
+    }
+  });
+  return tensor(out, { shape: [images.length, 3, S, S] });
+}

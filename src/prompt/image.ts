@@ -5,7 +5,6 @@ import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import sharp from 'sharp';
 import type { Sharp, Metadata } from 'sharp';
-import { tensor, type Tensor } from '../torch/index.ts';
 import { PromptError, type ImageInput, type RawImage } from './parse.ts';
 
 // Refused outright above this many pixels (a 10000 x 10000 photo); anything smaller is simply downscaled, since every
@@ -21,7 +20,7 @@ export interface PreparedImage {
 }
 
 const describe = (src: ImageInput) =>
-  typeof src === 'string' ? `'${src}'` : src instanceof Uint8Array ? `the image bytes` : `the ${src.width}x${src.height} pixels`;
+  typeof src === 'string' ? `'${src}'` : src instanceof Uint8Array ? `the image data` : `the ${src.width}x${src.height} pixels`;
 
 async function readImageFile(path: string, cwd: string, where: string): Promise<Buffer> {
   const full = resolve(cwd, path);
@@ -96,18 +95,4 @@ export async function prepareImage(src: ImageInput, size: number, o: { cwd?: str
     if (e instanceof PromptError) throw e;
     throw new PromptError(`${describe(src)} could not be decoded (${(e as Error).message})`, where);
   }
-}
-
-// (n, 3, S, S) float32 normalised per channel, (x / 255 - mean) / std; SigLIP's 0.5 / 0.5 maps to [-1, 1].
-export function toPixelValues(images: PreparedImage[], mean: number[] = [0.5, 0.5, 0.5], std: number[] = [0.5, 0.5, 0.5]): Tensor {
-  if (!images.length) throw new Error('toPixelValues: no images');
-  const S = images[0]!.size;
-  const out = new Float32Array(images.length * 3 * S * S);
-  images.forEach((im, n) => {
-    for (let c = 0; c < 3; c++) {
-      const base = (n * 3 + c) * S * S;
-      for (let p = 0; p < S * S; p++) out[base + p] = (im.rgb[p * 3 + c]! / 255 - mean[c]!) / std[c]!;
-    }
-  });
-  return tensor(out, { shape: [images.length, 3, S, S] });
 }

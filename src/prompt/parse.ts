@@ -21,11 +21,13 @@ export type PromptPart = TextPart | ImagePart;
 
 // A bad prompt. `where` names the offending spot ("column 7", "segment 3"), for one-line CLI errors.
 export class PromptError extends Error {
-  readonly where: string | undefined;
-  constructor(message: string, where?: string) {
-    super(where ? `prompt ${where}: ${message}` : `prompt: ${message}`);
+  constructor(readonly detail: string, readonly where?: string, readonly subject = 'prompt') {
+    super(where ? `${subject} ${where}: ${detail}` : `${subject}: ${detail}`);
     this.name = 'PromptError';
-    this.where = where;
+  }
+  // the same error about another prompt ("negative prompt")
+  about(subject: string): PromptError {
+    return new PromptError(this.detail, this.where, subject);
   }
 }
 

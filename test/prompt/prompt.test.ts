@@ -86,7 +86,7 @@ test('bad images: each case says what is wrong and where', async () => {
   await assert.rejects(encodePrompt(['a', { image: { width: 0, height: 5, data: new Uint8Array(0) } }], spec()), /segment 2: image pixels are 0x5/);
   await assert.rejects(encodePrompt([{ image: { width: 20000, height: 20000, data: new Uint8Array(4) } }], spec()), /segment 1: image pixels are 20000x20000, over the 100 megapixel limit/);
   await assert.rejects(encodePrompt([{ image: { width: 2, height: 2, data: new Uint8Array(3) } }], spec()), /3 bytes do not make 2x2x4/);
-  await assert.rejects(encodePrompt([{ image: Buffer.from('GIF89a nonsense') }], spec()), /segment 1: the image bytes (is not an image|could not be decoded)/);
+  await assert.rejects(encodePrompt([{ image: Buffer.from('GIF89a nonsense') }], spec()), /segment 1: the image data (is not an image|could not be decoded)/);
 });
 
 test('too many images and the empty prompt', async () => {
