@@ -1,6 +1,6 @@
 // Classifier-free guidance (Ho & Salimans 2022, eq. 6; MUMU samples with it, paper section 2.1), as a wrapper that
 // turns a conditional model into the plain model(x, t) -> eps the samplers see.
-import { Tensor, cat, ones, tidy } from '../torch/index.ts';
+import { Tensor, cat, ones, tidy, keep } from '../torch/index.ts';
 import { F } from '../torch/index.ts';
 import type { EpsModel } from './ddim.ts';
 
@@ -39,12 +39,15 @@ export function catConditioning(parts: Conditioning[], batch: number): Condition
 export function classifierFreeGuidance(model: CondModel, cond: Conditioning, uncond: Conditioning, scale: number): EpsModel {
   if (scale === 1) return (x, t) => model(x, t, catConditioning([cond], x.size(0)));
   if (scale === 0) return (x, t) => model(x, t, catConditioning([uncond], x.size(0)));
-  let both: Conditioning | undefined;  // built once per batch size, not per step
+  // Built once per batch size, not per step. The sampler calls us inside its per-step tidy(), which would free
+  // anything made here, so the batched conditioning is kept outside every scope (the GC frees it with the closure).
+  let both: Conditioning | undefined;
   let forBatch = -1;
   return (x, t) => {
     const b = x.size(0);
     if (b !== forBatch) {
-      both = catConditioning([uncond, cond], b);
+      const c = catConditioning([uncond, cond], b);
+      both = { context: keep(c.context), mask: c.mask ? keep(c.mask) : null };
       forBatch = b;
     }
     return tidy(() => {
