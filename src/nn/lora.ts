@@ -94,6 +94,10 @@ export function loraLayers(model: Module): [string, LoraLayer][] {
   return model.namedModules().filter((e): e is [string, LoraLayer] => isLora(e[1]));
 }
 
+// The config each model's LoRA layers were injected with, so saving needs no extra argument.
+const CONFIGS = new WeakMap<Module, LoraConfig>();
+export const loraConfigOf = (model: Module): LoraConfig | undefined => CONFIGS.get(model);
+
 // Wraps every Linear / Conv2d whose name matches config.target_modules (and not exclude_modules). As PEFT does, the
 // whole model is then frozen except the LoRA weights; unfreeze other parts afterwards if they train fully.
 // Returns the wrapped names; throws if none matched (a misspelt target would otherwise train nothing).
@@ -109,6 +113,7 @@ export function injectLora(model: Module, config: LoraConfig, { generator }: { g
     }
   });
   if (!wrapped.length) throw new Error(`injectLora: no Linear or Conv2d module matches target_modules ${JSON.stringify(config.target_modules)}`);
+  CONFIGS.set(model, config);
   model.requiresGrad_(false);
   for (const [, l] of loraLayers(model)) l.lora_A.requiresGrad_(true), l.lora_B.requiresGrad_(true);
   return wrapped;
@@ -139,6 +144,7 @@ export function unloadLora(model: Module, { merge = true } = {}): void {
       : new Conv2d(m.inChannels, m.outChannels, m.kernelSize, { stride: m.stride, padding: m.padding, adopt: m });
     (s.owner as Record<string | number, Module>)[s.key] = plain;
   }
+  CONFIGS.delete(model);
 }
 
 // Only the LoRA weights, under PEFT's keys.
@@ -152,7 +158,8 @@ export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
 export const ADAPTER_CONFIG = 'adapter_config.json';
 
 // Writes what PEFT's save_pretrained writes: adapter_config.json and adapter_model.safetensors.
-export function saveLora(model: Module, dir: string, config: LoraConfig, { baseModel = null as string | null } = {}): void {
+export function saveLora(model: Module, dir: string, config = loraConfigOf(model), { baseModel = null as string | null } = {}): void {
+  if (!config) throw new Error('saveLora: the model has no LoRA layers (or they were not made by injectLora)');
   if (loraLayers(model).some(([, l]) => l.merged)) throw new Error('saveLora: unmerge the LoRA before saving it (its delta is inside the base weights)');
   fs.mkdirSync(dir, { recursive: true });
   const peft = {

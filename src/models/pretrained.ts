@@ -1,0 +1,89 @@
+// One component on disk, as diffusers and transformers lay it out: `config.json` plus
+// `diffusion_pytorch_model.safetensors` (diffusers) or `model.safetensors` (transformers; large checkpoints shard it
+// with `model.safetensors.index.json`). A LoRA-wrapped component saves its base weights there and its LoRA in
+// PEFT's files (`adapter_config.json`, `adapter_model.safetensors`) beside them; loading puts both back.
+import fs from 'node:fs';
+import path from 'node:path';
+import { saveSafetensors, loadSafetensors } from '../torch/index.ts';
+import { Module, seeded, loraLayers, saveLora, loadLora, ADAPTER_CONFIG, unmergeLora, type StateDict } from '../nn/index.ts';
+import { readJson } from './config.ts';
+import { AutoencoderKL, parseAutoencoderKLConfig, convertLegacyVaeKeys } from './vae.ts';
+import { UNet2DConditionModel, parseUNetConfig } from './unet.ts';
+import { VisionLanguageModel, parseVLMConfig } from './vlm.ts';
+import { Adapter, parseAdapterConfig } from './adapter.ts';
+import { TextEncoder, parseCLIPTextConfig } from './text_encoder.ts';
+
+export const MUMU_VERSION = '0.1.0';
+
+// Where each component class says it comes from: the library that can load it, the weights file, and the
+// config.json metadata that library expects.
+export const COMPONENTS = {
+  UNet2DConditionModel: { library: 'diffusers', weights: 'diffusion_pytorch_model.safetensors', meta: { _class_name: 'UNet2DConditionModel' } },
+  AutoencoderKL: { library: 'diffusers', weights: 'diffusion_pytorch_model.safetensors', meta: { _class_name: 'AutoencoderKL' } },
+  VisionLanguageModel: { library: 'transformers', weights: 'model.safetensors', meta: { architectures: ['Idefics2ForConditionalGeneration'], model_type: 'idefics2' } },
+  TextEncoder: { library: 'transformers', weights: 'model.safetensors', meta: { architectures: ['CLIPTextModel'], model_type: 'clip_text_model' } },
+  Adapter: { library: 'mumu', weights: 'model.safetensors', meta: { _class_name: 'Adapter' } },
+} as const;
+export type ComponentClass = keyof typeof COMPONENTS;
+export type Component = UNet2DConditionModel | AutoencoderKL | VisionLanguageModel | TextEncoder | Adapter;
+
+export function classOf(m: Component): ComponentClass {
+  if (m instanceof UNet2DConditionModel) return 'UNet2DConditionModel';
+  if (m instanceof AutoencoderKL) return 'AutoencoderKL';
+  if (m instanceof VisionLanguageModel) return 'VisionLanguageModel';
+  if (m instanceof TextEncoder) return 'TextEncoder';
+  return 'Adapter';
+}
+
+// The weights of a component folder, from one file or from a sharded index.
+export function readWeights(dir: string, weights: string): StateDict {
+  const single = path.join(dir, weights);
+  if (fs.existsSync(single)) return loadSafetensors(single).tensors;
+  const index = single + '.index.json';
+  if (!fs.existsSync(index)) throw new Error(`${dir}: neither ${weights} nor ${weights}.index.json exists`);
+  const map = (readJson(index) as { weight_map: Record<string, string> }).weight_map;
+  const sd: StateDict = {};
+  for (const file of new Set(Object.values(map))) Object.assign(sd, loadSafetensors(path.join(dir, file)).tensors);
+  return sd;
+}
+
+// Writes config.json (the model's parsed config, so defaults become explicit) and the base weights; LoRA layers,
+// if any, go to PEFT's files.
+export function saveComponent(dir: string, m: Component): void {
+  const spec = COMPONENTS[classOf(m)];
+  fs.mkdirSync(dir, { recursive: true });
+  const config = { ...spec.meta, _mumu_version: MUMU_VERSION, ...m.config };
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+  const hasLora = loraLayers(m).length > 0;
+  if (hasLora) {
+    unmergeLora(m);
+    saveLora(m, dir);
+  }
+  const base = Object.fromEntries(Object.entries(m.stateDict()).filter(([k]) => !/\.lora_[AB]\.weight$/.test(k)));
+  saveSafetensors(path.join(dir, spec.weights), base, { format: 'pt' });
+}
+
+// Builds a component from its folder: config.json parsed strictly, the weights loaded strictly, and the PEFT LoRA
+// beside them (if there is one) injected and loaded. Building draws throwaway initial weights; seed 0 keeps even
+// that reproducible.
+export function loadComponent<C extends ComponentClass>(dir: string, cls: C): InstanceType<(typeof CLASSES)[C]> {
+  const raw = readJson(path.join(dir, 'config.json'));
+  const m = seeded(0, () => build(cls, raw));
+  let sd = readWeights(dir, COMPONENTS[cls].weights);
+  if (cls === 'AutoencoderKL') sd = convertLegacyVaeKeys(sd);
+  m.loadStateDict(sd, { where: dir });
+  if (fs.existsSync(path.join(dir, ADAPTER_CONFIG))) loadLora(m, dir);
+  return m as InstanceType<(typeof CLASSES)[C]>;
+}
+
+const CLASSES = { UNet2DConditionModel, AutoencoderKL, VisionLanguageModel, TextEncoder, Adapter };
+
+function build(cls: ComponentClass, raw: unknown): Module {
+  switch (cls) {
+    case 'UNet2DConditionModel': return new UNet2DConditionModel(parseUNetConfig(raw));
+    case 'AutoencoderKL': return new AutoencoderKL(parseAutoencoderKLConfig(raw));
+    case 'VisionLanguageModel': return new VisionLanguageModel(parseVLMConfig(raw));
+    case 'TextEncoder': return new TextEncoder(parseCLIPTextConfig(raw));
+    case 'Adapter': return new Adapter(parseAdapterConfig(raw));
+  }
+}
