@@ -1,0 +1,3 @@
+export * from './tar.ts';
+export * from './run.ts';
+export * from './reader.ts';
