@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "mumu_torch",
-      "sources": ["src/tensor.cc", "src/ops.cc", "src/nn.cc", "src/optim.cc", "src/addon.cc"],
+      "sources": ["src/tensor.cc", "src/ops.cc", "src/nn.cc", "src/optim.cc", "src/allocator.cc", "src/addon.cc"],
       "include_dirs": [
         "<!@(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node ../scripts/find-libtorch.mjs include)"
@@ -15,7 +15,7 @@
         "-Wl,-rpath,<!(node ../scripts/find-libtorch.mjs libdir)"
       ],
       "defines": [
-        "NAPI_VERSION=8",
+        "NAPI_EXPERIMENTAL",
         "NAPI_CPP_EXCEPTIONS",
         "_GLIBCXX_USE_CXX11_ABI=<!(node ../scripts/find-libtorch.mjs abi)",
         "MUMU_WITH_CUDA=<!(node ../scripts/find-libtorch.mjs cuda)"

@@ -11,7 +11,7 @@ namespace mumu {
 
 class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
  public:
-  static Napi::FunctionReference ctor;
+  static Napi::FunctionReference* ctor;  // leaked on purpose: must outlive env teardown at exit
   static void Init(Napi::Env env, Napi::Object exports);
   explicit TensorWrap(const Napi::CallbackInfo& info);
   ~TensorWrap() override;
@@ -56,6 +56,7 @@ Napi::Value guarded(const Napi::CallbackInfo& info) {
 
 #define EXPORT(name, fn) exports.Set(name, Napi::Function::New(env, guarded<fn>, name))
 
+void installCachingAllocator();
 void InitTensor(Napi::Env env, Napi::Object exports);
 void InitOps(Napi::Env env, Napi::Object exports);
 void InitNN(Napi::Env env, Napi::Object exports);

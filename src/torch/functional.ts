@@ -21,9 +21,9 @@ export const groupNorm = (x: Tensor, groups: number, weight?: Tensor | null, bia
   new Tensor(N.groupNorm(x.h, groups, opt(weight), opt(bias), eps));
 export const layerNorm = (x: Tensor, normalizedShape: number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5) =>
   new Tensor(N.layerNorm(x.h, normalizedShape, opt(weight), opt(bias), eps));
-// RMSNorm (Mistral): x / sqrt(mean(x^2) + eps) * weight, computed in float32 as the reference implementation does.
+// RMSNorm (Mistral): x / sqrt(mean(x^2) + eps) * weight; half types are normalised in float32 as Mistral does.
 export function rmsNorm(x: Tensor, weight: Tensor | null, eps = 1e-6): Tensor {
-  const xf = x.dtype === 'float32' ? x : x.float();
+  const xf = x.dtype === 'float16' || x.dtype === 'bfloat16' ? x.float() : x;
   let y = xf.mul(xf.square().mean(-1, true).add(eps).rsqrt());
   if (y.dtype !== x.dtype) y = y.to(x.dtype);
   return weight ? y.mul(weight) : y;
