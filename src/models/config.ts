@@ -1,14 +1,22 @@
 // Typed configs read verbatim from diffusers / transformers `config.json` files. Every key is either one mumu
-// implements (with its upstream default), one mumu accepts only at its upstream default (a feature it lacks: any
-// other value is an error, not a silent mismatch), or metadata (`_class_name`, `architectures`, ...). Anything else
+// implements (with its upstream default), one mumu accepts only at one value (a feature it lacks: any other value
+// is an error, not a silent mismatch; checked before metadata), or metadata (`_class_name`, `architectures`, ...). Anything else
 // is rejected with the list of keys that are known, so a typo or an unsupported model fails at load time.
 import fs from 'node:fs';
 
-// Keys the libraries write about the file rather than the model.
+// Keys the libraries write about the file, the tokenizer or generation rather than the architecture. transformers
+// sometimes serialises a nested config with every PretrainedConfig attribute, so the generic ones are all here.
 const METADATA = new Set([
   'architectures', 'model_type', 'torch_dtype', 'dtype', 'transformers_version', 'auto_map', 'use_cache', 'return_dict',
-  'output_hidden_states', 'output_attentions', 'initializer_range', 'initializer_factor', 'pad_token_id', 'bos_token_id',
-  'eos_token_id', 'tie_word_embeddings', 'is_encoder_decoder', 'problem_type', 'chunk_size_feed_forward',
+  'output_hidden_states', 'output_attentions', 'torchscript', 'use_bfloat16', 'tf_legacy_loss', 'pruned_heads',
+  'initializer_range', 'initializer_factor', 'pad_token_id', 'bos_token_id', 'eos_token_id', 'sep_token_id',
+  'decoder_start_token_id', 'tie_word_embeddings', 'tie_encoder_decoder', 'is_encoder_decoder', 'is_decoder',
+  'add_cross_attention', 'cross_attention_hidden_size', 'chunk_size_feed_forward', 'problem_type', 'finetuning_task',
+  'id2label', 'label2id', 'tokenizer_class', 'prefix', 'task_specific_params', 'max_length', 'min_length', 'do_sample',
+  'early_stopping', 'num_beams', 'num_beam_groups', 'diversity_penalty', 'temperature', 'top_k', 'top_p', 'typical_p',
+  'repetition_penalty', 'length_penalty', 'no_repeat_ngram_size', 'encoder_no_repeat_ngram_size', 'bad_words_ids',
+  'num_return_sequences', 'output_scores', 'return_dict_in_generate', 'forced_bos_token_id', 'forced_eos_token_id',
+  'remove_invalid_values', 'exponential_decay_length_penalty', 'suppress_tokens', 'begin_suppress_tokens',
 ]);
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
@@ -32,11 +40,9 @@ export function parseConfig<T extends object>(name: string, raw: unknown, spec: 
       const flexible = spec.flexible?.includes(key as keyof T) || d === null || value === null;
       if (!flexible && kind(d) !== kind(value)) problems.push(`${key} must be ${kind(d)}, got ${JSON.stringify(value)}`);
       out[key] = value;
-    } else if (key.startsWith('_') || METADATA.has(key)) {
-      continue;
     } else if (spec.unsupported && key in spec.unsupported) {
       if (!same(value, spec.unsupported[key])) problems.push(`${key} = ${JSON.stringify(value)} is not supported (only ${JSON.stringify(spec.unsupported[key])})`);
-    } else unknown.push(key);
+    } else if (!key.startsWith('_') && !METADATA.has(key)) unknown.push(key);
   }
   if (unknown.length) {
     const known = [...Object.keys(spec.defaults), ...Object.keys(spec.unsupported ?? {})].sort();

@@ -47,6 +47,12 @@ export function readWeights(dir: string, weights: string): StateDict {
   return sd;
 }
 
+// Buffers some public files carry that mumu computes instead: CLIP's / SigLIP's position_ids and the rotary
+// inv_freq of older Llama / Mistral files. They are not weights, so dropping them loses nothing.
+export function dropComputedBuffers(sd: StateDict): StateDict {
+  return Object.fromEntries(Object.entries(sd).filter(([k]) => !/(^|\.)(position_ids|rotary_emb\.inv_freq)$/.test(k)));
+}
+
 // Writes config.json (the model's parsed config, so defaults become explicit) and the base weights; LoRA layers,
 // if any, go to PEFT's files.
 export function saveComponent(dir: string, m: Component): void {
@@ -69,7 +75,7 @@ export function saveComponent(dir: string, m: Component): void {
 export function loadComponent<C extends ComponentClass>(dir: string, cls: C): InstanceType<(typeof CLASSES)[C]> {
   const raw = readJson(path.join(dir, 'config.json'));
   const m = seeded(0, () => build(cls, raw));
-  let sd = readWeights(dir, COMPONENTS[cls].weights);
+  let sd = dropComputedBuffers(readWeights(dir, COMPONENTS[cls].weights));
   if (cls === 'AutoencoderKL') sd = convertLegacyVaeKeys(sd);
   m.loadStateDict(sd, { where: dir });
   if (fs.existsSync(path.join(dir, ADAPTER_CONFIG))) loadLora(m, dir);

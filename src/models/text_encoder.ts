@@ -27,7 +27,7 @@ export function parseCLIPTextConfig(raw: unknown): CLIPTextConfig {
       num_attention_heads: 8, max_position_embeddings: 77, hidden_act: 'quick_gelu', layer_norm_eps: 1e-5,
       attention_dropout: 0, eos_token_id: 2,
     },
-    unsupported: { dropout: 0 },
+    unsupported: { dropout: 0, tie_word_embeddings: false },
   });
   if (!ACTIVATIONS.includes(c.hidden_act)) throw new Error(`CLIPTextModel config: hidden_act '${c.hidden_act}' is not one of ${ACTIVATIONS.join(', ')}`);
   return c;

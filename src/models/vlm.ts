@@ -35,7 +35,7 @@ export function parseTextConfig(raw: unknown): TextConfig {
       num_key_value_heads: 8, head_dim: null, hidden_act: 'silu', max_position_embeddings: 32768, rms_norm_eps: 1e-6,
       rope_theta: 10000, sliding_window: 4096, attention_dropout: 0,
     },
-    unsupported: { rope_scaling: null },
+    unsupported: { rope_scaling: null, tie_word_embeddings: false },
   });
   if (!ACTIVATIONS.includes(c.hidden_act)) throw new Error(`text config: hidden_act '${c.hidden_act}' is not one of ${ACTIVATIONS.join(', ')}`);
   if (c.num_attention_heads % c.num_key_value_heads) throw new Error('text config: num_attention_heads must be a multiple of num_key_value_heads');
@@ -43,6 +43,8 @@ export function parseTextConfig(raw: unknown): TextConfig {
 }
 
 export interface PerceiverConfig {
+  hidden_size: number | null; // newer transformers copy the LM width here; it must agree
+  rms_norm_eps: number | null; // likewise; the LM's eps is used, as Idefics2 does
   hidden_act: Activation;
   resampler_n_latents: number;
   resampler_depth: number;
@@ -54,7 +56,7 @@ export interface PerceiverConfig {
 
 export function parsePerceiverConfig(raw: unknown): PerceiverConfig {
   return parseConfig<PerceiverConfig>('perceiver', raw, {
-    defaults: { hidden_act: 'silu', resampler_n_latents: 64, resampler_depth: 3, resampler_n_heads: 16, resampler_head_dim: 96, num_key_value_heads: 4, attention_dropout: 0 },
+    defaults: { hidden_size: null, rms_norm_eps: null, hidden_act: 'silu', resampler_n_latents: 64, resampler_depth: 3, resampler_n_heads: 16, resampler_head_dim: 96, num_key_value_heads: 4, attention_dropout: 0 },
   });
 }
 
@@ -72,13 +74,16 @@ export function parseVLMConfig(raw: unknown): VLMConfig {
     defaults: { image_token_id: 32001, use_perceiver: true, vision_config: {}, perceiver_config: {}, text_config: {} },
     unsupported: { tie_word_embeddings: false },
   });
-  return {
+  const c: VLMConfig = {
     image_token_id: top.image_token_id,
     use_perceiver: top.use_perceiver,
     vision_config: parseVisionConfig(r.vision_config ?? {}),
     perceiver_config: parsePerceiverConfig(r.perceiver_config ?? {}),
     text_config: parseTextConfig(r.text_config ?? {}),
   };
+  const ph = c.perceiver_config.hidden_size;
+  if (ph !== null && ph !== c.text_config.hidden_size) throw new Error(`Idefics2 config: perceiver_config.hidden_size ${ph} != text_config.hidden_size ${c.text_config.hidden_size}`);
+  return c;
 }
 
 // ---- Mistral ----

@@ -100,19 +100,25 @@ export const loraConfigOf = (model: Module): LoraConfig | undefined => CONFIGS.g
 
 // Wraps every Linear / Conv2d whose name matches config.target_modules (and not exclude_modules). As PEFT does, the
 // whole model is then frozen except the LoRA weights; unfreeze other parts afterwards if they train fully.
-// Returns the wrapped names; throws if none matched (a misspelt target would otherwise train nothing).
+// Layers that are LoRA layers already are left as they are. Returns the newly wrapped names; throws if nothing
+// matched (a misspelt target would otherwise train nothing).
 export function injectLora(model: Module, config: LoraConfig, { generator }: { generator?: Generator } = {}): string[] {
   const wrapped: string[] = [];
+  let present = 0; // matching layers that are LoRA layers already (a model loaded with its LoRA)
   seeded(generator ?? initGenerator(), () => {
     for (const s of [...model.moduleSlots()]) {
       const m = s.value;
-      if (!s.path || isLora(m) || !(m instanceof Linear || m instanceof Conv2d)) continue;
+      if (!s.path || !(m instanceof Linear || m instanceof Conv2d) || /\.lora_[AB]$/.test(s.path)) continue;
       if (!matches(s.path, config.target_modules) || matches(s.path, config.exclude_modules)) continue;
-      (s.owner as Record<string | number, Module>)[s.key] = m instanceof Linear ? new LoraLinear(m, config) : new LoraConv2d(m, config);
-      wrapped.push(s.path);
+      if (isLora(m)) {
+        present++;
+      } else {
+        (s.owner as Record<string | number, Module>)[s.key] = m instanceof Linear ? new LoraLinear(m, config) : new LoraConv2d(m, config);
+        wrapped.push(s.path);
+      }
     }
   });
-  if (!wrapped.length) throw new Error(`injectLora: no Linear or Conv2d module matches target_modules ${JSON.stringify(config.target_modules)}`);
+  if (!wrapped.length && !present) throw new Error(`injectLora: no Linear or Conv2d module matches target_modules ${JSON.stringify(config.target_modules)}`);
   CONFIGS.set(model, config);
   model.requiresGrad_(false);
   for (const [, l] of loraLayers(model)) l.lora_A.requiresGrad_(true), l.lora_B.requiresGrad_(true);
