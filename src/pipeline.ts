@@ -1,12 +1,19 @@
 // MumuPipeline: multimodal prompt in, images out (paper section 2.1 sampling: 50-step DDIM with classifier-free
 // guidance at scale 6, no negative prompt). The encoder (VLM + adapter) runs once per call, on the prompt and the
 // unconditional prompt together; each denoising step is one UNet call on the whole batch [uncond x n, cond x n].
+import { existsSync } from 'node:fs';
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Generator, randn, cat, noGrad, tidy, cuda, type Tensor } from './torch/index.ts';
 import {
   classifierFreeGuidance, inferenceTimesteps, sampleDdim, sampleEuler, epsModelFor, type Conditioning, type CondModel,
+  readSchedulerConfig, writeSchedulerConfig, scheduleFromConfig, SD_SCHEDULER_CONFIG,
   type NoiseSchedule, type SchedulerConfig, type StepInfo, type EpsModel,
 } from './diffusion/index.ts';
-import { encodePrompt, collatePrompts, PromptError, type PromptBatch, type PromptInput, type PromptSpec, type EncodedPrompt } from './prompt/index.ts';
+import {
+  encodePrompt, collatePrompts, PromptError, PromptTokenizer, type PromptBatch, type PromptInput, type PromptSpec, type EncodedPrompt,
+} from './prompt/index.ts';
+import { MumuModel } from './models/index.ts';
 import { encodePng } from './cli/png.ts';
 
 // What a loaded model gives the pipeline. `fromPretrained` builds it from a model folder; tests and other backends
@@ -168,8 +175,87 @@ export function imageToPng(image: Pick<GeneratedImage, 'width' | 'height' | 'cha
   return encodePng(image, text);
 }
 
-// A model folder (diffusers-like: model_index.json, unet/, vae/, vlm/, adapter/, tokenizer/, scheduler/) -> components.
+// The prompt side of a model folder, `tokenizer/processor_config.json` (all keys optional): how many images a
+// prompt may hold (paper stage 1: up to 4) and the images' normalisation (SigLIP: mean = std = 0.5).
+export interface ProcessorConfig {
+  max_images: number;
+  image_mean: number[];
+  image_std: number[];
+  max_length: number | null;
+}
+export const DEFAULT_PROCESSOR: ProcessorConfig = { max_images: 4, image_mean: [0.5, 0.5, 0.5], image_std: [0.5, 0.5, 0.5], max_length: null };
+
+function parseProcessorConfig(raw: unknown, where: string): ProcessorConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${where}: expected a JSON object`);
+  const out = { ...DEFAULT_PROCESSOR } as Record<string, unknown>;
+  for (const [k, v] of Object.entries(raw)) {
+    if (k.startsWith('_')) continue;
+    if (!(k in DEFAULT_PROCESSOR)) throw new Error(`${where}: unknown key '${k}' (known: ${Object.keys(DEFAULT_PROCESSOR).join(', ')})`);
+    out[k] = v;
+  }
+  const c = out as unknown as ProcessorConfig;
+  if (!Number.isInteger(c.max_images) || c.max_images < 0) throw new Error(`${where}: max_images must be a non-negative integer`);
+  return c;
+}
+
+const readJsonIf = async (file: string): Promise<unknown> => (existsSync(file) ? JSON.parse(await readFile(file, 'utf8')) : undefined);
+
+// A model folder (diffusers-like: model_index.json; unet/, vae/, vlm/, adapter/ from src/models; tokenizer/ and
+// scheduler/ from here) -> components.
 export async function loadComponents(dir: string, o: { device?: string } = {}): Promise<MumuComponents> {
-  void o;
-  throw new Error(`cannot load ${dir}: the model family (src/models) is not available yet`);
+  const device = o.device ?? 'cpu';
+  if (!existsSync(join(dir, 'model_index.json'))) throw new Error(`${dir} is not a mumu model folder (no model_index.json)`);
+  const tokFile = join(dir, 'tokenizer', 'tokenizer.json');
+  if (!existsSync(tokFile)) throw new Error(`${dir} has no tokenizer/tokenizer.json`);
+  const tokenizer = await PromptTokenizer.fromFile(tokFile);
+  const procFile = join(dir, 'tokenizer', 'processor_config.json');
+  const proc = parseProcessorConfig((await readJsonIf(procFile)) ?? {}, procFile);
+  const schedFile = join(dir, 'scheduler', 'scheduler_config.json');
+  const scheduler = existsSync(schedFile) ? await readSchedulerConfig(schedFile) : SD_SCHEDULER_CONFIG;
+
+  const model = MumuModel.load(dir).eval();
+  if (device !== 'cpu') model.to(device);
+  const { vlm, adapter, unet, vae } = model;
+  const imageTokenId = vlm.config.image_token_id;
+  const tokImage = tokenizer.imageTokenId;
+  if (tokImage !== undefined && tokImage !== imageTokenId) {
+    throw new Error(`${dir}: the tokenizer's <image> is id ${tokImage} but vlm/config.json says image_token_id ${imageTokenId}`);
+  }
+  if (tokenizer.vocabSize > vlm.config.text_config.vocab_size) {
+    throw new Error(`${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the VLM's vocab_size is ${vlm.config.text_config.vocab_size}`);
+  }
+  const latentSide = unet.config.sample_size ?? vae.config.sample_size / vae.downsampleFactor;
+  return {
+    prompt: {
+      tokenizer, imageTokenId, imageSize: vlm.config.vision_config.image_size, tokensPerImage: vlm.tokensPerImage,
+      maxImages: proc.max_images, maxLength: proc.max_length ?? undefined, imageMean: proc.image_mean, imageStd: proc.image_std,
+    },
+    encode: (b) => ({
+      context: model.encodePrompt({ inputIds: b.inputIds, pixels: b.pixelValues, attentionMask: b.attentionMask }),
+      mask: b.attentionMask,
+    }),
+    unet: (x, t, cond) => unet.forward(x, t, cond.context, { encoderAttentionMask: cond.mask ?? null }),
+    decode: (latents) => vae.decode(vae.unscaleLatents(latents)),
+    latentShape: [unet.config.in_channels, latentSide, latentSide],
+    scheduler,
+    schedule: scheduleFromConfig(scheduler),
+    device,
+    name: dir,
+  };
+}
+
+// Writes a whole model folder: the model's components (src/models) plus the tokenizer, its processor config and
+// the scheduler config, all listed in model_index.json.
+export async function savePretrained(
+  model: MumuModel, dir: string,
+  o: { tokenizer: object; processor?: Partial<ProcessorConfig>; scheduler?: SchedulerConfig },
+): Promise<void> {
+  model.extraIndex.tokenizer = ['mumu', 'PromptTokenizer'];
+  model.extraIndex.scheduler = ['diffusers', 'DDIMScheduler'];
+  model.save(dir);
+  await mkdir(join(dir, 'tokenizer'), { recursive: true });
+  await mkdir(join(dir, 'scheduler'), { recursive: true });
+  await writeFile(join(dir, 'tokenizer', 'tokenizer.json'), JSON.stringify(o.tokenizer) + '\n');
+  await writeFile(join(dir, 'tokenizer', 'processor_config.json'), JSON.stringify({ ...DEFAULT_PROCESSOR, ...o.processor }, null, 2) + '\n');
+  await writeSchedulerConfig(join(dir, 'scheduler', 'scheduler_config.json'), o.scheduler ?? SD_SCHEDULER_CONFIG);
 }

@@ -2,25 +2,11 @@
 // stderr, a non-zero exit, and no stack trace unless --debug.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, symlinkSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { makeFixtures } from '../prompt/fixtures.ts';
-
-export const BIN = fileURLToPath(new URL('../../bin/mumu.js', import.meta.url));
-
-export function mumu(args: string[], o: { cwd?: string; bin?: string[] } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((res, rej) => {
-    const p = spawn(o.bin?.[0] ?? process.execPath, [...(o.bin?.slice(1) ?? [BIN]), ...args], { cwd: o.cwd, env: { ...process.env, NO_COLOR: '1' } });
-    let stdout = '', stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', rej);
-    p.on('close', (code) => res({ code: code ?? -1, stdout, stderr }));
-  });
-}
+import { mumu, BIN } from './helpers.ts';
 
 const oneLine = (s: string) => s.trimEnd().split('\n').length === 1 && !/\n\s+at /.test(s);
 

@@ -1,0 +1,58 @@
+// MumuPipeline on a real (tiny, randomly initialised) MUMU model folder: loading, determinism, the encoder once per
+// call, image order mattering, and the model's image limit.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setNumThreads } from '../../src/torch/index.ts';
+import { MumuPipeline } from '../../src/pipeline.ts';
+import { makeTinyModel } from './tiny-model.ts';
+import { solid } from '../prompt/fixtures.ts';
+
+setNumThreads(1);  // tiny tensors: threads only add contention with the other test processes
+let dir = '';
+before(async () => { dir = await makeTinyModel(); });
+const b64 = (r: { images: { data: Uint8Array }[] }) => r.images.map((i) => Buffer.from(i.data).toString('base64'));
+
+test('loads the folder; same seed gives the same pixels across loads; image i = seed + i', async () => {
+  const [p1, p2] = [await MumuPipeline.fromPretrained(dir), await MumuPipeline.fromPretrained(dir)];
+  assert.deepEqual(p1.components.latentShape, [4, 8, 8]);
+  assert.equal(p1.components.prompt.tokensPerImage, 4);
+  const a = await p1.generate('a dog on the night sky', { steps: 3, seed: 11, numImages: 2 });
+  const b = await p2.generate('a dog on the night sky', { steps: 3, seed: 11, numImages: 2 });
+  assert.deepEqual([a.images[0]!.width, a.images[0]!.height], [16, 16]);
+  assert.deepEqual(b64(a), b64(b));
+  assert.deepEqual(b64(await p1.generate('a dog on the night sky', { steps: 3, seed: 12 }))[0], b64(a)[1]);
+  assert.notDeepEqual(b64(a)[0], b64(a)[1]);
+});
+
+test('the encoder runs once per call, the UNet once per step', async () => {
+  const pipe = await MumuPipeline.fromPretrained(dir);
+  const c = pipe.components;
+  const calls = { encode: 0, unet: [] as number[] };
+  const [enc, unet] = [c.encode, c.unet];
+  c.encode = (b) => (calls.encode++, enc(b));
+  c.unet = (x, t, k) => (calls.unet.push(x.size(0)), unet(x, t, k));
+  await pipe.generate('a cat', { steps: 4, numImages: 3, seed: 0 });
+  assert.deepEqual(calls, { encode: 1, unet: [6, 6, 6, 6] });
+});
+
+test('images reach the output in order; the model limit is enforced', async () => {
+  const pipe = await MumuPipeline.fromPretrained(dir);
+  const red = await solid(8, 8, [255, 0, 0]).png().toBuffer();
+  const blue = await solid(8, 8, [0, 0, 255]).png().toBuffer();
+  const o = { steps: 2, seed: 4 };
+  const rb = b64(await pipe.generate(['a', { image: red }, 'dog and a', { image: blue }, 'cat'], o))[0];
+  const br = b64(await pipe.generate(['a', { image: blue }, 'dog and a', { image: red }, 'cat'], o))[0];
+  const text = b64(await pipe.generate('a dog and a cat', o))[0];
+  assert.notEqual(rb, br);
+  assert.notEqual(rb, text);
+  await assert.rejects(pipe.generate([{ image: red }, { image: red }, { image: red }, 'and', { image: blue }], o), /prompt segment 5: has 4 images; this model takes at most 3/);
+});
+
+test('a tokenizer that disagrees with the VLM about <image> is refused at load', async () => {
+  const bad = await makeTinyModel();
+  const file = join(bad, 'vlm', 'config.json');
+  writeFileSync(file, readFileSync(file, 'utf8').replace('"image_token_id": 4', '"image_token_id": 5'));
+  await assert.rejects(MumuPipeline.fromPretrained(bad), /the tokenizer's <image> is id 4 but vlm\/config.json says image_token_id 5/);
+});
