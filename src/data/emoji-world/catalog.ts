@@ -86,13 +86,17 @@ export function iconSet(id: string): IconifySet {
   return s;
 }
 
+// Icons that make resvg 2.6.2 panic (a Rust panic aborts the whole process, so it cannot be caught): found by
+// rasterizing every icon of every set; treated as absent from their set.
+const RESVG_PANICS: ReadonlySet<string> = new Set(['noto/package', 'noto/rainbow-flag']);
+
 // The iconify names of a set without parsing its icon bodies (cheap, for the catalog).
 const nameCache = new Map<string, Set<string>>();
 function iconNames(id: string): Set<string> {
   let names = nameCache.get(id);
   if (!names) {
     const s = iconSet(id);
-    names = new Set([...Object.keys(s.icons), ...Object.keys(s.aliases ?? {})]);
+    names = new Set([...Object.keys(s.icons), ...Object.keys(s.aliases ?? {})].filter((n) => !RESVG_PANICS.has(`${id}/${n}`)));
     nameCache.set(id, names);
   }
   return names;

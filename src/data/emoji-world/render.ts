@@ -1,7 +1,12 @@
-// Rasterize one emoji of one style at one pixel size with resvg, cached: scenes reuse the same few thousand
-// (style, slug, size) sprites, and a cache hit costs nothing next to resvg's ~ms per icon.
+// Rasterize one emoji of one style with resvg, cached: scenes reuse the same few thousand (style, slug, size)
+// sprites, and a cache hit costs nothing next to resvg's ~ms per icon.
+//
+// resvg 2.6.2 panics (aborting the process) on a few icons at some sizes only, e.g. fluent-emoji's
+// `person-curly-hair` at 32 px. So icons are rasterized only at the canonical sizes below, every one of which was
+// checked by rasterizing every icon of every set (minus catalog.ts's RESVG_PANICS), and area-downscaled in TS to
+// the size a scene asks for.
 import { Resvg } from '@resvg/resvg-js';
-import type { Box, RawImage } from '../image.ts';
+import { resampleRGBA, type Box, type RawImage } from '../image.ts';
 import { iconSvg } from './catalog.ts';
 
 export interface Sprite {
@@ -42,21 +47,28 @@ export function tightBox(img: RawImage): Box {
   return { x: x0, y: y0, w: x1 - x0 + 1, h: y1 - y0 + 1 };
 }
 
-// Insertion-ordered Map as an LRU: delete + set moves a key to the back.
-const MAX_CACHED = 4096;
-const cache = new Map<string, Sprite>();
+export const CANONICAL_SIZES: readonly number[] = [64, 128, 256];
+
+// Insertion-ordered Maps as LRUs: delete + set moves a key to the back.
+function lru<V>(max: number) {
+  const m = new Map<string, V>();
+  return (key: string, make: () => V): V => {
+    let v = m.get(key);
+    if (v !== undefined) m.delete(key);
+    else v = make();
+    m.set(key, v);
+    if (m.size > max) m.delete(m.keys().next().value!);
+    return v;
+  };
+}
+const canonical = lru<RawImage>(768); // <= 256 KB each
+const sprites = lru<Sprite>(4096);
 
 export function sprite(style: string, slug: string, px: number): Sprite {
-  const key = `${style}/${slug}/${px}`;
-  let s = cache.get(key);
-  if (s) {
-    cache.delete(key);
-    cache.set(key, s);
-    return s;
-  }
-  const image = rasterize(style, slug, px);
-  s = { image, tight: tightBox(image) };
-  cache.set(key, s);
-  if (cache.size > MAX_CACHED) cache.delete(cache.keys().next().value!);
-  return s;
+  return sprites(`${style}/${slug}/${px}`, () => {
+    const base = CANONICAL_SIZES.find((c) => c >= px) ?? CANONICAL_SIZES.at(-1)!;
+    const big = canonical(`${style}/${slug}/${base}`, () => rasterize(style, slug, base));
+    const image = resampleRGBA(big, px, Math.max(1, Math.round((big.height * px) / big.width)));
+    return { image, tight: tightBox(image) };
+  });
 }
