@@ -123,7 +123,7 @@ export async function runBootstrap(argv: string[]): Promise<number> {
     bars.stop();
   }
 
-  const skipped = Object.entries(manifest.totals.skipped).map(([k, n]) => `${n} ${k}`).join(', ') || 'none';
+  const skipped = Object.entries(manifest.totals.skipped).sort(([a], [b]) => a.localeCompare(b)).map(([k, n]) => `${n} ${k}`).join(', ') || 'none';
   if (manifest.totals.samples === 0) throw new Error(`no samples produced from ${spec.n} inputs (skipped: ${skipped})`);
 
   if (sheetN > 0) {
