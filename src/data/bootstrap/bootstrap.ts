@@ -88,7 +88,7 @@ export interface BootstrapInput {
   depth?: DepthEstimator;
 }
 
-export interface DropCounts { 'too-small': number; 'too-large': number; 'over-max': number; 'not-person': number }
+export type DropCounts = { 'too-small': number; 'too-large': number; 'over-max': number; 'not-person': number };
 
 export interface BootstrapSample {
   target: RawImage; // square, RGB
