@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randn, randint, tensor, cat, allclose, equal, noGrad, F } from '../../src/torch/index.ts';
+import { randn, randint, tensor, cat, allclose, equal, noGrad, tidy, AdamW, Generator, F } from '../../src/torch/index.ts';
 import { loraLayers } from '../../src/nn/index.ts';
 import { PAPER_TRAINING } from '../../src/models/index.ts';
 import { tinyVae, tinyUnet, tinyVlm, tinyAdapter, tinyTextEncoder, tinyMumu } from './tiny.ts';
@@ -155,4 +155,21 @@ test('MumuModel: a fully trained VLM part and a frozen UNet', () => {
   const ctx = m.encodePrompt({ inputIds: promptIds(1), pixels: randn([1, 3, 8, 8]), attentionMask: null });
   m.forward(randn([1, 4, 8, 8]), 1, ctx).square().mean().backward();
   for (const [k, p] of m.namedParameters()) assert.equal(p.grad !== null, p.requiresGrad, k);
+});
+
+test('training smoke: a few AdamW steps on one batch lower the UNet loss', () => {
+  const unet = tinyUnet(5);
+  const g = new Generator(1);
+  const x = randn([4, 4, 8, 8], { generator: g }), ctx = randn([4, 3, 24], { generator: g }), noise = randn([4, 4, 8, 8], { generator: g });
+  const t = tensor([100, 300, 600, 900]);
+  const opt = new AdamW(unet.parameters(), { lr: 3e-3, weightDecay: 0 });
+  const loss = () => tidy(() => F.mseLoss(unet.forward(x.add(noise), t, ctx), noise));
+  const first = noGrad(() => loss().item());
+  for (let i = 0; i < 15; i++) {
+    opt.zeroGrad();
+    tidy(() => loss().backward());
+    opt.stepOnce();
+  }
+  const last = noGrad(() => loss().item());
+  assert.ok(last < first * 0.7, `loss ${first} -> ${last}`);
 });

@@ -40,14 +40,20 @@ test('a component folder: config.json + diffusion_pytorch_model.safetensors, str
   const back = loadComponent(path.join(dir, 'unet'), 'UNet2DConditionModel');
   const x = randn([1, 4, 8, 8]), ctx = randn([1, 3, 24]);
   assert.ok(equal(back.forward(x, 7, ctx), unet.forward(x, 7, ctx)));
+  // half-precision files (how SDXL ships) load into float32 parameters
+  const half = Object.fromEntries(Object.entries(unet.stateDict()).map(([k, t]) => [k, t.to('float16')]));
+  saveSafetensors(path.join(dir, 'unet', 'diffusion_pytorch_model.safetensors'), half);
+  const fromHalf = loadComponent(path.join(dir, 'unet'), 'UNet2DConditionModel');
+  assert.equal(fromHalf.conv_in.weight.dtype, 'float32');
+  assert.ok(allclose(fromHalf.forward(x, 7, ctx), unet.forward(x, 7, ctx), 1e-2, 1e-2));
   // a shard index works as well as one file, and a foreign file is reported key by key
   const vdir = path.join(dir, 'vae');
   saveComponent(vdir, tinyVae());
   const sd = loadSafetensors(path.join(vdir, 'diffusion_pytorch_model.safetensors')).tensors;
   const keys = Object.keys(sd);
-  const half = Object.fromEntries(keys.slice(0, 40).map((k) => [k, sd[k]!])), rest = Object.fromEntries(keys.slice(40).map((k) => [k, sd[k]!]));
+  const first = Object.fromEntries(keys.slice(0, 40).map((k) => [k, sd[k]!])), rest = Object.fromEntries(keys.slice(40).map((k) => [k, sd[k]!]));
   fs.rmSync(path.join(vdir, 'diffusion_pytorch_model.safetensors'));
-  saveSafetensors(path.join(vdir, 'a.safetensors'), half);
+  saveSafetensors(path.join(vdir, 'a.safetensors'), first);
   saveSafetensors(path.join(vdir, 'b.safetensors'), rest);
   const weight_map = Object.fromEntries([...keys.slice(0, 40).map((k) => [k, 'a.safetensors']), ...keys.slice(40).map((k) => [k, 'b.safetensors'])]);
   fs.writeFileSync(path.join(vdir, 'diffusion_pytorch_model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map }));
