@@ -9,18 +9,15 @@
 
 namespace mumu {
 
-class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
- public:
-  static Napi::FunctionReference* ctor;  // leaked on purpose: must outlive env teardown at exit
-  static void Init(Napi::Env env, Napi::Object exports);
-  explicit TensorWrap(const Napi::CallbackInfo& info);
-  ~TensorWrap() override;
-  void release(Napi::Env env);
+// A JS tensor handle is a napi External holding this, type-tagged so no other external passes for a tensor.
+// Externals are much cheaper to create than class instances (no JS constructor call), which matters for small ops.
+struct TensorHolder {
   at::Tensor tensor;
   int64_t accounted = 0;  // bytes reported to V8 so the GC feels native memory pressure
+  void release(node_api_basic_env env);
 };
 
-// Wraps a result tensor as a new JS object (the constructor takes it from a thread-local slot: no External alloc).
+// Wraps a result tensor as a new JS handle.
 Napi::Value wrap(Napi::Env env, at::Tensor t);
 Napi::Value wrapList(Napi::Env env, const std::vector<at::Tensor>& ts);
 
