@@ -67,6 +67,9 @@ export async function runBootstrap(argv: string[]): Promise<number> {
   const samplesPerShard = intFlag('shard-size', v['shard-size'], 1) ?? 1000;
   const sheetN = intFlag('sheet', v.sheet, 0, 256) ?? 16;
   const config = defaultConfig(stage, size);
+  // Stage 2 on real photos is the paper's "single high resolution face or person crop" (section 5); EmojiWorld has
+  // few people, so there it falls back to any object.
+  config.stage2PersonOnly = v.source === 'folder';
 
   let spec: RunSpec;
   let splits: unknown;
@@ -75,7 +78,8 @@ export async function runBootstrap(argv: string[]): Promise<number> {
     if (n === undefined) throw usage('--n N is required for --source emoji-world');
     if (v.split && v.split !== 'train' && v.split !== 'test') throw usage(`--split must be train or test, got '${v.split}'`);
     const split = (v.split ?? 'train') as Split;
-    spec = { source: 'emoji-world', n, seed, size, stage, samplesPerShard, config, split, renderScale: 2 };
+    // Scenes are drawn larger than the target so crops keep detail: 2x for stage 1, 4x for stage 2's double-size crop.
+    spec = { source: 'emoji-world', n, seed, size, stage, samplesPerShard, config, split, renderScale: stage === 2 ? 4 : 2 };
     const world = new EmojiWorld({ size, seed, split });
     splits = {
       split,

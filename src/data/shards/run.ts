@@ -143,10 +143,12 @@ const WORKER_BOOT = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))
 async function runInWorkers(spec: RunSpec, outDir: string, todo: number[], n: number, log: (l: string) => void, finish: (r: ShardRecord) => Promise<void>): Promise<void> {
   const queue = todo.slice();
   let chain = Promise.resolve();
-  await Promise.all(
+  const all: Worker[] = [];
+  const jobs = Promise.all(
     Array.from({ length: n }, () =>
       new Promise<void>((resolve, reject) => {
         const w = new Worker(WORKER_BOOT, { eval: true, workerData: { spec, outDir } });
+        all.push(w);
         const next = () => {
           const k = queue.shift();
           if (k === undefined) void w.terminate().then(() => resolve());
@@ -164,5 +166,12 @@ async function runInWorkers(spec: RunSpec, outDir: string, todo: number[], n: nu
       }),
     ),
   );
-  await chain;
+  try {
+    await jobs;
+    await chain;
+  } catch (err) {
+    // One failed worker ends the run; the others must not keep the process alive.
+    await Promise.all(all.map((w) => w.terminate()));
+    throw err;
+  }
 }
