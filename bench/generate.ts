@@ -8,9 +8,14 @@ import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { getNumThreads, torchVersion } from '../src/torch/index.ts';
-import { MumuPipeline, type GenerateResult } from '../src/pipeline.ts';
-import { makeTinyModel } from '../test/pipeline/tiny-model.ts';
+import type { GenerateResult } from '../src/pipeline.ts';
+
+// as bin/mumu.js does, before libtorch loads (hence the dynamic imports below): spinning OpenMP waits cost 10-25x
+// on a busy machine
+process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+const { getNumThreads, torchVersion } = await import('../src/torch/index.ts');
+const { MumuPipeline } = await import('../src/pipeline.ts');
+const { makeTinyModel, makeDefaultArchitectureModel } = await import('../test/pipeline/tiny-model.ts');
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const { values: v } = parseArgs({
@@ -29,9 +34,16 @@ let model = v.model ?? join(ROOT, 'models', 'emoji-default');
 let modelLabel = v.model ?? 'models/emoji-default';
 if (!existsSync(join(model, 'model_index.json'))) {
   if (v.model) throw new Error(`${v.model} is not a mumu model folder (no model_index.json)`);
-  model = await makeTinyModel();
-  modelLabel = 'tiny random model (models/emoji-default is not shipped yet)';
-  process.stderr.write(`note: ${modelLabel}; timing the tiny random test model instead\n`);
+  // no trained weights yet: time the default architecture with random weights (same FLOPs), or the tiny test model
+  const configs = join(ROOT, 'configs', 'models');
+  if (existsSync(join(configs, 'unet.json'))) {
+    model = await makeDefaultArchitectureModel(configs);
+    modelLabel = 'default architecture (configs/models), random weights: models/emoji-default is not shipped yet';
+  } else {
+    model = await makeTinyModel();
+    modelLabel = 'tiny random test model: models/emoji-default is not shipped yet';
+  }
+  process.stderr.write(`note: ${modelLabel}\n`);
 }
 
 const pipe = await MumuPipeline.fromPretrained(model, { device });
@@ -54,6 +66,7 @@ const out = {
   date: new Date().toISOString(),
   machine: `${cpu.length} x ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${device}`,
   threads: getNumThreads(),
+  omp_wait_policy: process.env.OMP_WAIT_POLICY,
   libtorch: torchVersion,
   model: modelLabel,
   steps, guidance, images_per_call: n, runs,

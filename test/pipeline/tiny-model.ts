@@ -1,6 +1,6 @@
 // A randomly initialised tiny MUMU model folder (16 px images, 8x8x4 latents, one-layer VLM and adapter), written
 // the way a trained model is, for the pipeline / CLI tests and as the benchmark's fallback.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { seeded } from '../../src/nn/index.ts';
@@ -33,5 +33,19 @@ export async function makeTinyModel(dir = mkdtempSync(join(tmpdir(), 'mumu-tiny-
     })),
   }));
   await savePretrained(model, dir, { tokenizer, processor: { max_images: o.maxImages ?? 3 } });
+  return dir;
+}
+
+// A randomly initialised model with the shipped default architecture (configs/models/*.json), for timing the real
+// sizes before trained weights exist.
+export async function makeDefaultArchitectureModel(configDir: string, dir = mkdtempSync(join(tmpdir(), 'mumu-default-arch-')), seed = 0): Promise<string> {
+  const read = (f: string) => JSON.parse(readFileSync(join(configDir, f), 'utf8')) as unknown;
+  const model = seeded(seed, () => new MumuModel({
+    vlm: new VisionLanguageModel(parseVLMConfig(read('vlm.json'))),
+    adapter: new Adapter(parseAdapterConfig(read('adapter.json'))),
+    unet: new UNet2DConditionModel(parseUNetConfig(read('unet.json'))),
+    vae: new AutoencoderKL(parseAutoencoderKLConfig(read('vae.json'))),
+  }));
+  await savePretrained(model, dir, { tokenizer: buildWordLevelTokenizer(TINY_WORDS) });
   return dir;
 }
