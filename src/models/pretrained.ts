@@ -4,10 +4,10 @@
 // PEFT's files (`adapter_config.json`, `adapter_model.safetensors`) beside them; loading puts both back.
 import fs from 'node:fs';
 import path from 'node:path';
-import { saveSafetensors, loadSafetensors } from '../torch/index.ts';
-import { Module, seeded, loraLayers, saveLora, loadLora, ADAPTER_CONFIG, unmergeLora, type StateDict } from '../nn/index.ts';
+import { saveSafetensors, loadSafetensors, SafetensorsFile } from '../torch/index.ts';
+import { Module, seeded, loraLayers, saveLora, loadLora, ADAPTER_CONFIG, unmergeLora, type StateDict, type WeightSource } from '../nn/index.ts';
 import { readJson } from './config.ts';
-import { AutoencoderKL, parseAutoencoderKLConfig, convertLegacyVaeKeys } from './vae.ts';
+import { AutoencoderKL, parseAutoencoderKLConfig, legacyVaeKey } from './vae.ts';
 import { UNet2DConditionModel, parseUNetConfig } from './unet.ts';
 import { VisionLanguageModel, parseVLMConfig } from './vlm.ts';
 import { Adapter, parseAdapterConfig } from './adapter.ts';
@@ -35,22 +35,44 @@ export function classOf(m: Component): ComponentClass {
   return 'Adapter';
 }
 
-// The weights of a component folder, from one file or from a sharded index.
-export function readWeights(dir: string, weights: string): StateDict {
+// The safetensors files of a component folder: one file, or the shards a `.index.json` names.
+export function weightFiles(dir: string, weights: string): string[] {
   const single = path.join(dir, weights);
-  if (fs.existsSync(single)) return loadSafetensors(single).tensors;
+  if (fs.existsSync(single)) return [single];
   const index = single + '.index.json';
   if (!fs.existsSync(index)) throw new Error(`${dir}: neither ${weights} nor ${weights}.index.json exists`);
   const map = (readJson(index) as { weight_map: Record<string, string> }).weight_map;
+  return [...new Set(Object.values(map))].map((f) => path.join(dir, f));
+}
+
+// All weights of a component folder in memory.
+export function readWeights(dir: string, weights: string): StateDict {
   const sd: StateDict = {};
-  for (const file of new Set(Object.values(map))) Object.assign(sd, loadSafetensors(path.join(dir, file)).tensors);
+  for (const file of weightFiles(dir, weights)) Object.assign(sd, loadSafetensors(file).tensors);
   return sd;
+}
+
+// The weights of a component folder, opened lazily: names (after `rename`) and shapes from the headers, data read
+// tensor by tensor while loading. Call close() when done.
+export function openWeights(dir: string, weights: string, rename = (k: string, ndim: number) => ({ key: k, flatten: false })): { source: WeightSource; close(): void } {
+  const files = weightFiles(dir, weights).map((f) => SafetensorsFile.openSync(f));
+  const source: WeightSource = new Map();
+  for (const f of files) {
+    for (const name of f.keys()) {
+      if (COMPUTED_BUFFER.test(name)) continue;
+      const { shape } = f.info(name);
+      const { key, flatten } = rename(name, shape.length);
+      source.set(key, { shape: flatten ? [shape[0]!, shape.slice(1).reduce((a, b) => a * b, 1)] : shape, read: () => (flatten ? f.getTensor(name).flatten(1) : f.getTensor(name)) });
+    }
+  }
+  return { source, close: () => files.forEach((f) => f.close()) };
 }
 
 // Buffers some public files carry that mumu computes instead: CLIP's / SigLIP's position_ids and the rotary
 // inv_freq of older Llama / Mistral files. They are not weights, so dropping them loses nothing.
+const COMPUTED_BUFFER = /(^|\.)(position_ids|rotary_emb\.inv_freq)$/;
 export function dropComputedBuffers(sd: StateDict): StateDict {
-  return Object.fromEntries(Object.entries(sd).filter(([k]) => !/(^|\.)(position_ids|rotary_emb\.inv_freq)$/.test(k)));
+  return Object.fromEntries(Object.entries(sd).filter(([k]) => !COMPUTED_BUFFER.test(k)));
 }
 
 // Writes config.json (the model's parsed config, so defaults become explicit) and the base weights; LoRA layers,
@@ -69,15 +91,18 @@ export function saveComponent(dir: string, m: Component): void {
   saveSafetensors(path.join(dir, spec.weights), base, { format: 'pt' });
 }
 
-// Builds a component from its folder: config.json parsed strictly, the weights loaded strictly, and the PEFT LoRA
-// beside them (if there is one) injected and loaded. Building draws throwaway initial weights; seed 0 keeps even
-// that reproducible.
+// Builds a component from its folder: config.json parsed strictly, the weights loaded strictly (streamed from the
+// file, one tensor at a time), and the PEFT LoRA beside them (if there is one) injected and loaded. Building draws
+// throwaway initial weights first (seed 0, so even that is reproducible); a lazy "meta" init would save that time.
 export function loadComponent<C extends ComponentClass>(dir: string, cls: C): InstanceType<(typeof CLASSES)[C]> {
   const raw = readJson(path.join(dir, 'config.json'));
   const m = seeded(0, () => build(cls, raw));
-  let sd = dropComputedBuffers(readWeights(dir, COMPONENTS[cls].weights));
-  if (cls === 'AutoencoderKL') sd = convertLegacyVaeKeys(sd);
-  m.loadStateDict(sd, { where: dir });
+  const { source, close } = openWeights(dir, COMPONENTS[cls].weights, cls === 'AutoencoderKL' ? legacyVaeKey : undefined);
+  try {
+    m.loadFrom(source, { where: dir });
+  } finally {
+    close();
+  }
   if (fs.existsSync(path.join(dir, ADAPTER_CONFIG))) loadLora(m, dir);
   return m as InstanceType<(typeof CLASSES)[C]>;
 }

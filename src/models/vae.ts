@@ -215,14 +215,19 @@ export class AutoencoderKL extends Module {
 }
 
 // Early diffusers VAE files (e.g. SD 1.5's vae/diffusion_pytorch_model.safetensors) name the mid-block attention
-// query / key / value / proj_attn; diffusers renames them on load, and so does this.
+// query / key / value / proj_attn; diffusers renames them on load, and so does this. Returns the new name, and
+// whether the tensor is an old 1x1 conv (C, C, 1, 1) to flatten to a Linear weight (C, C).
+export function legacyVaeKey(key: string, ndim: number): { key: string; flatten: boolean } {
+  const rename: Record<string, string> = { query: 'to_q', key: 'to_k', value: 'to_v', proj_attn: 'to_out.0' };
+  const m = /^(.*\.attentions\.\d+\.)(query|key|value|proj_attn)\.(weight|bias)$/.exec(key);
+  return m ? { key: `${m[1]}${rename[m[2]!]}.${m[3]}`, flatten: ndim === 4 } : { key, flatten: false };
+}
+
 export function convertLegacyVaeKeys(sd: StateDict): StateDict {
   const out: StateDict = {};
-  const rename: Record<string, string> = { query: 'to_q', key: 'to_k', value: 'to_v', proj_attn: 'to_out.0' };
   for (const [k, t] of Object.entries(sd)) {
-    const m = /^(.*\.attentions\.\d+\.)(query|key|value|proj_attn)\.(weight|bias)$/.exec(k);
-    // old files may also store them as 1x1 convs (C, C, 1, 1)
-    out[m ? `${m[1]}${rename[m[2]!]}.${m[3]}` : k] = m && t.ndim === 4 ? t.flatten(1) : t;
+    const { key, flatten } = legacyVaeKey(k, t.ndim);
+    out[key] = flatten ? t.flatten(1) : t;
   }
   return out;
 }

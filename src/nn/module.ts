@@ -6,6 +6,8 @@
 import { Tensor, Generator, keep, noGrad, type DType } from '../torch/index.ts';
 
 export type StateDict = Record<string, Tensor>;
+// Checkpoint tensors by key, each read when needed.
+export type WeightSource = Map<string, { shape: readonly number[]; read: () => Tensor }>;
 
 // Where a parameter or child lives, so `to()` and LoRA injection can replace it in place.
 interface Slot<T> { path: string; owner: object; key: string | number; value: T }
@@ -140,20 +142,34 @@ export abstract class Module {
   // Copies matching tensors into the parameters in place (so optimisers holding them stay valid). Strict mode checks
   // the whole dict first and reports every missing, unexpected and wrong-shape key in one error; non-strict mode
   // loads what fits and returns the same report.
-  loadStateDict(sd: StateDict, { strict = true, where = this.constructor.name } = {}): LoadReport {
+  loadStateDict(sd: StateDict, opts: { strict?: boolean; where?: string } = {}): LoadReport {
+    const source: WeightSource = new Map(Object.entries(sd).map(([k, t]) => [k, { shape: t.shape, read: () => t }]));
+    return this.loadFrom(source, { ...opts, disposeAfterCopy: false });
+  }
+
+  // The same from tensors read one at a time (a checkpoint file opened lazily): shapes are checked from the file
+  // header before any data is read, and each tensor is freed once copied, so loading never holds a second copy of
+  // the model.
+  loadFrom(source: WeightSource, { strict = true, where = this.constructor.name, disposeAfterCopy = true } = {}): LoadReport {
     const slots = new Map([...this.paramSlots()].map((s) => [s.path, s.value]));
     const report: LoadReport = { missing: [], unexpected: [], mismatched: [] };
-    for (const key of slots.keys()) if (!(key in sd)) report.missing.push(key);
-    for (const [key, t] of Object.entries(sd)) {
+    for (const key of slots.keys()) if (!source.has(key)) report.missing.push(key);
+    for (const [key, { shape }] of source) {
       const p = slots.get(key);
       if (!p) report.unexpected.push(key);
-      else if (p.shape.join() !== t.shape.join()) report.mismatched.push({ key, expected: [...p.shape], got: [...t.shape] });
+      else if (p.shape.join() !== shape.join()) report.mismatched.push({ key, expected: [...p.shape], got: [...shape] });
     }
     const bad = report.missing.length + report.unexpected.length + report.mismatched.length;
     if (strict && bad) throw new StateDictError(report, where);
     const wrong = new Set(report.mismatched.map((m) => m.key));
     noGrad(() => {
-      for (const [key, p] of slots) if (key in sd && !wrong.has(key)) p.copy_(sd[key]!);
+      for (const [key, p] of slots) {
+        const entry = source.get(key);
+        if (!entry || wrong.has(key)) continue;
+        const t = entry.read();
+        p.copy_(t);
+        if (disposeAfterCopy) t.dispose();
+      }
     });
     return report;
   }

@@ -63,6 +63,22 @@ test('a component folder: config.json + diffusion_pytorch_model.safetensors, str
   assert.throws(() => loadComponent(vdir, 'AutoencoderKL'), /missing keys \(\d+\)/);
 });
 
+test('loading converts legacy VAE attention names (and 1x1-conv shapes) and drops computed buffers', () => {
+  const dir = tmp();
+  const vae = tinyVae(4);
+  saveComponent(dir, vae);
+  const legacy: Record<string, ReturnType<typeof randn>> = { 'encoder.mid_block.position_ids': randn([3]) };
+  for (const [k, t] of Object.entries(vae.stateDict())) {
+    const old = k.replace('.to_q.', '.query.').replace('.to_k.', '.key.').replace('.to_v.', '.value.').replace('.to_out.0.', '.proj_attn.');
+    legacy[old] = old !== k && k.endsWith('weight') ? t.unsqueeze(-1).unsqueeze(-1) : t; // (C, C, 1, 1) as the oldest files
+  }
+  assert.ok('decoder.mid_block.attentions.0.proj_attn.weight' in legacy);
+  saveSafetensors(path.join(dir, 'diffusion_pytorch_model.safetensors'), legacy);
+  const back = loadComponent(dir, 'AutoencoderKL');
+  const x = randn([1, 3, 16, 16]);
+  assert.ok(equal(back.decode(back.encode(x).mode()), vae.decode(vae.encode(x).mode())));
+});
+
 test('MumuModel folder: model_index.json, per-component folders, LoRA in PEFT files, tokenizer entry carried', () => {
   const m = tinyMumu().applyTraining(PAPER_TRAINING);
   m.extraIndex.tokenizer = ['mumu', 'WordLevelTokenizer'];
