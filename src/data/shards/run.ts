@@ -107,7 +107,9 @@ export async function runShards(spec: RunSpec, outDir: string, opts: RunOptions 
   };
 
   const workers = Math.max(1, Math.min(opts.workers ?? 1, todo.length || 1));
-  if (workers === 1) {
+  if (todo.length === 0) {
+    // Already complete: nothing to open (a folder source would load its detector for nothing).
+  } else if (workers === 1) {
     const source = await openSource(spec, log);
     try {
       for (const k of todo) {
