@@ -49,20 +49,31 @@ export function tightBox(img: RawImage): Box {
 
 export const CANONICAL_SIZES: readonly number[] = [64, 128, 256];
 
-// Insertion-ordered Maps as LRUs: delete + set moves a key to the back.
-function lru<V>(max: number) {
+// Insertion-ordered Maps as LRUs bounded in bytes: delete + set moves a key to the back.
+function lru<V>(maxBytes: number, bytes: (v: V) => number) {
   const m = new Map<string, V>();
+  let total = 0;
   return (key: string, make: () => V): V => {
     let v = m.get(key);
     if (v !== undefined) m.delete(key);
-    else v = make();
+    else {
+      v = make();
+      total += bytes(v);
+    }
     m.set(key, v);
-    if (m.size > max) m.delete(m.keys().next().value!);
+    while (total > maxBytes && m.size > 1) {
+      const [k, old] = m.entries().next().value!;
+      m.delete(k);
+      total -= bytes(old);
+    }
     return v;
   };
 }
-const canonical = lru<RawImage>(768); // <= 256 KB each
-const sprites = lru<Sprite>(4096);
+// Per process (each worker thread has its own): enough for every concept of a few styles at 128 px.
+export const CANONICAL_CACHE_BYTES = 256 << 20;
+export const SPRITE_CACHE_BYTES = 64 << 20;
+const canonical = lru<RawImage>(CANONICAL_CACHE_BYTES, (im) => im.data.length);
+const sprites = lru<Sprite>(SPRITE_CACHE_BYTES, (s) => s.image.data.length);
 
 export function sprite(style: string, slug: string, px: number): Sprite {
   return sprites(`${style}/${slug}/${px}`, () => {
