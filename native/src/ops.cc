@@ -209,6 +209,9 @@ static Napi::Value Pad(const Napi::CallbackInfo& i) {  // (t, pads, mode, value)
   auto v = i[3].IsNumber() ? c10::optional<double>(f64(i[3])) : c10::nullopt;
   return wrap(i.Env(), at::pad(T(i[0]), ints(i[1]), str(i[2]), v));
 }
+static Napi::Value RepeatInterleave(const Napi::CallbackInfo& i) {  // (t, repeats, dim)
+  return wrap(i.Env(), T(i[0]).repeat_interleave(i64(i[1]), i64(i[2])));
+}
 static Napi::Value Flip(const Napi::CallbackInfo& i) { return wrap(i.Env(), T(i[0]).flip(ints(i[1]))); }
 static Napi::Value Roll(const Napi::CallbackInfo& i) { return wrap(i.Env(), T(i[0]).roll(ints(i[1]), ints(i[2]))); }
 static Napi::Value Tril(const Napi::CallbackInfo& i) { return wrap(i.Env(), T(i[0]).tril(i64(i[1]))); }
@@ -247,7 +250,7 @@ void InitOps(Napi::Env env, Napi::Object exports) {
   EXPORT("narrow", Narrow); EXPORT("slice", Slice); EXPORT("select", Select); EXPORT("indexSelect", IndexSelect);
   EXPORT("gather", Gather); EXPORT("scatterAdd", ScatterAdd); EXPORT("maskedFill", MaskedFill);
   EXPORT("maskedScatter", MaskedScatter); EXPORT("indexPut", IndexPut); EXPORT("index", Index); EXPORT("pad", Pad);
-  EXPORT("flip", Flip); EXPORT("roll", Roll); EXPORT("tril", Tril); EXPORT("triu", Triu);
+  EXPORT("repeatInterleave", RepeatInterleave); EXPORT("flip", Flip); EXPORT("roll", Roll); EXPORT("tril", Tril); EXPORT("triu", Triu);
   EXPORT("matmul", Matmul); EXPORT("bmm", Bmm); EXPORT("linear", Linear); EXPORT("addmm", Addmm); EXPORT("einsum", Einsum);
 }
 

@@ -12,6 +12,10 @@ export type NativeTensor = { readonly __native: unique symbol };
 export type NativeGenerator = { readonly __generator: unique symbol };
 
 function load(): any {
+  // libgomp busy-waits between parallel regions by default; when the cores are shared (other processes, parallel
+  // test files) every op then waits out other threads' spins: GELU measured 16-26 ms instead of 1 ms. Sleeping
+  // waiters cost little on a quiet machine (bench/engine.ts measures both). Must be set before libgomp loads.
+  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   if (!existsSync(addonPath)) {
     throw new Error(`mumu's libtorch binding is not built (${addonPath} is missing): run \`npm run setup\``);
   }

@@ -59,6 +59,8 @@ export class Tensor {
   float(): Tensor { return this.to('float32'); }
   double(): Tensor { return this.to('float64'); }
   long(): Tensor { return this.to('int64'); }
+  int(): Tensor { return this.to('int32'); }
+  bool(): Tensor { return this.to('bool'); }
   cpu(): Tensor { return this.to({ device: 'cpu' }); }
   contiguous(): Tensor { return new Tensor(N.contiguous(this.h)); }
   clone(): Tensor { return new Tensor(N.clone(this.h)); }
@@ -209,6 +211,7 @@ export class Tensor {
   indexPut(indices: Tensor[], values: Tensor, accumulate = false): Tensor {
     return new Tensor(N.indexPut(this.h, indices.map((t) => t.h), values.h, accumulate));
   }
+  repeatInterleave(repeats: number, dim: number): Tensor { return new Tensor(N.repeatInterleave(this.h, repeats, dim)); }
   flip(...dims: number[]): Tensor { return new Tensor(N.flip(this.h, dims)); }
   roll(shifts: Dims, dims: Dims): Tensor { return new Tensor(N.roll(this.h, dimList(shifts), dimList(dims))); }
   tril(k = 0): Tensor { return new Tensor(N.tril(this.h, k)); }

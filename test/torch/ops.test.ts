@@ -87,6 +87,7 @@ test('shape ops', () => {
   assert.deepEqual(t.ones([1, 3, 1]).squeeze().shape, [3]);
   assert.deepEqual(t.tensor([1, 2]).unsqueeze(1).expand(2, 3).toList(), [[1, 1, 1], [2, 2, 2]]);
   assert.deepEqual(t.tensor([1, 2]).repeat(2).toList(), [1, 2, 1, 2]);
+  assert.deepEqual(t.tensor([1, 2]).repeatInterleave(2, 0).toList(), [1, 1, 2, 2]);
   assert.deepEqual(t.cat([a, a], 0).shape, [4, 3]);
   assert.deepEqual(t.stack([a, a], 1).shape, [2, 2, 3]);
   assert.deepEqual(a.split(2, 1).map((p) => p.shape), [[2, 2], [2, 1]]);
