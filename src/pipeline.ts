@@ -161,13 +161,20 @@ function moveBatch(b: PromptBatch, device: string): PromptBatch {
   return { ...b, inputIds: b.inputIds.to(device), attentionMask: b.attentionMask.to(device), pixelValues: b.pixelValues?.to(device) ?? null };
 }
 
-// The settings that reproduce an image, as PNG text chunks (read back by `readGenerationInfo`).
+// The settings that reproduce an image, as PNG text chunks (`mumu info` reads them back). `parameters` repeats them
+// in AUTOMATIC1111's layout, which most image viewers and model sites already parse.
 export function generationInfo(r: GenerateResult, image: GeneratedImage, model: string): Record<string, string> {
   const info: Record<string, string> = {
     prompt: r.prompt, seed: String(image.seed), steps: String(r.steps), guidance_scale: String(r.guidanceScale),
     sampler: r.sampler, model, size: `${image.width}x${image.height}`, software: 'mumu',
   };
   if (r.negativePrompt) info.negative_prompt = r.negativePrompt;
+  const sampler = { ddim: 'DDIM', euler: 'Euler', euler_a: 'Euler a' }[r.sampler];
+  info.parameters = [
+    r.prompt,
+    ...(r.negativePrompt ? [`Negative prompt: ${r.negativePrompt}`] : []),
+    `Steps: ${r.steps}, Sampler: ${sampler}, CFG scale: ${r.guidanceScale}, Seed: ${image.seed}, Size: ${image.width}x${image.height}, Model: ${model}`,
+  ].join('\n');
   return info;
 }
 
@@ -204,6 +211,9 @@ const readJsonIf = async (file: string): Promise<unknown> => (existsSync(file) ?
 // scheduler/ from here) -> components.
 export async function loadComponents(dir: string, o: { device?: string } = {}): Promise<MumuComponents> {
   const device = o.device ?? 'cpu';
+  if (device.startsWith('cuda') && !cuda.isAvailable()) {
+    throw new Error(`device '${device}': ${cuda.compiled ? 'this libtorch build has CUDA but sees no GPU' : 'this libtorch build has no CUDA support'}`);
+  }
   if (!existsSync(join(dir, 'model_index.json'))) throw new Error(`${dir} is not a mumu model folder (no model_index.json)`);
   const tokFile = join(dir, 'tokenizer', 'tokenizer.json');
   if (!existsSync(tokFile)) throw new Error(`${dir} has no tokenizer/tokenizer.json`);

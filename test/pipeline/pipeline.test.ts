@@ -62,7 +62,10 @@ test('the prompt, its images and the negative prompt all reach the output', asyn
   assert.equal(pixels(await pipe.generate('a dog', { ...o, negativePrompt: 'blurry', guidanceScale: 1 }))[0],
     pixels(await pipe.generate('a dog', { ...o, guidanceScale: 1 }))[0]);
   const info = generationInfo(neg, neg.images[0]!, 'toy');
-  assert.deepEqual(info, { prompt: 'a dog', negative_prompt: 'blurry', seed: '5', steps: '3', guidance_scale: '6', sampler: 'ddim', model: 'toy', size: '16x16', software: 'mumu' });
+  assert.deepEqual(info, {
+    prompt: 'a dog', negative_prompt: 'blurry', seed: '5', steps: '3', guidance_scale: '6', sampler: 'ddim', model: 'toy', size: '16x16', software: 'mumu',
+    parameters: 'a dog\nNegative prompt: blurry\nSteps: 3, Sampler: DDIM, CFG scale: 6, Seed: 5, Size: 16x16, Model: toy',
+  });
 });
 
 test('bad options and prompts are refused before any work', async () => {
