@@ -225,7 +225,7 @@ export async function loadComponents(dir: string, o: { device?: string } = {}): 
 
   const model = MumuModel.load(dir).eval();
   if (device !== 'cpu') model.to(device);
-  const { vlm, adapter, unet, vae } = model;
+  const { vlm, unet, vae } = model;
   const imageTokenId = vlm.config.image_token_id;
   const tokImage = tokenizer.imageTokenId;
   if (tokImage !== undefined && tokImage !== imageTokenId) {

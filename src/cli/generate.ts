@@ -126,7 +126,7 @@ export async function runGenerate(argv: string[]): Promise<number> {
   const pipe = await MumuPipeline.fromPretrained(modelDir, { device });
   const bar = quiet ? null : new cliProgress.SingleBar({
     format: 'generating |{bar}| {value}/{total} steps | {rate} it/s | ETA {eta_formatted}',
-    stream: process.stderr, hideCursor: true, etaBuffer: 10,
+    stream: process.stderr, hideCursor: false, etaBuffer: 10,
   }, cliProgress.Presets.shades_classic);
   const started = performance.now();
   bar?.start(steps, 0, { rate: '-' });

@@ -2,7 +2,8 @@
 // stderr, a non-zero exit, and no stack trace unless --debug.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, symlinkSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, symlinkSync, mkdirSync, existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeFixtures } from '../prompt/fixtures.ts';
@@ -82,4 +83,18 @@ test('works through an npm-style bin symlink, from another folder', async () => 
   const r = await mumu(['--version'], { cwd: tmpdir(), bin: [join(bin, 'mumu')] });
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^mumu \d/);
+});
+
+test('subcommands from other modules: dispatched when their file exists, a clear line when not', async () => {
+  const src = fileURLToPath(new URL('../../src/cli/', import.meta.url));
+  for (const [cmd, file] of [['bootstrap', 'bootstrap.ts'], ['train', 'train.ts'], ['eval', 'eval.ts']] as const) {
+    const r = await mumu([cmd, '--help']);
+    if (existsSync(join(src, file))) {
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`mumu ${cmd}`));
+    } else {
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr, `mumu: 'mumu ${cmd}' is not part of this build yet (src/cli/${file} is missing)\n`);
+    }
+  }
 });
