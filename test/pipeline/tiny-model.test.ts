@@ -56,3 +56,32 @@ test('a tokenizer that disagrees with the VLM about <image> is refused at load',
   writeFileSync(file, readFileSync(file, 'utf8').replace('"image_token_id": 4', '"image_token_id": 5'));
   await assert.rejects(MumuPipeline.fromPretrained(bad), /the tokenizer's <image> is id 4 but vlm\/config.json says image_token_id 5/);
 });
+
+test("inside the real VLM, the k-th image's tokens sit at the k-th tag", async () => {
+  const { encodePrompt, collatePrompts } = await import('../../src/prompt/index.ts');
+  const { noGrad } = await import('../../src/torch/index.ts');
+  const pipe = await MumuPipeline.fromPretrained(dir);
+  const spec = pipe.components.prompt;
+  const [red, blue, green] = await Promise.all([[255, 0, 0], [0, 0, 255], [0, 255, 0]].map((c) => solid(8, 8, c as [number, number, number]).png().toBuffer()));
+  const hidden = async (second: Buffer) => {
+    const e = await encodePrompt(['a', { image: red }, 'dog and a', { image: second }, 'cat'], spec);
+    const b = collatePrompts([e], spec);
+    return { spans: e.imageSpans, h: noGrad(() => pipe.components.encode(b).context) };
+  };
+  const [a, b] = [await hidden(blue), await hidden(green)];
+  assert.deepEqual(a.spans, [{ start: 2, length: 4 }, { start: 9, length: 4 }]);
+  // The encoder's last layer is the non-causal adapter, so compare the causal VLM's states instead: identical before
+  // the second image's run, different from its first token on.
+  const { MumuModel } = await import('../../src/models/index.ts');
+  const vlm = MumuModel.load(dir).eval().vlm;
+  const states = async (second: Buffer) => {
+    const e = await encodePrompt(['a', { image: red }, 'dog and a', { image: second }, 'cat'], spec);
+    const bt = collatePrompts([e], spec);
+    return noGrad(() => vlm.forward(bt.inputIds, bt.pixelValues, { attentionMask: bt.attentionMask }).lastHiddenState);
+  };
+  const [sa, sb] = [await states(blue), await states(green)];
+  const diff = sa.sub(sb).abs().amax(2).select(0, 0).toList() as number[];  // per position
+  assert.ok(diff.slice(0, 9).every((d) => d === 0), `positions before the 2nd image changed: ${diff}`);
+  assert.ok(diff[9]! > 0, 'the 2nd image run did not change');
+  assert.notDeepEqual(a.h.toList(), b.h.toList());
+});
