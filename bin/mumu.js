@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // The `mumu` command: registers tsx so the TypeScript sources run as they are, then hands over to src/cli/main.ts.
 // Works as `node bin/mumu.js` and through npm's bin link (Node resolves the link to this file, so the relative URL holds).
+import { fileURLToPath } from 'node:url';
 import { register } from 'tsx/esm/api';
 
 // libtorch's OpenMP threads spin while they wait, by default. On a busy or shared machine that is ruinous: a UNet call
 // of the default model measured 750 ms spinning vs 33-54 ms passive on 2 loaded cores. It must be set before libtorch
 // loads; a user's own setting wins.
 process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
-register();
+// our tsconfig, not whatever tsconfig.json sits in the user's working folder (it could change class-field semantics)
+register({ tsconfig: fileURLToPath(new URL('../tsconfig.json', import.meta.url)) });
 const { main } = await import(new URL('../src/cli/main.ts', import.meta.url).href);
 process.exitCode = await main(process.argv.slice(2));
