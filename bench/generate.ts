@@ -8,14 +8,9 @@ import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import type { GenerateResult } from '../src/pipeline.ts';
-
-// as bin/mumu.js does, before libtorch loads (hence the dynamic imports below): spinning OpenMP waits cost 10-25x
-// on a busy machine
-process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
-const { getNumThreads, torchVersion } = await import('../src/torch/index.ts');
-const { MumuPipeline } = await import('../src/pipeline.ts');
-const { makeTinyModel, makeDefaultArchitectureModel } = await import('../test/pipeline/tiny-model.ts');
+import { getNumThreads, torchVersion } from '../src/torch/index.ts';
+import { MumuPipeline, type GenerateResult } from '../src/pipeline.ts';
+import { makeTinyModel, makeDefaultArchitectureModel } from '../test/pipeline/tiny-model.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const { values: v } = parseArgs({

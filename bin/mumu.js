@@ -4,10 +4,6 @@
 import { fileURLToPath } from 'node:url';
 import { register } from 'tsx/esm/api';
 
-// libtorch's OpenMP threads spin while they wait, by default. On a busy or shared machine that is ruinous: a UNet call
-// of the default model measured 750 ms spinning vs 33-54 ms passive on 2 loaded cores. It must be set before libtorch
-// loads; a user's own setting wins.
-process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
 // our tsconfig, not whatever tsconfig.json sits in the user's working folder (it could change class-field semantics)
 register({ tsconfig: fileURLToPath(new URL('../tsconfig.json', import.meta.url)) });
 const { main } = await import(new URL('../src/cli/main.ts', import.meta.url).href);
