@@ -40,6 +40,7 @@ export interface GenerateOptions {
   guidanceScale?: number;
   // image i of the call starts from the noise of seed + i, so any one image can be re-made alone
   seed?: number;
+  // replaces the empty unconditional prompt of guidance (so it has no effect at guidanceScale 1)
   negativePrompt?: PromptInput;
   numImages?: number;
   sampler?: SamplerName;
@@ -100,7 +101,7 @@ export class MumuPipeline {
     const t0 = now();
 
     const cond = await encodePrompt(prompt, c.prompt, { cwd: o.cwd });
-    const neg = o.negativePrompt !== undefined && o.negativePrompt !== '' ? o.negativePrompt : '';
+    const neg = o.negativePrompt ?? '';
     let uncond: EncodedPrompt | undefined;
     if (scale !== 1) {
       try {

@@ -1,7 +1,6 @@
 // Classifier-free guidance (Ho & Salimans 2022, eq. 6; MUMU samples with it, paper section 2.1), as a wrapper that
 // turns a conditional model into the plain model(x, t) -> eps the samplers see.
-import { Tensor, cat, ones, tidy, keep } from '../torch/index.ts';
-import { F } from '../torch/index.ts';
+import { Tensor, F, cat, ones, tidy, keep } from '../torch/index.ts';
 import type { EpsModel } from './ddim.ts';
 
 // What the UNet cross-attends to: (B, T, D) states and an optional (B, T) mask (1 = a real token).
@@ -12,9 +11,11 @@ export interface Conditioning {
 
 export type CondModel = (x: Tensor, t: number, cond: Conditioning) => Tensor;
 
-const expandBatch = (t: Tensor, b: number) => (t.size(0) === b ? t : t.size(0) === 1 ? t.expand(b, ...t.shape.slice(1)) : (() => {
+function expandBatch(t: Tensor, b: number): Tensor {
+  if (t.size(0) === b) return t;
+  if (t.size(0) === 1) return t.expand(b, ...t.shape.slice(1));
   throw new Error(`conditioning batch ${t.size(0)} does not match ${b}`);
-})());
+}
 
 // Concatenates conditionings along the batch, padding shorter sequences with zeros and a 0 mask.
 export function catConditioning(parts: Conditioning[], batch: number): Conditioning {
