@@ -45,7 +45,7 @@ test('every dtype converts to and from typed arrays', () => {
   }
   assert.deepEqual(Array.from(x.to('int64').toArray() as BigInt64Array), [1n, -2n, 3n]);
   assert.deepEqual(Array.from(x.to('int32').toArray() as Int32Array), [1, -2, 3]);
-  assert.deepEqual(Array.from(t.tensor([0, 1, 255], { dtype: 'uint8' }).toArray()), [0, 1, 255]);
+  assert.deepEqual(Array.from(t.tensor([0, 1, 255], { dtype: 'uint8' }).toArray() as Uint8Array), [0, 1, 255]);
   assert.deepEqual(t.tensor([true, false]).toList(), [true, false]);
   // float16 bits of 1.5 are 0x3e00, bfloat16's are 0x3fc0
   assert.equal((x.to('float16').toArray() as Uint16Array)[0], 0x3e00);
