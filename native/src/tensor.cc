@@ -208,20 +208,22 @@ static Napi::Value Multinomial(const Napi::CallbackInfo& i) {  // (probs, n, rep
   auto out = at::multinomial(p.cpu(), i64(i[1]), flag(i[2]), generatorArg(i[3]));
   return wrap(i.Env(), out.to(p.device()));
 }
-// In-place initialisers used by module init: (t, a, b, gen)
-static Napi::Value Normal_(const Napi::CallbackInfo& i) {
+// In-place initialisers used by module init: (t, a, b, gen). Sampled on the CPU (device-independent streams),
+// then copied into t without recording the copy for autograd.
+template <typename Sample>
+static Napi::Value fillFrom(const Napi::CallbackInfo& i, Sample sample) {
   auto& t = T(i[0]);
-  auto r = at::empty(t.sizes(), at::TensorOptions().dtype(t.scalar_type())).normal_(f64(i[1]), f64(i[2]), generatorArg(i[3]));
+  at::Tensor r = at::empty(t.sizes(), at::TensorOptions().dtype(t.scalar_type()));
+  sample(r, f64(i[1]), f64(i[2]), generatorArg(i[3]));
   at::NoGradGuard ng;
   t.copy_(r);
   return i[0];
 }
+static Napi::Value Normal_(const Napi::CallbackInfo& i) {
+  return fillFrom(i, [](at::Tensor& r, double mean, double std, c10::optional<at::Generator> g) { r.normal_(mean, std, g); });
+}
 static Napi::Value Uniform_(const Napi::CallbackInfo& i) {
-  auto& t = T(i[0]);
-  auto r = at::empty(t.sizes(), at::TensorOptions().dtype(t.scalar_type())).uniform_(f64(i[1]), f64(i[2]), generatorArg(i[3]));
-  at::NoGradGuard ng;
-  t.copy_(r);
-  return i[0];
+  return fillFrom(i, [](at::Tensor& r, double lo, double hi, c10::optional<at::Generator> g) { r.uniform_(lo, hi, g); });
 }
 
 // ---- typed arrays ----
