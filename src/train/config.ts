@@ -1,0 +1,155 @@
+// A training stage as one JSON file (configs/<stage>.json), read strictly: unknown keys are errors, so a typo
+// never silently trains with a default. Every number that shapes a run lives here and is copied into the run folder.
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseTrainingConfig, type MumuTrainingConfig } from '../models/index.ts';
+import type { ConceptFilter } from '../data/emoji-world/index.ts';
+
+export const STAGES = ['vae', 't2i-base', 'vlm', 'mumu-stage1', 'mumu-stage2', 'style-finetune'] as const;
+export type StageName = (typeof STAGES)[number];
+
+export interface GroupConfig {
+  name: string;
+  match: string; // regex over the full parameter name (e.g. "^adapter\\."); a parameter joins the first group it matches
+  lr: number;
+  weight_decay: number;
+}
+
+export interface TrainConfig {
+  stage: StageName;
+  description: string;
+  // a model folder to start from (the previous stage's <out>/model), or null to build fresh weights from model_configs
+  init: string | null;
+  model_configs: string; // folder of vae.json, unet.json, vlm.json, adapter.json, text_encoder.json
+  seed: number;
+  steps: number;
+  batch_size: number;
+  grad_accum: number;
+  data: {
+    seed: number;
+    size: number; // target image side in px
+    concepts: ConceptFilter | null;
+    styles: string[] | null;
+    styles_per_content: number;
+    // classifier-free guidance: the prompt is replaced by the empty prompt this fraction of the time
+    prompt_dropout: number;
+    render_scale: number; // mumu stages: scenes drawn this much larger so crops keep detail (as mumu bootstrap)
+    crop_fraction: number; // vlm stage: fraction of samples that caption one object crop instead of the scene
+    prefetch: number; // batches generated ahead of the trainer
+  };
+  optimizer: { betas: [number, number]; eps: number; groups: GroupConfig[] };
+  schedule: { kind: 'cosine' | 'constant'; warmup_steps: number; min_lr_ratio: number };
+  clip_grad_norm: number | null;
+  ema: { decay: number } | null;
+  // which parts train and how (paper Table 1 for the MUMU stages); parts not named are frozen
+  train: Partial<MumuTrainingConfig> & { lm_head?: 'frozen' | 'full' };
+  loss: { kl_weight: number };
+  checkpoint: { every: number; keep: number };
+  samples: { every: number; count: number; steps: number; guidance_scale: number; seed: number };
+  log_every: number;
+  export: { dtype: 'float32' | 'float16' };
+}
+
+const FROZEN_ALL: MumuTrainingConfig = parseTrainingConfig({
+  vision_model: 'frozen', connector: 'frozen', text_model: 'frozen', adapter: 'frozen', unet: 'frozen', vae: 'frozen', text_encoder: 'frozen',
+});
+
+export const DEFAULTS: Omit<TrainConfig, 'stage' | 'optimizer'> & { optimizer: Omit<TrainConfig['optimizer'], 'groups'> } = {
+  description: '',
+  init: null,
+  model_configs: 'configs/models',
+  seed: 0,
+  steps: 100,
+  batch_size: 8,
+  grad_accum: 1,
+  data: { seed: 1, size: 64, concepts: null, styles: null, styles_per_content: 4, prompt_dropout: 0.1, render_scale: 2, crop_fraction: 0.5, prefetch: 2 },
+  optimizer: { betas: [0.9, 0.999], eps: 1e-8 },
+  schedule: { kind: 'cosine', warmup_steps: 0, min_lr_ratio: 0.1 },
+  clip_grad_norm: 1.0,
+  ema: null,
+  train: {},
+  loss: { kl_weight: 1e-6 },
+  checkpoint: { every: 100, keep: 3 },
+  samples: { every: 0, count: 4, steps: 20, guidance_scale: 4, seed: 1234 },
+  log_every: 10,
+  export: { dtype: 'float32' },
+};
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+// Merges raw over defaults one level deep for the sections, rejecting keys the defaults do not have.
+function merge(where: string, defaults: Obj, raw: Obj, open: Set<string>): Obj {
+  const out: Obj = { ...defaults };
+  for (const [k, v] of Object.entries(raw)) {
+    if (k.startsWith('_')) continue;
+    if (!(k in defaults) && !open.has(k)) throw new Error(`${where}: unknown key '${k}' (known: ${Object.keys(defaults).join(', ')})`);
+    const d = defaults[k];
+    if (isObj(d) && isObj(v) && !open.has(k)) out[k] = merge(`${where}.${k}`, d, v, new Set());
+    else out[k] = v;
+  }
+  return out;
+}
+
+const num = (where: string, v: unknown, { min = -Infinity, int = false } = {}): number => {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (int && !Number.isInteger(v))) {
+    throw new Error(`${where} must be ${int ? 'an integer' : 'a number'} >= ${min}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+};
+
+export function parseTrainConfig(raw: unknown, where = 'train config'): TrainConfig {
+  if (!isObj(raw)) throw new Error(`${where}: expected a JSON object`);
+  if (!STAGES.includes(raw.stage as StageName)) throw new Error(`${where}: stage must be one of ${STAGES.join(', ')}, got ${JSON.stringify(raw.stage)}`);
+  if (!isObj(raw.optimizer) || !Array.isArray(raw.optimizer.groups) || raw.optimizer.groups.length === 0) {
+    throw new Error(`${where}: optimizer.groups must list at least one {name, match, lr, weight_decay}`);
+  }
+  const c = merge(where, { ...DEFAULTS, stage: '', optimizer: { ...DEFAULTS.optimizer, groups: [] } } as unknown as Obj, raw, new Set(['train', 'init'])) as unknown as TrainConfig;
+  num(`${where}: steps`, c.steps, { min: 1, int: true });
+  num(`${where}: batch_size`, c.batch_size, { min: 1, int: true });
+  num(`${where}: grad_accum`, c.grad_accum, { min: 1, int: true });
+  num(`${where}: data.prompt_dropout`, c.data.prompt_dropout, { min: 0 });
+  if (c.data.prompt_dropout > 1) throw new Error(`${where}: data.prompt_dropout must be in [0, 1]`);
+  num(`${where}: checkpoint.every`, c.checkpoint.every, { min: 1, int: true });
+  num(`${where}: checkpoint.keep`, c.checkpoint.keep, { min: 1, int: true });
+  if (!['cosine', 'constant'].includes(c.schedule.kind)) throw new Error(`${where}: schedule.kind must be cosine or constant`);
+  if (c.ema) num(`${where}: ema.decay`, c.ema.decay, { min: 0 });
+  if (!['float32', 'float16'].includes(c.export.dtype)) throw new Error(`${where}: export.dtype must be float32 or float16`);
+  const names = new Set<string>();
+  c.optimizer.groups = c.optimizer.groups.map((g, i) => {
+    const gw = `${where}: optimizer.groups[${i}]`;
+    if (!isObj(g)) throw new Error(`${gw}: expected an object`);
+    const extra = Object.keys(g).filter((k) => !['name', 'match', 'lr', 'weight_decay'].includes(k));
+    if (extra.length) throw new Error(`${gw}: unknown key '${extra[0]}'`);
+    if (typeof g.name !== 'string' || names.has(g.name)) throw new Error(`${gw}: name must be a unique string`);
+    names.add(g.name);
+    if (typeof g.match !== 'string') throw new Error(`${gw}: match must be a regex string`);
+    new RegExp(g.match);
+    return { name: g.name, match: g.match, lr: num(`${gw}.lr`, g.lr, { min: 0 }), weight_decay: num(`${gw}.weight_decay`, g.weight_decay ?? 0, { min: 0 }) };
+  });
+  const { lm_head, ...plan } = c.train;
+  if (lm_head !== undefined && lm_head !== 'frozen' && lm_head !== 'full') throw new Error(`${where}: train.lm_head must be frozen or full`);
+  c.train = { ...parseTrainingConfig({ ...FROZEN_ALL, ...plan }), ...(lm_head ? { lm_head } : {}) };
+  return c;
+}
+
+export function readTrainConfig(file: string): TrainConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`cannot read config ${file}: ${(e as Error).message}`);
+  }
+  const c = parseTrainConfig(raw, file);
+  // paths in a config are relative to the working directory (configs are run from the repo root)
+  return { ...c, model_configs: path.resolve(c.model_configs), init: c.init && path.resolve(c.init) };
+}
+
+// Linear warm-up, then cosine decay to min_lr_ratio (or constant), as a factor on each group's base lr.
+export function lrFactor(s: TrainConfig['schedule'], step: number, total: number): number {
+  if (s.warmup_steps > 0 && step < s.warmup_steps) return (step + 1) / s.warmup_steps;
+  if (s.kind === 'constant') return 1;
+  const span = Math.max(1, total - s.warmup_steps);
+  const p = Math.min(1, (step - s.warmup_steps) / span);
+  return s.min_lr_ratio + (1 - s.min_lr_ratio) * 0.5 * (1 + Math.cos(Math.PI * p));
+}

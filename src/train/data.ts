@@ -1,0 +1,193 @@
+// Training data, generated on the fly from EmojiWorld: item i of a stage is a pure function of (data seed, i), the
+// same scene and bootstrap draws `mumu bootstrap` would write to shard sample i. So the data position of a run is
+// just its micro-batch counter, and a resumed run reads exactly the batches the killed one would have.
+//
+// Batches are built ahead of the trainer (data.prefetch of them); the trainer measures how long it still waits.
+import { EmojiWorld, SCENE_BACKGROUNDS, STYLES, COLORS, allConcepts, DEFAULT_GROUPS } from '../data/emoji-world/index.ts';
+import { bootstrapSample } from '../data/bootstrap/bootstrap.ts';
+import { defaultConfig } from '../data/bootstrap/rules.ts';
+import { GroundTruthDetector } from '../data/detect/ground-truth.ts';
+import { crop, padToSquare, resize, clampBox, type RawImage } from '../data/image.ts';
+import { deriveSeed, Rng } from '../data/rng.ts';
+import { tensor, type Tensor } from '../torch/index.ts';
+import type { PromptTokenizer } from '../prompt/index.ts';
+import type { TrainConfig } from './config.ts';
+
+// The EmojiWorld vocabulary, in a fixed order: caption glue, style and background words, then every concept label
+// of the default groups (about 1.8k words, inside the default models' 4096-token vocabulary).
+export function emojiVocabulary(): string[] {
+  const words = ['a', 'an', 'and', 'on', 'background', 'style', ',', 'to', 'gradient', 'striped', 'checkered', 'polka', 'dot'];
+  words.push(...STYLES.map((s) => s.phrase), ...Object.keys(COLORS), ...Object.values(SCENE_BACKGROUNDS));
+  words.push(...allConcepts().filter((c) => DEFAULT_GROUPS.includes(c.group)).map((c) => c.label));
+  return words;
+}
+
+// One training example as plain arrays (cheap to move between threads).
+export interface Item {
+  caption: string;
+  image?: Float32Array; // (3, S, S) in [-1, 1]: the target (vae, diffusion stages)
+  ids?: number[]; // prompt token ids (t2i: text; vlm: [bos] image tokens caption [eos]; mumu: interleaved)
+  labels?: number[]; // vlm: next-token targets, -100 where ignored
+  pixels?: Float32Array[]; // conditioning / captioned images, each (3, s, s) normalised as SigLIP: [-1, 1]
+  dropped?: boolean; // the prompt was replaced by the empty prompt (CFG dropout)
+}
+
+export interface Batch {
+  captions: string[];
+  images: Tensor | null; // (B, 3, S, S)
+  ids: Tensor | null; // (B, T) int64, right-padded
+  mask: Tensor | null; // (B, T) float, 1 = token
+  labels: Tensor | null; // (B, T) int64
+  pixels: Tensor | null; // (N, 3, s, s), prompt 0's images first
+  dropped: number;
+}
+
+export interface PromptShape {
+  tokenizer: PromptTokenizer;
+  imageTokenId: number;
+  imageSize: number; // the ViT's side
+  tokensPerImage: number;
+}
+
+export function toCHW(img: RawImage): Float32Array {
+  const { width: W, height: H, channels: C, data } = img;
+  const out = new Float32Array(3 * H * W);
+  for (let p = 0; p < H * W; p++) for (let c = 0; c < 3; c++) out[c * H * W + p] = data[p * C + c]! / 127.5 - 1;
+  return out;
+}
+
+async function square(img: RawImage, side: number): Promise<RawImage> {
+  const sq = padToSquare(img, [0, 0, 0]).image;
+  return sq.width === side && sq.height === side && sq.channels === 3 ? sq : resize(sq, side, side);
+}
+
+export class StageData {
+  readonly world: EmojiWorld;
+  constructor(readonly cfg: TrainConfig, readonly prompt: PromptShape) {
+    const d = cfg.data;
+    const mumu = cfg.stage === 'mumu-stage1' || cfg.stage === 'mumu-stage2';
+    this.world = new EmojiWorld({
+      size: mumu ? d.size * d.render_scale : d.size, seed: d.seed, split: 'train',
+      concepts: d.concepts ?? undefined, styles: d.styles ?? undefined, stylesPerContent: d.styles_per_content,
+    });
+  }
+
+  private text(caption: string): number[] {
+    const t = this.prompt.tokenizer;
+    return [...(t.bosId !== undefined ? [t.bosId] : []), ...t.encodeText(caption)];
+  }
+
+  private dropPrompt(index: number): boolean {
+    return new Rng(deriveSeed(this.cfg.data.seed, index, 'prompt-dropout')).chance(this.cfg.data.prompt_dropout);
+  }
+
+  async item(index: number): Promise<Item> {
+    const { cfg, prompt } = this;
+    const scene = this.world.scene(index);
+    switch (cfg.stage) {
+      case 'vae':
+        return { caption: scene.caption, image: toCHW(scene.image) };
+      case 't2i-base':
+      case 'style-finetune': {
+        const dropped = this.dropPrompt(index);
+        return { caption: scene.caption, image: toCHW(scene.image), ids: this.text(dropped ? '' : scene.caption), dropped };
+      }
+      case 'vlm': {
+        // "captioning EmojiWorld images and crops": the whole scene with its caption, or one object with its name
+        const rng = new Rng(deriveSeed(cfg.data.seed, index, 'vlm'));
+        let img = scene.image, caption = scene.caption;
+        if (rng.chance(cfg.data.crop_fraction)) {
+          const o = rng.pick(scene.objects);
+          const b = o.box, grow = 0.1 * Math.max(b.w, b.h);
+          img = crop(scene.image, clampBox({ x: b.x - grow, y: b.y - grow, w: b.w + 2 * grow, h: b.h + 2 * grow }, scene.size, scene.size));
+          const style = STYLES.find((s) => s.id === scene.style)!.phrase;
+          caption = `${/^[aeiou]/.test(o.phrase) ? 'an' : 'a'} ${o.phrase}, ${style} style`;
+        }
+        const t = prompt.tokenizer;
+        const head = [...(t.bosId !== undefined ? [t.bosId] : []), ...Array<number>(prompt.tokensPerImage).fill(prompt.imageTokenId)];
+        const words = [...t.encodeText(caption), ...(t.eosId !== undefined ? [t.eosId] : [])];
+        return {
+          caption, ids: [...head, ...words], labels: [...head.map(() => -100), ...words],
+          pixels: [toCHW(await square(img, prompt.imageSize))],
+        };
+      }
+      case 'mumu-stage1':
+      case 'mumu-stage2': {
+        const stage = cfg.stage === 'mumu-stage1' ? 1 : 2;
+        // crops at the ViT's side; stage 2 would use 4x the tokens (paper section 5), which a fixed-size ViT
+        // cannot take, so here it differs by the single person/face-or-object crop only (docs/TRAINING.md)
+        const bcfg = { ...defaultConfig(stage, prompt.imageSize), cropSize: prompt.imageSize };
+        const b = await bootstrapSample({
+          image: scene.image, caption: scene.caption, detector: new GroundTruthDetector(scene.objects),
+          rng: new Rng(deriveSeed(cfg.data.seed, index, 'bootstrap')), config: bcfg, targetSize: cfg.data.size,
+        });
+        const target = toCHW(b.target);
+        if (this.dropPrompt(index)) return { caption: '', image: target, ids: this.text(''), pixels: [], dropped: true };
+        const t = prompt.tokenizer;
+        const ids: number[] = t.bosId !== undefined ? [t.bosId] : [];
+        for (const s of b.prompt) {
+          if (s.type === 'text') ids.push(...t.encodeText(s.text));
+          else ids.push(...Array<number>(prompt.tokensPerImage).fill(prompt.imageTokenId));
+        }
+        const pixels = await Promise.all(b.images.map(async (im) => toCHW(await square(im, prompt.imageSize))));
+        return { caption: scene.caption, image: target, ids, pixels };
+      }
+    }
+  }
+
+  // Micro-batch k: items k*B .. k*B + B - 1.
+  async batchItems(k: number): Promise<Item[]> {
+    const B = this.cfg.batch_size;
+    return Promise.all(Array.from({ length: B }, (_, j) => this.item(k * B + j)));
+  }
+}
+
+export function collate(items: Item[], padId: number): Batch {
+  const B = items.length;
+  const stack = (arrs: Float32Array[], shape: number[]) => {
+    const n = arrs[0]!.length;
+    const out = new Float32Array(arrs.length * n);
+    arrs.forEach((a, i) => out.set(a, i * n));
+    return tensor(out, { shape: [arrs.length, ...shape] });
+  };
+  let images: Tensor | null = null;
+  if (items[0]!.image) {
+    const S = Math.round(Math.sqrt(items[0]!.image.length / 3));
+    images = stack(items.map((it) => it.image!), [3, S, S]);
+  }
+  let ids: Tensor | null = null, mask: Tensor | null = null, labels: Tensor | null = null;
+  if (items[0]!.ids) {
+    const T = Math.max(1, ...items.map((it) => it.ids!.length));
+    const idArr = new BigInt64Array(B * T).fill(BigInt(padId));
+    const lab = new BigInt64Array(B * T).fill(-100n);
+    const m = new Float32Array(B * T);
+    items.forEach((it, b) => it.ids!.forEach((id, i) => {
+      idArr[b * T + i] = BigInt(id);
+      m[b * T + i] = 1;
+      if (it.labels) lab[b * T + i] = BigInt(it.labels[i]!);
+    }));
+    ids = tensor(idArr, { shape: [B, T] });
+    mask = tensor(m, { shape: [B, T] });
+    if (items[0]!.labels) labels = tensor(lab, { shape: [B, T] });
+  }
+  const allPix = items.flatMap((it) => it.pixels ?? []);
+  let pixels: Tensor | null = null;
+  if (allPix.length) {
+    const s = Math.round(Math.sqrt(allPix[0]!.length / 3));
+    pixels = stack(allPix, [3, s, s]);
+  }
+  return { captions: items.map((it) => it.caption), images, ids, mask, labels, pixels, dropped: items.filter((it) => it.dropped).length };
+}
+
+// Keeps up to `depth` future micro-batches in flight. get(k) must be called with k = 0, 1, 2, ... from the start
+// position; it returns the items of micro-batch k and starts the ones after it.
+export class Prefetcher {
+  #pending = new Map<number, Promise<Item[]>>();
+  constructor(private readonly make: (k: number) => Promise<Item[]>, private readonly depth: number) {}
+  async get(k: number): Promise<Item[]> {
+    for (let j = k; j <= k + this.depth; j++) if (!this.#pending.has(j)) this.#pending.set(j, this.make(j));
+    const p = this.#pending.get(k)!;
+    this.#pending.delete(k);
+    return p;
+  }
+}

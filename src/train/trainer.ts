@@ -1,0 +1,234 @@
+// The training loop shared by every stage: AdamW with per-group learning rates and weight decay, warm-up then cosine
+// (or constant) schedule, gradient accumulation and clipping, optional EMA of the trainable weights, seeded
+// everything; checkpoints every N steps (resumable exactly), metrics as JSONL, a loss plot and sample grids.
+import fs from 'node:fs';
+import path from 'node:path';
+import cliProgress from 'cli-progress';
+import { AdamW, Generator, clipGradNorm, manualSeed, noGrad, tidy, keep, fromBytes } from '../torch/index.ts';
+import { savePretrained } from '../pipeline.ts';
+import { encodePng } from '../cli/png.ts';
+import { lrFactor, type TrainConfig } from './config.ts';
+import { StageData, Prefetcher, type Item } from './data.ts';
+import { buildModel, applyPlan, paramGroups, StageRunner, gridRows } from './stages.ts';
+import { saveCheckpoint, loadLatestCheckpoint, pruneCheckpoints, listCheckpoints } from './checkpoint.ts';
+import { plotLoss } from './plot.ts';
+
+export interface TrainOptions {
+  out: string;
+  resume?: boolean;
+  // stop after this many optimizer steps in total (the schedule still spans cfg.steps); for tests and time boxes
+  stopAt?: number;
+  log?: (line: string) => void;
+  progress?: boolean;
+}
+
+export interface MetricRecord {
+  step: number;
+  loss: number;
+  parts?: Record<string, number>;
+  lr: Record<string, number>;
+  grad_norm: number;
+  step_s: number;
+  data_wait_s: number;
+  samples_per_s: number;
+  dropped: number;
+  elapsed_s: number;
+}
+
+export interface TrainResult {
+  steps: number;
+  startedAt: number;
+  metrics: MetricRecord[];
+  wallSeconds: number;
+  dataWaitFraction: number;
+  modelDir: string | null;
+  resumedFrom: number | null;
+}
+
+const readMetrics = (file: string): MetricRecord[] =>
+  fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).flatMap((l) => {
+    try { return [JSON.parse(l) as MetricRecord]; } catch { return []; } // a line cut by a kill
+  }) : [];
+
+export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainResult> {
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const out = path.resolve(o.out);
+  const ckptDir = path.join(out, 'checkpoints');
+  const metricsFile = path.join(out, 'metrics.jsonl');
+  fs.mkdirSync(path.join(out, 'samples'), { recursive: true });
+  if (!o.resume && listCheckpoints(ckptDir).length) throw new Error(`${out} already has checkpoints: pass --resume to continue, or choose another --out`);
+  fs.writeFileSync(path.join(out, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
+
+  manualSeed(cfg.seed);
+  const built = await buildModel(cfg);
+  const { model, tokenizer } = built;
+  applyPlan(model, cfg);
+  const runner = new StageRunner(cfg, built);
+  const groups = paramGroups(model, cfg.optimizer.groups);
+  const trainable = groups.flatMap((g) => g.params);
+  const opt = new AdamW(groups.map((g) => ({
+    name: g.group.name, params: g.params.map(([, p]) => p), lr: g.group.lr, weightDecay: g.group.weight_decay,
+    betas: cfg.optimizer.betas, eps: cfg.optimizer.eps,
+  })));
+  const ema = cfg.ema ? new Map(trainable.map(([n, p]) => [n, keep(p.detach().clone())])) : null;
+  const gen = new Generator(cfg.seed);
+  const counts = model.parameterCounts();
+  log(`${cfg.stage}: ${trainable.reduce((n, [, p]) => n + p.numel, 0).toLocaleString('en')} trainable parameters in ${groups.map((g) => `${g.group.name} (${g.params.length} tensors, lr ${g.group.lr})`).join(', ')}`);
+  log(`parts: ${Object.entries(counts).map(([k, v]) => `${k} ${v.trainable}/${v.total}`).join(', ')}`);
+
+  let step = 0, micro = 0, resumedFrom: number | null = null;
+  if (o.resume) {
+    const ck = loadLatestCheckpoint(ckptDir, log);
+    if (ck) {
+      const names = new Set(Object.keys(ck.weights));
+      const mine = new Set(trainable.map(([n]) => n));
+      const diff = [...names].filter((n) => !mine.has(n)).concat([...mine].filter((n) => !names.has(n)));
+      if (diff.length) throw new Error(`${ck.dir} does not fit this config's trainable parameters (e.g. ${diff[0]})`);
+      noGrad(() => {
+        for (const [n, p] of trainable) p.copy_(ck.weights[n]!);
+        if (ema && ck.ema) for (const [n, t] of ema) t.copy_(ck.ema[n]!);
+      });
+      opt.loadStateDict({ step: ck.state.optimizer.step, groups: ck.state.optimizer.groups, tensors: ck.optimizer });
+      const st = Buffer.from(ck.state.rng.generator, 'base64');
+      gen.setState(fromBytes(new Uint8Array(st), [st.length], 'uint8'));
+      step = ck.state.step;
+      micro = ck.state.microStep;
+      resumedFrom = step;
+      log(`resumed from ${ck.dir} (step ${step})`);
+    } else log('no checkpoint to resume from: starting at step 0');
+  }
+  // metrics after the resumed step were made by a run whose later state is lost: drop them
+  const metrics = readMetrics(metricsFile).filter((m) => m.step <= step);
+  fs.writeFileSync(metricsFile, metrics.map((m) => JSON.stringify(m) + '\n').join(''));
+
+  const data = new StageData(cfg, {
+    tokenizer, imageTokenId: model.vlm.config.image_token_id, imageSize: model.vlm.config.vision_config.image_size, tokensPerImage: model.vlm.tokensPerImage,
+  });
+  const prefetch = new Prefetcher((k) => data.batchItems(k), cfg.data.prefetch);
+  const sampleItems: Item[] = cfg.samples.every > 0 ? await runner.sampleItems(data) : [];
+
+  const end = Math.min(cfg.steps, o.stopAt ?? cfg.steps);
+  const useBar = o.progress ?? process.stderr.isTTY;
+  const bar = useBar ? new cliProgress.SingleBar({
+    format: `${cfg.stage} |{bar}| {value}/{total} | loss {loss} | {ips} it/s | wait {wait}% | ETA {eta_formatted}`, etaBuffer: 50, hideCursor: true,
+  }, cliProgress.Presets.shades_classic) : null;
+  bar?.start(cfg.steps, step, { loss: '-', ips: '-', wait: '-' });
+  const t0 = performance.now();
+  const elapsedBefore = metrics.at(-1)?.elapsed_s ?? 0;
+  let waitTotal = 0, timeTotal = 0;
+
+  const writeSamples = async (s: number) => {
+    if (!sampleItems.length) return;
+    const { rows, text } = runner.samples(sampleItems);
+    if (rows.length) await fs.promises.writeFile(path.join(out, 'samples', `step-${String(s).padStart(6, '0')}.png`), await encodePng(gridRows(rows)));
+    if (text.length) await fs.promises.writeFile(path.join(out, 'samples', `step-${String(s).padStart(6, '0')}.txt`), text.join('\n') + '\n');
+  };
+  const plot = () => plotLoss(path.join(out, 'loss.png'), `${cfg.stage}: training loss`, [{ name: 'loss', color: '#1f5fbf', points: metrics.map((m) => [m.step, m.loss]) }]);
+
+  if (step === 0 && cfg.samples.every > 0) await writeSamples(0);
+  while (step < end) {
+    const ts = performance.now();
+    const factor = lrFactor(cfg.schedule, step, cfg.steps);
+    opt.groups.forEach((g, i) => (g.lr = groups[i]!.group.lr * factor));
+    let lossSum = 0, wait = 0, dropped = 0;
+    const parts: Record<string, number> = {};
+    for (let j = 0; j < cfg.grad_accum; j++, micro++) {
+      const tw = performance.now();
+      const items = await prefetch.get(micro);
+      wait += (performance.now() - tw) / 1000;
+      const r = tidy(() => {
+        const b = runner.batch(items);
+        dropped += b.dropped;
+        const { loss, parts: p } = runner.loss(b, gen);
+        loss.div(cfg.grad_accum).backward();
+        return { loss: loss.item(), parts: Object.fromEntries(Object.entries(p).map(([k, v]) => [k, v.item()])) };
+      });
+      lossSum += r.loss / cfg.grad_accum;
+      for (const [k, v] of Object.entries(r.parts)) parts[k] = (parts[k] ?? 0) + v / cfg.grad_accum;
+    }
+    const params = trainable.map(([, p]) => p);
+    const gradNorm = clipGradNorm(params, cfg.clip_grad_norm ?? Infinity);
+    opt.stepOnce();
+    opt.zeroGrad();
+    if (ema) {
+      const d = cfg.ema!.decay;
+      noGrad(() => { for (const [n, p] of trainable) ema.get(n)!.lerp_(p, 1 - d); });
+    }
+    step++;
+    const stepS = (performance.now() - ts) / 1000;
+    waitTotal += wait;
+    timeTotal += stepS;
+    const rec: MetricRecord = {
+      step, loss: lossSum, ...(Object.keys(parts).length ? { parts } : {}),
+      lr: Object.fromEntries(opt.groups.map((g) => [g.name, g.lr])), grad_norm: gradNorm, step_s: stepS, data_wait_s: wait,
+      samples_per_s: (cfg.batch_size * cfg.grad_accum) / stepS, dropped, elapsed_s: elapsedBefore + (performance.now() - t0) / 1000,
+    };
+    metrics.push(rec);
+    fs.appendFileSync(metricsFile, JSON.stringify(rec) + '\n');
+    if (!Number.isFinite(lossSum)) throw new Error(`loss is ${lossSum} at step ${step}: training diverged (lower the learning rates?)`);
+
+    const recent = metrics.slice(-cfg.log_every);
+    const avg = recent.reduce((a, m) => a + m.loss, 0) / recent.length;
+    bar?.update(step, { loss: avg.toPrecision(4), ips: (1 / stepS).toFixed(2), wait: ((100 * waitTotal) / timeTotal).toFixed(1) });
+    if (!bar && (step % cfg.log_every === 0 || step === end)) {
+      const rate = recent.length / recent.reduce((a, m) => a + m.step_s, 0);
+      const eta = (cfg.steps - step) / rate;
+      log(`step ${step}/${cfg.steps} loss ${avg.toPrecision(4)} ${rate.toFixed(2)} it/s ${(rate * cfg.batch_size * cfg.grad_accum).toFixed(1)} samples/s data-wait ${((100 * waitTotal) / timeTotal).toFixed(1)}% ETA ${Math.round(eta)}s`);
+    }
+    if (step % cfg.checkpoint.every === 0 || step === end) {
+      saveCheckpoint(ckptDir, {
+        weights: Object.fromEntries(trainable),
+        ema: ema ? Object.fromEntries(ema) : null,
+        optimizer: opt.stateDict().tensors,
+        state: {
+          step, microStep: micro,
+          optimizer: (({ step: s, groups: g }) => ({ step: s, groups: g }))(opt.stateDict()),
+          rng: { generator: Buffer.from(tidy(() => gen.getState().toBytes())).toString('base64') },
+          extra: { stage: cfg.stage, loss: rec.loss },
+        },
+      });
+      pruneCheckpoints(ckptDir, cfg.checkpoint.keep);
+      await plot();
+    }
+    if (cfg.samples.every > 0 && (step % cfg.samples.every === 0 || step === end)) await writeSamples(step);
+  }
+  bar?.stop();
+
+  let modelDir: string | null = null;
+  if (step >= cfg.steps || o.stopAt === undefined) {
+    modelDir = path.join(out, 'model');
+    if (ema) noGrad(() => { for (const [n, p] of trainable) p.copy_(ema.get(n)!); });
+    if (cfg.stage === 'vae') await setLatentScale(runner, data, log);
+    if (cfg.export.dtype !== 'float32') model.to(cfg.export.dtype);
+    await savePretrained(model, modelDir, { tokenizer: built.tokenizerJson, processor: { max_images: cfg.stage === 'mumu-stage2' ? 1 : 4 } });
+    log(`model written to ${modelDir}`);
+  }
+  const summary = {
+    stage: cfg.stage, steps: step, resumed_from: resumedFrom,
+    final_loss: metrics.slice(-20).reduce((a, m) => a + m.loss, 0) / Math.max(1, metrics.slice(-20).length),
+    wall_s_this_process: timeTotal, total_elapsed_s: metrics.at(-1)?.elapsed_s ?? 0,
+    data_wait_fraction: timeTotal ? waitTotal / timeTotal : 0,
+    samples_per_s: timeTotal ? ((step - (resumedFrom ?? 0)) * cfg.batch_size * cfg.grad_accum) / timeTotal : 0,
+  };
+  fs.writeFileSync(path.join(out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+  return { steps: step, startedAt: resumedFrom ?? 0, metrics, wallSeconds: timeTotal, dataWaitFraction: summary.data_wait_fraction, modelDir, resumedFrom };
+}
+
+// SD scales latents to about unit variance for the diffusion model (scaling_factor 0.18215 for SD's VAE); a VAE
+// trained here gets its own factor, 1 / std of the latents of 4 batches of held-aside training images.
+async function setLatentScale(runner: StageRunner, data: StageData, log: (l: string) => void): Promise<void> {
+  const vae = runner.model.vae;
+  let sum = 0, sq = 0, n = 0;
+  for (let k = 0; k < 4; k++) {
+    const items = await data.batchItems(Math.floor(2_000_000_000 / data.cfg.batch_size) + k);
+    noGrad(() => tidy(() => {
+      const z = vae.encode(runner.batch(items).images!).sample(new Generator(k));
+      sum += z.sum().item();
+      sq += z.square().sum().item();
+      n += z.numel;
+    }));
+  }
+  const std = Math.sqrt(sq / n - (sum / n) ** 2);
+  (vae.config as { scaling_factor: number }).scaling_factor = Number((1 / std).toPrecision(5));
+  log(`latent std ${std.toPrecision(4)}: scaling_factor ${vae.config.scaling_factor}`);
+}
