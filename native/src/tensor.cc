@@ -5,7 +5,6 @@
 #include <ATen/ScalarOps.h>
 #include <c10/core/GradMode.h>
 #include <cstring>
-#include <malloc.h>
 
 namespace mumu {
 
@@ -17,12 +16,20 @@ static int64_t ownedBytes(const at::Tensor& t) {
   return static_cast<int64_t>(t.nbytes());
 }
 
-void TensorHolder::release(node_api_basic_env env) {
-  if (accounted) {
-    liveBytes -= accounted;
+// V8 hears of native memory in batches of at least 1 MiB: one call per tiny tensor cost more than the op itself.
+static int64_t unreported = 0;
+static void account(node_api_basic_env env, int64_t bytes) {
+  liveBytes += bytes;
+  unreported += bytes;
+  if (unreported > (1 << 20) || unreported < -(1 << 20)) {
     int64_t ignored;
-    napi_adjust_external_memory(env, -accounted, &ignored);
+    napi_adjust_external_memory(env, unreported, &ignored);
+    unreported = 0;
   }
+}
+
+void TensorHolder::release(node_api_basic_env env) {
+  if (accounted) account(env, -accounted);
   accounted = 0;
   tensor = at::Tensor();
 }
@@ -38,11 +45,7 @@ static void finalizeHolder(node_api_basic_env env, void* data, void*) {
 Napi::Value wrap(Napi::Env env, at::Tensor t) {
   auto* h = new TensorHolder{std::move(t), 0};
   h->accounted = ownedBytes(h->tensor);
-  if (h->accounted) {
-    liveBytes += h->accounted;
-    int64_t ignored;
-    napi_adjust_external_memory(env, h->accounted, &ignored);
-  }
+  if (h->accounted) account(env, h->accounted);
   napi_value v;
   NAPI_THROW_IF_FAILED(env, napi_create_external(env, h, finalizeHolder, nullptr, &v), Napi::Value());
   NAPI_THROW_IF_FAILED(env, napi_type_tag_object(env, v, &kTensorTag), Napi::Value());
@@ -345,14 +348,9 @@ static Napi::Value CudaSynchronize(const Napi::CallbackInfo& i) {
 static Napi::Value LiveBytes(const Napi::CallbackInfo& i) { return Napi::Number::New(i.Env(), static_cast<double>(liveBytes)); }
 
 void InitTensor(Napi::Env env, Napi::Object exports) {
-  // glibc raises its mmap threshold after the first large free, and from then on big tensor buffers freed inside
-  // Node were not reused: resident memory grew by one tensor per step (measured: 3 MB/step for 3 MB tensors).
-  // A fixed threshold keeps large buffers on mmap; the caching allocator recycles the rest (allocator.cc).
-  // MUMU_MALLOC_DEFAULT=1 opts out of both.
-  if (!std::getenv("MUMU_MALLOC_DEFAULT")) {
-    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-    installCachingAllocator();
-  }
+  // Tensor storage comes from a caching allocator (allocator.cc): on glibc's heap, buffers freed inside Node were
+  // not reused and resident memory grew step after step. MUMU_MALLOC_DEFAULT=1 keeps libtorch's own allocator.
+  if (!std::getenv("MUMU_MALLOC_DEFAULT")) installCachingAllocator();
   EXPORT("liveBytes", LiveBytes);
   Napi::Function g = GeneratorWrap::DefineClass(env, "NativeGenerator", {});
   GeneratorWrap::ctor = new Napi::FunctionReference(Napi::Persistent(g));

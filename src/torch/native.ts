@@ -12,10 +12,12 @@ export type NativeTensor = { readonly __native: unique symbol };
 export type NativeGenerator = { readonly __generator: unique symbol };
 
 function load(): any {
-  // libgomp busy-waits between parallel regions by default; when the cores are shared (other processes, parallel
-  // test files) every op then waits out other threads' spins: GELU measured 16-26 ms instead of 1 ms. Sleeping
-  // waiters cost little on a quiet machine (bench/engine.ts measures both). Must be set before libgomp loads.
-  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+  // libgomp's waiting threads spin ~300k times between parallel regions by default. On shared cores (other
+  // processes, parallel test files) every op then waits out those spins: conv2d fwd+bwd took 108 ms instead of
+  // 16 ms with two busy neighbours, and a UNet call 750 ms instead of 50 ms. Sleeping at once (PASSIVE) costs on a
+  // quiet machine instead (conv 11.6 ms vs 4.5 ms). A short spin keeps both: 4.6 ms quiet, 18 ms with neighbours
+  // (bench/peers/torch_peer.py, 2026-11-26). Set before libgomp loads; OMP_WAIT_POLICY or GOMP_SPINCOUNT override.
+  if (process.env.OMP_WAIT_POLICY === undefined) process.env.GOMP_SPINCOUNT ??= '10000';
   if (!existsSync(addonPath)) {
     throw new Error(`mumu's libtorch binding is not built (${addonPath} is missing): run \`npm run setup\``);
   }
