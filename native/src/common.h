@@ -14,7 +14,7 @@ namespace mumu {
 struct TensorHolder {
   at::Tensor tensor;
   int64_t accounted = 0;  // bytes reported to V8 so the GC feels native memory pressure
-  void release(node_api_basic_env env);
+  void release(node_api_basic_env env, bool inGc = false);
 };
 
 // Wraps a result tensor as a new JS handle.

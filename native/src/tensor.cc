@@ -17,19 +17,20 @@ static int64_t ownedBytes(const at::Tensor& t) {
 }
 
 // V8 hears of native memory in batches of at least 1 MiB: one call per tiny tensor cost more than the op itself.
+// Never from inside a GC (finalizers): reporting can start a GC, and V8 aborts on that re-entry.
 static int64_t unreported = 0;
-static void account(node_api_basic_env env, int64_t bytes) {
+static void account(node_api_basic_env env, int64_t bytes, bool inGc = false) {
   liveBytes += bytes;
   unreported += bytes;
-  if (unreported > (1 << 20) || unreported < -(1 << 20)) {
-    int64_t ignored;
-    napi_adjust_external_memory(env, unreported, &ignored);
-    unreported = 0;
+  if (!inGc && (unreported > (1 << 20) || unreported < -(1 << 20))) {
+    int64_t report = unreported, ignored;
+    unreported = 0;  // before the call: a GC it starts may run finalizers that account more
+    napi_adjust_external_memory(env, report, &ignored);
   }
 }
 
-void TensorHolder::release(node_api_basic_env env) {
-  if (accounted) account(env, -accounted);
+void TensorHolder::release(node_api_basic_env env, bool inGc) {
+  if (accounted) account(env, -accounted, inGc);
   accounted = 0;
   tensor = at::Tensor();
 }
@@ -38,7 +39,7 @@ void TensorHolder::release(node_api_basic_env env) {
 // long synchronous loop (deferred finalizers never ran there: 900 MB in 300 steps, measured).
 static void finalizeHolder(node_api_basic_env env, void* data, void*) {
   auto* h = static_cast<TensorHolder*>(data);
-  h->release(env);
+  h->release(env, /*inGc=*/true);
   delete h;
 }
 
