@@ -126,7 +126,16 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
   const plot = () => plotLoss(path.join(out, 'loss.png'), `${cfg.stage}: training loss`, [{ name: 'loss', color: '#1f5fbf', points: metrics.map((m) => [m.step, m.loss]) }]);
 
   if (step === 0 && cfg.samples.every > 0) await writeSamples(0);
-  while (step < end) {
+  // SIGINT / SIGTERM: finish the step in flight, checkpoint, export the model as it is, exit cleanly (a time box)
+  let stopRequested = false;
+  const onSignal = () => {
+    if (stopRequested) process.exit(130);
+    stopRequested = true;
+    log('stop requested: finishing this step, then checkpoint and export');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  while (step < end && !stopRequested) {
     const ts = performance.now();
     const factor = lrFactor(cfg.schedule, step, cfg.steps);
     opt.groups.forEach((g, i) => (g.lr = groups[i]!.group.lr * factor));
@@ -175,7 +184,7 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
       const eta = (cfg.steps - step) / rate;
       log(`step ${step}/${cfg.steps} loss ${avg.toPrecision(4)} ${rate.toFixed(2)} it/s ${(rate * cfg.batch_size * cfg.grad_accum).toFixed(1)} samples/s data-wait ${((100 * waitTotal) / timeTotal).toFixed(1)}% ETA ${Math.round(eta)}s`);
     }
-    if (step % cfg.checkpoint.every === 0 || step === end) {
+    if (step % cfg.checkpoint.every === 0 || step === end || stopRequested) {
       saveCheckpoint(ckptDir, {
         weights: Object.fromEntries(trainable),
         ema: ema ? Object.fromEntries(ema) : null,
@@ -193,9 +202,11 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
     if (cfg.samples.every > 0 && (step % cfg.samples.every === 0 || step === end)) await writeSamples(step);
   }
   bar?.stop();
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
 
   let modelDir: string | null = null;
-  if (step >= cfg.steps || o.stopAt === undefined) {
+  if (step >= cfg.steps || o.stopAt === undefined || stopRequested) {
     modelDir = path.join(out, 'model');
     if (ema) noGrad(() => { for (const [n, p] of trainable) p.copy_(ema.get(n)!); });
     if (cfg.stage === 'vae') await setLatentScale(runner, data, log);
@@ -204,7 +215,7 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
     log(`model written to ${modelDir}`);
   }
   const summary = {
-    stage: cfg.stage, steps: step, resumed_from: resumedFrom,
+    stage: cfg.stage, steps: step, of_steps: cfg.steps, stopped_early: step < cfg.steps, resumed_from: resumedFrom,
     final_loss: metrics.slice(-20).reduce((a, m) => a + m.loss, 0) / Math.max(1, metrics.slice(-20).length),
     wall_s_this_process: timeTotal, total_elapsed_s: metrics.at(-1)?.elapsed_s ?? 0,
     data_wait_fraction: timeTotal ? waitTotal / timeTotal : 0,
