@@ -36,6 +36,8 @@ export interface TrainConfig {
     render_scale: number; // mumu stages: scenes drawn this much larger so crops keep detail (as mumu bootstrap)
     crop_fraction: number; // vlm stage: fraction of samples that caption one object crop instead of the scene
     prefetch: number; // batches generated ahead of the trainer
+    // a `mumu bootstrap` output folder to read instead of generating scenes on the fly (same prompts, made once)
+    shards: string | null;
   };
   optimizer: { betas: [number, number]; eps: number; groups: GroupConfig[] };
   schedule: { kind: 'cosine' | 'constant'; warmup_steps: number; min_lr_ratio: number };
@@ -62,7 +64,7 @@ export const DEFAULTS: Omit<TrainConfig, 'stage' | 'optimizer'> & { optimizer: O
   steps: 100,
   batch_size: 8,
   grad_accum: 1,
-  data: { seed: 1, size: 64, concepts: null, styles: null, styles_per_content: 4, prompt_dropout: 0.1, render_scale: 2, crop_fraction: 0.5, prefetch: 2 },
+  data: { seed: 1, size: 64, concepts: null, styles: null, styles_per_content: 4, prompt_dropout: 0.1, render_scale: 2, crop_fraction: 0.5, prefetch: 2, shards: null },
   optimizer: { betas: [0.9, 0.999], eps: 1e-8 },
   schedule: { kind: 'cosine', warmup_steps: 0, min_lr_ratio: 0.1 },
   clip_grad_norm: 1.0,
@@ -142,7 +144,7 @@ export function readTrainConfig(file: string): TrainConfig {
   }
   const c = parseTrainConfig(raw, file);
   // paths in a config are relative to the working directory (configs are run from the repo root)
-  return { ...c, model_configs: path.resolve(c.model_configs), init: c.init && path.resolve(c.init) };
+  return { ...c, model_configs: path.resolve(c.model_configs), init: c.init && path.resolve(c.init), data: { ...c.data, shards: c.data.shards && path.resolve(c.data.shards) } };
 }
 
 // Linear warm-up, then cosine decay to min_lr_ratio (or constant), as a factor on each group's base lr.

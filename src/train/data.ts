@@ -9,6 +9,11 @@ import { defaultConfig } from '../data/bootstrap/rules.ts';
 import { GroundTruthDetector } from '../data/detect/ground-truth.ts';
 import { crop, padToSquare, resize, clampBox, type RawImage } from '../data/image.ts';
 import { deriveSeed, Rng } from '../data/rng.ts';
+import { readManifest } from '../data/shards/run.ts';
+import { readShard } from '../data/shards/tar.ts';
+import { parseSample, decodeSample, type EncodedSample } from '../data/shards/reader.ts';
+import type { Segment } from '../data/bootstrap/prompt.ts';
+import path from 'node:path';
 import { tensor, type Tensor } from '../torch/index.ts';
 import type { PromptTokenizer } from '../prompt/index.ts';
 import type { TrainConfig } from './config.ts';
@@ -63,6 +68,23 @@ async function square(img: RawImage, side: number): Promise<RawImage> {
 
 export class StageData {
   readonly world: EmojiWorld;
+  // data.shards: the samples of a `mumu bootstrap` folder, read once into memory (64 px samples are a few KB)
+  #shards: EncodedSample[] | null = null;
+  #epochOrder = new Map<number, number[]>();
+
+  static async open(cfg: TrainConfig, prompt: PromptShape): Promise<StageData> {
+    const d = new StageData(cfg, prompt);
+    if (cfg.data.shards) {
+      const m = await readManifest(cfg.data.shards);
+      const all: EncodedSample[] = [];
+      for (const sh of m.shards.filter((x) => x.samples > 0).sort((a, b) => a.index - b.index))
+        for await (const smp of readShard(path.join(cfg.data.shards, sh.file))) all.push(parseSample(smp));
+      if (!all.length) throw new Error(`${cfg.data.shards} holds no samples`);
+      d.#shards = all;
+    }
+    return d;
+  }
+
   constructor(readonly cfg: TrainConfig, readonly prompt: PromptShape) {
     const d = cfg.data;
     const mumu = cfg.stage === 'mumu-stage1' || cfg.stage === 'mumu-stage2';
@@ -81,7 +103,49 @@ export class StageData {
     return new Rng(deriveSeed(this.cfg.data.seed, index, 'prompt-dropout')).chance(this.cfg.data.prompt_dropout);
   }
 
+  // Item i of a shard run: epoch e = floor(i / n) visits the samples in a permutation seeded by (data seed, e).
+  private async shardItem(index: number): Promise<Item> {
+    const all = this.#shards!, n = all.length, epoch = Math.floor(index / n);
+    let order = this.#epochOrder.get(epoch);
+    if (!order) {
+      order = new Rng(deriveSeed(this.cfg.data.seed, epoch, 'shard-epoch')).shuffle([...all.keys()]);
+      this.#epochOrder.clear();
+      this.#epochOrder.set(epoch, order);
+    }
+    const s = await decodeSample(all[order[index % n]!]!);
+    const target = toCHW(await square(s.target, this.cfg.data.size));
+    const caption = s.meta.caption;
+    const stage = this.cfg.stage;
+    if (stage === 'vae') return { caption, image: target };
+    const dropped = stage !== 'vlm' && this.dropPrompt(index);
+    if (stage === 't2i-base' || stage === 'style-finetune') return { caption, image: target, ids: this.text(dropped ? '' : caption), dropped };
+    if (stage === 'vlm') {
+      const t = this.prompt.tokenizer;
+      const head = [...(t.bosId !== undefined ? [t.bosId] : []), ...Array<number>(this.prompt.tokensPerImage).fill(this.prompt.imageTokenId)];
+      const words = [...t.encodeText(caption), ...(t.eosId !== undefined ? [t.eosId] : [])];
+      return { caption, ids: [...head, ...words], labels: [...head.map(() => -100), ...words], pixels: [toCHW(await square(s.target, this.prompt.imageSize))] };
+    }
+    if (dropped) return { caption: '', image: target, ids: this.text(''), pixels: [], dropped: true };
+    return { caption, image: target, ...(await this.interleave(s.meta.prompt, s.images)) };
+  }
+
+  // A bootstrapped prompt (text and image segments) -> token ids with a run of image tokens per image, and pixels.
+  private async interleave(segments: readonly Segment[], images: RawImage[]): Promise<{ ids: number[]; pixels: Float32Array[] }> {
+    const { tokenizer: t, tokensPerImage, imageTokenId, imageSize } = this.prompt;
+    const ids: number[] = t.bosId !== undefined ? [t.bosId] : [];
+    const used: RawImage[] = [];
+    for (const seg of segments) {
+      if (seg.type === 'text') ids.push(...t.encodeText(seg.text));
+      else {
+        ids.push(...Array<number>(tokensPerImage).fill(imageTokenId));
+        used.push(images[seg.index]!);
+      }
+    }
+    return { ids, pixels: await Promise.all(used.map(async (im) => toCHW(await square(im, imageSize)))) };
+  }
+
   async item(index: number): Promise<Item> {
+    if (this.#shards) return this.shardItem(index);
     const { cfg, prompt } = this;
     const scene = this.world.scene(index);
     switch (cfg.stage) {
@@ -123,14 +187,7 @@ export class StageData {
         });
         const target = toCHW(b.target);
         if (this.dropPrompt(index)) return { caption: '', image: target, ids: this.text(''), pixels: [], dropped: true };
-        const t = prompt.tokenizer;
-        const ids: number[] = t.bosId !== undefined ? [t.bosId] : [];
-        for (const s of b.prompt) {
-          if (s.type === 'text') ids.push(...t.encodeText(s.text));
-          else ids.push(...Array<number>(prompt.tokensPerImage).fill(prompt.imageTokenId));
-        }
-        const pixels = await Promise.all(b.images.map(async (im) => toCHW(await square(im, prompt.imageSize))));
-        return { caption: scene.caption, image: target, ids, pixels };
+        return { caption: scene.caption, image: target, ...(await this.interleave(b.prompt, b.images)) };
       }
     }
   }

@@ -101,7 +101,7 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
   const metrics = readMetrics(metricsFile).filter((m) => m.step <= step);
   fs.writeFileSync(metricsFile, metrics.map((m) => JSON.stringify(m) + '\n').join(''));
 
-  const data = new StageData(cfg, {
+  const data = await StageData.open(cfg, {
     tokenizer, imageTokenId: model.vlm.config.image_token_id, imageSize: model.vlm.config.vision_config.image_size, tokensPerImage: model.vlm.tokensPerImage,
   });
   const prefetch = new Prefetcher((k) => data.batchItems(k), cfg.data.prefetch);
@@ -136,6 +136,10 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   while (step < end && !stopRequested) {
+    // one turn of the event loop per step: signals are delivered and the prefetched batches' I/O callbacks run
+    // (awaiting an already-settled promise alone never leaves the microtask queue)
+    await new Promise((r) => setImmediate(r));
+    if (stopRequested) break;
     const ts = performance.now();
     const factor = lrFactor(cfg.schedule, step, cfg.steps);
     opt.groups.forEach((g, i) => (g.lr = groups[i]!.group.lr * factor));

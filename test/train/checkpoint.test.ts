@@ -89,3 +89,26 @@ test('loadCheckpoint verifies every file: flipped byte, missing file, bad state.
   fs.mkdirSync(path.join(root, '.tmp-ckpt-00000002-1'));
   assert.deepEqual(listCheckpoints(root).map((c) => c.step), [1]);
 });
+
+test('SIGTERM: the step in flight finishes, then a checkpoint and the model are written and the run exits 0', async () => {
+  const root = tmp('mumu-term-');
+  const cfgFile = path.join(root, 'cfg.json');
+  fs.writeFileSync(cfgFile, JSON.stringify(tinyRaw('vae', { steps: 100000, checkpoint: { every: 5, keep: 1 } })));
+  const out = path.join(root, 'run');
+  const child = spawn('node', [BIN, 'train', '--config', cfgFile, '--out', out], { stdio: 'ignore' });
+  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+  await new Promise<void>((res) => {
+    const iv = setInterval(() => {
+      if (listCheckpoints(path.join(out, 'checkpoints')).length) {
+        clearInterval(iv);
+        child.kill('SIGTERM');
+        res();
+      }
+    }, 5);
+  });
+  assert.equal(await exited, 0);
+  const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8')) as { steps: number; stopped_early: boolean };
+  assert.equal(summary.stopped_early, true);
+  assert.equal(listCheckpoints(path.join(out, 'checkpoints'))[0]!.step, summary.steps);
+  assert.ok(fs.existsSync(path.join(out, 'model', 'model_index.json')));
+});

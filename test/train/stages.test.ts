@@ -30,7 +30,7 @@ for (const stage of STAGES) {
     const groups = paramGroups(built.model, cfg.optimizer.groups);
     const opt = new AdamW(groups.map((g) => ({ name: g.group.name, params: g.params.map(([, p]) => p), lr: g.group.lr, weightDecay: g.group.weight_decay })));
     const m = built.model;
-    const data = new StageData(cfg, { tokenizer: built.tokenizer, imageTokenId: m.vlm.config.image_token_id, imageSize: m.vlm.config.vision_config.image_size, tokensPerImage: m.vlm.tokensPerImage });
+    const data = await StageData.open(cfg, { tokenizer: built.tokenizer, imageTokenId: m.vlm.config.image_token_id, imageSize: m.vlm.config.vision_config.image_size, tokensPerImage: m.vlm.tokensPerImage });
     const items = await data.batchItems(0);
     const before = new Map(m.namedParameters().map(([n, p]) => [n, Buffer.from(p.toBytes())]));
     const losses: number[] = [];
@@ -100,4 +100,26 @@ test('configs: unknown keys, unmatched groups and bad rates are refused', async 
   const built = await buildModel(cfg);
   applyPlan(built.model, cfg);
   assert.throws(() => paramGroups(built.model, cfg.optimizer.groups), /match no optimizer group/);
+});
+
+test('mumu-stage1 from bootstrap shards: epochs in a seeded order, prompts interleaved as generated on the fly', async () => {
+  const { runShards } = await import('../../src/data/shards/run.ts');
+  const { defaultConfig } = await import('../../src/data/bootstrap/rules.ts');
+  const shards = fs.mkdtempSync(path.join(os.tmpdir(), 'mumu-shards-'));
+  await runShards({ source: 'emoji-world', n: 5, seed: 2, size: 16, stage: 1, samplesPerShard: 3, config: defaultConfig(1, 8), renderScale: 2 }, shards);
+  const cfg = tinyConfig('mumu-stage1', { steps: 4, data: { ...(tinyRaw('mumu-stage1').data as object), shards } });
+  const built = await buildModel(cfg);
+  const m = built.model;
+  const data = await StageData.open(cfg, { tokenizer: built.tokenizer, imageTokenId: m.vlm.config.image_token_id, imageSize: m.vlm.config.vision_config.image_size, tokensPerImage: m.vlm.tokensPerImage });
+  const epoch0 = await Promise.all([0, 1, 2, 3, 4].map((i) => data.item(i)));
+  assert.equal(new Set(epoch0.map((it) => it.caption || `dropped${Math.random()}`)).size >= 3, true);
+  const again = await data.item(3);
+  assert.deepEqual(again.ids, epoch0[3]!.ids);
+  for (const it of epoch0) {
+    const slots = it.ids!.filter((id) => id === m.vlm.config.image_token_id).length;
+    assert.equal(slots, (it.pixels?.length ?? 0) * m.vlm.tokensPerImage);
+  }
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'mumu-shard-run-'));
+  const r = await train(cfg, { out, log: () => {}, progress: false });
+  assert.equal(r.steps, 4);
 });
