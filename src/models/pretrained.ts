@@ -4,7 +4,7 @@
 // PEFT's files (`adapter_config.json`, `adapter_model.safetensors`) beside them; loading puts both back.
 import fs from 'node:fs';
 import path from 'node:path';
-import { saveSafetensors, loadSafetensors, SafetensorsFile } from '../torch/index.ts';
+import { saveSafetensors, loadSafetensors, SafetensorsFile, liveNativeBytes, withNativeBudget } from '../torch/index.ts';
 import { Module, seeded, loraLayers, saveLora, loadLora, ADAPTER_CONFIG, unmergeLora, type StateDict, type WeightSource } from '../nn/index.ts';
 import { readJson } from './config.ts';
 import { AutoencoderKL, parseAutoencoderKLConfig, legacyVaeKey } from './vae.ts';
@@ -96,15 +96,20 @@ export function saveComponent(dir: string, m: Component): void {
 // throwaway initial weights first (seed 0, so even that is reproducible); a lazy "meta" init would save that time.
 export function loadComponent<C extends ComponentClass>(dir: string, cls: C): InstanceType<(typeof CLASSES)[C]> {
   const raw = readJson(path.join(dir, 'config.json'));
-  const m = seeded(0, () => build(cls, raw));
   const { source, close } = openWeights(dir, COMPONENTS[cls].weights, cls === 'AutoencoderKL' ? legacyVaeKey : undefined);
   try {
+    // The weights' headers say how big the model is; a config.json that describes a far larger one (an empty {}
+    // means Mistral-7B's defaults) fails here instead of being built until the OS kills the process.
+    const fileParams = [...source.values()].reduce((n, { shape }) => n + shape.reduce((a, b) => a * b, 1), 0);
+    const limit = liveNativeBytes() + 3 * 4 * fileParams + 256 * 2 ** 20;
+    const message = `${path.join(dir, 'config.json')} describes a model much larger than its weights (${fileParams.toLocaleString('en-US')} parameters): is the config complete and for these weights?`;
+    const m = withNativeBudget(limit, message, () => seeded(0, () => build(cls, raw)));
     m.loadFrom(source, { where: dir });
+    if (fs.existsSync(path.join(dir, ADAPTER_CONFIG))) loadLora(m, dir);
+    return m as InstanceType<(typeof CLASSES)[C]>;
   } finally {
     close();
   }
-  if (fs.existsSync(path.join(dir, ADAPTER_CONFIG))) loadLora(m, dir);
-  return m as InstanceType<(typeof CLASSES)[C]>;
 }
 
 const CLASSES = { UNet2DConditionModel, AutoencoderKL, VisionLanguageModel, TextEncoder, Adapter };

@@ -10,6 +10,11 @@ const scopes: Set<Disposable>[] = [];
 
 export function track(t: Disposable): void {
   if (scopes.length) scopes[scopes.length - 1]!.add(t);
+  if (budget && N.liveBytes() > budget.limit) {
+    const message = budget.message;
+    budget = null;
+    throw new Error(message);
+  }
   if (++created % 256 === 0) relieveMemoryPressure();
 }
 
@@ -31,6 +36,20 @@ function relieveMemoryPressure(): void {
 }
 
 export const liveNativeBytes = (): number => N.liveBytes();
+
+// Runs fn, failing with `message` as soon as live native memory passes `limit` bytes: a guard for work whose size
+// comes from user input (a model built from a config.json that does not match its weights would otherwise grow
+// until the OS kills the process).
+let budget: { limit: number; message: string } | null = null;
+export function withNativeBudget<T>(limit: number, message: string, fn: () => T): T {
+  const outer = budget;
+  budget = { limit, message };
+  try {
+    return fn();
+  } finally {
+    budget = outer;
+  }
+}
 
 // Keeps a tensor alive past the scope it was created in (e.g. a value stored on a module).
 export function keep<T extends Disposable>(t: T): T {

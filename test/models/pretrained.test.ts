@@ -117,3 +117,11 @@ test('MumuModel folder: model_index.json, per-component folders, LoRA in PEFT fi
   back.applyTraining(PAPER_TRAINING);
   assert.equal(back.numParameters({ trainableOnly: true }), m.numParameters({ trainableOnly: true }));
 });
+
+test('a config.json that describes a far larger model than its weights fails fast with a clear error', () => {
+  const dir = tmp();
+  saveComponent(path.join(dir, 'unet'), tinyUnet(3));
+  // {} means SD 1.5's full UNet (860M parameters) by diffusers' defaults; the file holds a tiny one
+  fs.writeFileSync(path.join(dir, 'unet', 'config.json'), '{}');
+  assert.throws(() => loadComponent(path.join(dir, 'unet'), 'UNet2DConditionModel'), /config\.json describes a model much larger than its weights \([\d,]+ parameters\)/);
+});
