@@ -1,0 +1,85 @@
+// `mumu eval`: scores a model folder on fixed tasks with the independent evaluator (src/eval) and writes
+// docs/RESULTS.md plus PNG grids; `--train-evaluator` (re)trains that evaluator.
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { intFlag, UsageError } from './errors.ts';
+
+export const EVAL_HELP = `Usage:
+  mumu eval --model DIR [--suite quick|full|FILE.json] [--out FILE.md] [--grids DIR] [--evaluator DIR]
+            [--base DIR] [--finetune DIR] [--steps N]
+  mumu eval --no-model [--suite ...]   (scores only the EmojiWorld renders: the metrics' reference points)
+  mumu eval --train-evaluator [--evaluator DIR] [--train-steps N] [--batch N]
+
+Scores a MUMU model folder on fixed tasks with fixed prompts and seeds (configs/eval-<suite>.json): same-image
+crops, harmonisation across styles, style transfer from a style image, tokens per image, LoRA merge into a style
+fine-tune, character consistency; next to the text-only base model and the "describe the images" baseline. The
+judge is an independent CNN (models/evaluator), never trained with any generator. Writes a Markdown report
+(default docs/RESULTS.md) and PNG grids (references beside outputs; default docs/results/).
+
+Options:
+  --model            the model folder to evaluate
+  --no-model         no generator: write the report with the render rows only (generator rows 'pending')
+  --suite            quick (default), full, or a suite JSON file
+  --out              report file (default docs/RESULTS.md)
+  --grids            folder for the PNG grids (default: 'results' beside the report)
+  --evaluator        evaluator folder (default models/evaluator)
+  --finetune         a style fine-tune model folder for the LoRA-merge task (default: the suite's, if it exists)
+  --steps            sampling steps (default: the suite's)
+  --train-evaluator  train the evaluator instead (writes DIR/config.json, model.safetensors, report.json)
+  --train-steps      evaluator training steps (default 5000)
+  --batch            evaluator batch size (default 64)
+`;
+
+export async function runEval(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv, strict: true, allowPositionals: false,
+      options: {
+        model: { type: 'string' }, suite: { type: 'string' }, out: { type: 'string' }, grids: { type: 'string' },
+        evaluator: { type: 'string' }, finetune: { type: 'string' }, steps: { type: 'string' },
+        'no-model': { type: 'boolean' }, 'train-evaluator': { type: 'boolean' }, 'train-steps': { type: 'string' }, batch: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message, 'eval');
+  }
+  const v = parsed.values;
+  if (v.help) {
+    process.stdout.write(EVAL_HELP);
+    return 0;
+  }
+  const evaluatorDir = v.evaluator ?? 'models/evaluator';
+  if (v['train-evaluator']) {
+    const { newEvaluator, trainEvaluator, evaluatorReport } = await import('../eval/evaluator.ts');
+    const { readSuite } = await import('../eval/tasks.ts');
+    const steps = intFlag('train-steps', v['train-steps'], 1) ?? 5000;
+    const batchSize = intFlag('batch', v.batch, 1) ?? 64;
+    const m = newEvaluator();
+    const log = (s: string) => process.stderr.write(s + '\n');
+    const vocabulary = readSuite('quick').vocabulary;
+    const focus = { slugs: vocabulary, fraction: 0.5 };
+    const sceneFraction = 0.3;
+    const r = trainEvaluator(m, { steps, batchSize, focus, sceneFraction, log });
+    const report = evaluatorReport(m, { vocabulary });
+    m.save(evaluatorDir, { _trained: { steps, batch_size: batchSize, focus, scene_fraction: sceneFraction, data_seed: 1, seconds: Math.round(r.seconds), final_loss: r.finalLoss } });
+    const fs = await import('node:fs');
+    fs.writeFileSync(path.join(evaluatorDir, 'report.json'), JSON.stringify(report, null, 1) + '\n');
+    for (const row of report.rows) {
+      process.stdout.write(`${row.set}: n=${row.n} top1 ${(100 * row.top1).toFixed(1)}% top5 ${(100 * row.top5).toFixed(1)}%${row.vocabTop1 === null ? '' : ` suite-vocab top1 ${(100 * row.vocabTop1).toFixed(1)}%`} style ${(100 * row.style).toFixed(1)}%\n`);
+    }
+    return 0;
+  }
+  if (!v.model && !v['no-model']) throw new UsageError('--model DIR is required (or --no-model, or --train-evaluator)', 'eval');
+  if (v.model && v['no-model']) throw new UsageError('give --model DIR or --no-model, not both', 'eval');
+  const { runSuite } = await import('../eval/report.ts');
+  const out = v.out ?? 'docs/RESULTS.md';
+  await runSuite({
+    model: v.model, suite: v.suite ?? 'quick', out, grids: v.grids ?? path.join(path.dirname(out), 'results'),
+    evaluator: evaluatorDir, finetune: v.finetune, steps: intFlag('steps', v.steps, 1),
+    log: (s) => process.stderr.write(s + '\n'),
+  });
+  process.stdout.write(`wrote ${out}\n`);
+  return 0;
+}

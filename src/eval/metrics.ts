@@ -1,0 +1,191 @@
+// The metrics of docs/RESULTS.md. Pure functions over pixels and evaluator outputs (numbers), so each is unit-tested
+// on constructed cases; `Judge` runs the evaluator on an image and its windows once and feeds them.
+//
+// Windows: a generated scene holds its objects anywhere, at any size. Every metric that asks "is this object in
+// the output" looks at the whole image and at square windows of 3/4 and 1/2 of its side (stride 1/4 of the side):
+// 1 + 4 + 9 = 14 views of a square image, each area-resampled to the evaluator's input size.
+import { resampleRGBA, crop, type RawImage } from '../data/image.ts';
+import type { EmojiEvaluator } from './evaluator.ts';
+
+export interface Rgb { width: number; height: number; channels: 3; data: Uint8Array }
+
+export const WINDOW_FRACTIONS: readonly number[] = [1, 0.75, 0.5];
+
+export function windows(img: Rgb, fractions: readonly number[] = WINDOW_FRACTIONS): Rgb[] {
+  const S = Math.min(img.width, img.height);
+  const stride = Math.max(1, Math.round(S / 4));
+  const out: Rgb[] = [];
+  for (const f of fractions) {
+    const side = Math.max(1, Math.round(S * f));
+    for (let y = 0; y + side <= img.height; y += stride)
+      for (let x = 0; x + side <= img.width; x += stride) out.push(crop(img as RawImage, { x, y, w: side, h: side }) as Rgb);
+  }
+  return out;
+}
+
+export function withAlpha(im: Pick<RawImage, 'width' | 'height' | 'channels' | 'data'>): RawImage {
+  if (im.channels === 4) return im as RawImage;
+  const n = im.width * im.height;
+  const data = new Uint8Array(n * 4);
+  for (let i = 0; i < n; i++) {
+    data[i * 4] = im.data[i * 3]!;
+    data[i * 4 + 1] = im.data[i * 3 + 1]!;
+    data[i * 4 + 2] = im.data[i * 3 + 2]!;
+    data[i * 4 + 3] = 255;
+  }
+  return { width: im.width, height: im.height, channels: 4, data };
+}
+
+// Area resampling to size x size, RGB out.
+export function areaResize(im: Rgb, size: number): Rgb {
+  const r = resampleRGBA(withAlpha(im), size, size);
+  const data = new Uint8Array(size * size * 3);
+  for (let i = 0; i < size * size; i++) for (let c = 0; c < 3; c++) data[i * 3 + c] = r.data[i * 4 + c]!;
+  return { width: size, height: size, channels: 3, data };
+}
+
+// ---- vectors ----
+export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let d = 0, na = 0, nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    d += a[i]! * b[i]!;
+    na += a[i]! * a[i]!;
+    nb += b[i]! * b[i]!;
+  }
+  return na && nb ? d / Math.sqrt(na * nb) : 0;
+}
+
+export function softmax(xs: number[]): number[] {
+  const m = Math.max(...xs);
+  const e = xs.map((x) => Math.exp(x - m));
+  const s = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / s);
+}
+
+// Pearson correlation of two equally sized pixel arrays (all channels). Two constant images correlate 1 if equal,
+// else 0; a constant image against a textured one is 0.
+export function pixelCorrelation(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const n = a.length;
+  let ma = 0, mb = 0;
+  for (let i = 0; i < n; i++) (ma += a[i]!), (mb += b[i]!);
+  ma /= n;
+  mb /= n;
+  let sab = 0, saa = 0, sbb = 0;
+  for (let i = 0; i < n; i++) {
+    const x = a[i]! - ma, y = b[i]! - mb;
+    sab += x * y;
+    saa += x * x;
+    sbb += y * y;
+  }
+  if (saa < 1e-9 || sbb < 1e-9) return saa < 1e-9 && sbb < 1e-9 && Math.abs(ma - mb) < 1e-9 ? 1 : 0;
+  return sab / Math.sqrt(saa * sbb);
+}
+
+// ---- the metrics ----
+
+// Concept preservation (DreamBench's CLIP-I / DINO, with our evaluator's embedding): the best cosine between the
+// reference's embedding and any window of the output.
+export function conceptPreservation(reference: ArrayLike<number>, outputWindows: ArrayLike<number>[]): number {
+  return Math.max(...outputWindows.map((w) => cosine(reference, w)));
+}
+
+// Prompt following (CLIP-T analogue): of the K concepts the text names, the fraction the evaluator finds. Each
+// window's concept logits are softmaxed over the suite's vocabulary; a concept's score is its best window
+// probability; a named concept counts as found when it ranks in the top K of the vocabulary by that score.
+export function promptFollowing(named: number[], windowLogits: number[][], vocabulary: number[]): number {
+  if (!named.length) return NaN;
+  const best = new Map<number, number>(vocabulary.map((c) => [c, 0]));
+  for (const logits of windowLogits) {
+    const p = softmax(vocabulary.map((c) => logits[c]!));
+    vocabulary.forEach((c, i) => best.set(c, Math.max(best.get(c)!, p[i]!)));
+  }
+  const ranked = [...best.entries()].sort((a, b) => b[1] - a[1]).map(([c]) => c);
+  const K = named.length;
+  return named.filter((c) => { const r = ranked.indexOf(c); return r >= 0 && r < K; }).length / K;
+}
+
+// Style adherence: the style head on the whole output. Returns whether its top style is the asked one and the
+// probability it gives that style.
+export function styleAdherence(styleLogits: number[], target: number): { hit: boolean; prob: number } {
+  const p = softmax(styleLogits);
+  const top = p.indexOf(Math.max(...p));
+  return { hit: top === target, prob: p[target]! };
+}
+
+// Copy-paste score: how exactly the reference's pixels reappear. Both the reference and every window of the output
+// are area-resampled to `size` px and compared by Pearson correlation of their pixels; the score is the best window.
+// 1 = the reference pasted in (at a window's position and scale); a redrawn object (other pose, other style, other
+// details) scores far lower even when the evaluator calls it the same concept. High concept preservation with a
+// copy-paste score >= COPY_PASTE_THRESHOLD is reported as copying, not success.
+export const COPY_PASTE_THRESHOLD = 0.9;
+export function copyPaste(reference: Rgb, output: Rgb, size = 16): number {
+  const ref = areaResize(reference, size).data;
+  return Math.max(...windows(output).map((w) => pixelCorrelation(ref, areaResize(w, size).data)));
+}
+
+// Diversity across seeds: mean pairwise (1 - cosine) of the outputs' whole-image embeddings (0 = all the same
+// picture to the evaluator), and mean pairwise (1 - pixel correlation).
+export function diversity(embeddings: ArrayLike<number>[], images: Rgb[] = [], size = 32): { embedding: number; pixel: number } {
+  const pairs = (n: number, f: (i: number, j: number) => number) => {
+    let s = 0, k = 0;
+    for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) (s += f(i, j)), k++;
+    return k ? s / k : NaN;
+  };
+  const px = images.map((im) => areaResize(im, size).data);
+  return {
+    embedding: pairs(embeddings.length, (i, j) => 1 - cosine(embeddings[i]!, embeddings[j]!)),
+    pixel: pairs(px.length, (i, j) => 1 - pixelCorrelation(px[i]!, px[j]!)),
+  };
+}
+
+// ---- the evaluator on an image ----
+export interface Views {
+  whole: { embedding: number[]; conceptLogits: number[]; styleLogits: number[] };
+  windows: { embedding: number[]; conceptLogits: number[] }[]; // includes the whole image first
+}
+
+export class Judge {
+  readonly #cache = new Map<Rgb, Views>();
+  constructor(readonly evaluator: EmojiEvaluator) {}
+
+  conceptIndex(slug: string): number {
+    const i = this.evaluator.conceptIndex.get(slug);
+    if (i === undefined) throw new Error(`the evaluator does not know concept '${slug}'`);
+    return i;
+  }
+  styleIndex(id: string): number {
+    const i = this.evaluator.styleIndex.get(id);
+    if (i === undefined) throw new Error(`the evaluator does not know style '${id}'`);
+    return i;
+  }
+
+  // Whole image only (references: a crop is one object already).
+  embed(img: Rgb): { embedding: number[]; conceptLogits: number[]; styleLogits: number[] } {
+    return this.views(img, false).whole;
+  }
+
+  views(img: Rgb, withWindows = true): Views {
+    const hit = this.#cache.get(img);
+    if (hit && (hit.windows.length > 1 || !withWindows)) return hit;
+    const ims = withWindows ? windows(img) : [img];
+    const out = this.evaluator.run(ims as RawImage[]);
+    const emb = out.embedding.toList() as number[][];
+    const cl = out.conceptLogits.toList() as number[][];
+    const sl = out.styleLogits.toList() as number[][];
+    const v: Views = {
+      whole: { embedding: emb[0]!, conceptLogits: cl[0]!, styleLogits: sl[0]! },
+      windows: emb.map((e, i) => ({ embedding: e, conceptLogits: cl[i]! })),
+    };
+    this.#cache.set(img, v);
+    return v;
+  }
+
+  // The evaluator's best guess of what a reference shows, among a vocabulary (the describe baseline's words).
+  describe(img: Rgb, vocabulary: string[]): { concept: string; style: string } {
+    const w = this.embed(img);
+    const concept = vocabulary.reduce((a, b) => (w.conceptLogits[this.conceptIndex(b)]! > w.conceptLogits[this.conceptIndex(a)]! ? b : a));
+    const st = this.evaluator.config.styles;
+    const style = st[w.styleLogits.indexOf(Math.max(...w.styleLogits))]!;
+    return { concept, style };
+  }
+}

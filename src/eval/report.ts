@@ -1,0 +1,450 @@
+// `mumu eval`: runs a suite's cases through every system that exists (MUMU, MUMU on the caption alone, the text-only
+// base model, the "describe the images" baseline, MUMU's LoRA merged into a style fine-tune), scores every output
+// with the independent evaluator, and writes docs/RESULTS.md with PNG grids.
+import fs from 'node:fs';
+import path from 'node:path';
+import { MumuPipeline, loadComponents, type MumuComponents } from '../pipeline.ts';
+import { MumuModel } from '../models/index.ts';
+import { loadComponent } from '../models/pretrained.ts';
+import { unloadLora, mergeLoraInto, ADAPTER_CONFIG } from '../nn/index.ts';
+import { encodePng } from '../cli/png.ts';
+import { EmojiEvaluator, type EvaluatorReport } from './evaluator.ts';
+import {
+  Judge, conceptPreservation, promptFollowing, styleAdherence, copyPaste, cosine, diversity, areaResize,
+  COPY_PASTE_THRESHOLD, type Rgb,
+} from './metrics.ts';
+import { readSuite, buildCases, conceptLabel, stylePhrase, type Case, type Suite, type Segment } from './tasks.ts';
+
+export const NOTES_MARKER = '<!-- hand-written notes: kept when mumu eval rewrites this file -->';
+
+export type SystemName = 'mumu' | 'mumu-caption' | 'text-only' | 'describe' | 'lora-merge' | 'render';
+
+export const SYSTEM_TITLES: Record<SystemName, string> = {
+  mumu: 'MUMU (multimodal prompt)',
+  'mumu-caption': 'MUMU, caption only (no images)',
+  'text-only': 'text-only base model, caption',
+  describe: 'describe the images + text-only base',
+  'lora-merge': 'MUMU LoRA merged into the style fine-tune',
+  render: 'EmojiWorld render of the caption (reference point, not a generator)',
+};
+
+// Which systems run on which task (the baselines where the paper compares, the render everywhere).
+const SYSTEMS_FOR: Record<Case['task'], SystemName[]> = {
+  'same-image': ['mumu', 'mumu-caption', 'text-only', 'describe', 'render'],
+  harmonise: ['mumu', 'mumu-caption', 'text-only', 'describe', 'render'],
+  'style-transfer': ['mumu', 'mumu-caption', 'text-only', 'describe', 'render'],
+  'tokens-per-image': ['mumu', 'render'],
+  'lora-merge': ['mumu', 'lora-merge', 'render'],
+  character: ['mumu', 'mumu-caption', 'text-only', 'describe', 'render'],
+};
+
+export interface Output { case: Case; system: SystemName; seed: number | null; image: Rgb; scores: Scores }
+export interface Scores {
+  preservation: number; // NaN when the case has no object reference
+  following: number;
+  style: number; // 1 / 0
+  styleProb: number;
+  copy: number; // NaN when there is no reference
+  leak: number; // NaN unless a style reference's objects could leak
+  embedding: number[]; // whole image
+  bestWindow: number[] | null; // the window closest to the first object reference
+}
+
+interface Generator { (c: Case, seed: number): Promise<Rgb> }
+interface SystemState { name: SystemName; gen: Generator | null; why: string }
+
+export interface RunOptions {
+  model?: string; // none: score the EmojiWorld renders only
+  outSize?: number; // output side when there is no model (default 64)
+  suite: string | Suite;
+  out: string; // report path
+  grids: string; // grid folder
+  evaluator: string | EmojiEvaluator;
+  finetune?: string;
+  steps?: number;
+  log?: (s: string) => void;
+}
+
+const toRgb = (im: { width: number; height: number; data: Uint8Array }): Rgb => ({ width: im.width, height: im.height, channels: 3, data: im.data });
+
+async function generator(c: MumuComponents, o: { steps: number; guidance: number }, prompt: (cs: Case) => string | Segment[]): Promise<Generator> {
+  const pipe = new MumuPipeline(c);
+  return async (cs, seed) => {
+    const p = prompt(cs);
+    const r = await pipe.generate(typeof p === 'string' ? p : p.map((s) => (typeof s === 'string' ? s : { image: s.image })), { steps: o.steps, guidanceScale: o.guidance, seed });
+    return toRgb(r.images[0]!);
+  };
+}
+
+// The text-only base model inside a MUMU folder: the CLIP text encoder and the UNet without MUMU's LoRA (the UNet
+// the MUMU stages started from; paper section 5).
+function baseComponents(dir: string, c: MumuComponents): MumuComponents | string {
+  const m = MumuModel.load(dir).eval();
+  if (!m.text_encoder) return 'not available: the model folder has no text_encoder (no text-only base model to compare with)';
+  if (!fs.existsSync(path.join(dir, 'unet', ADAPTER_CONFIG))) return 'not available: the UNet has no separate MUMU LoRA, so the base UNet cannot be recovered';
+  unloadLora(m.unet, { merge: false });
+  return {
+    ...c,
+    encode: (b) => ({ context: m.encodeText(b.inputIds, b.attentionMask), mask: b.attentionMask }),
+    unet: (x, t, cond) => m.unet.forward(x, t, cond.context, { encoderAttentionMask: cond.mask ?? null }),
+  };
+}
+
+// Paper Finding 4: MUMU's encoder with the fine-tune's UNet plus MUMU's UNet LoRA merged into it.
+function mergedComponents(dir: string, finetune: string | undefined, c: MumuComponents): MumuComponents | string {
+  if (!finetune || !fs.existsSync(path.join(finetune, 'unet', 'config.json'))) {
+    return `not available: no style fine-tune model folder${finetune ? ` at ${finetune}` : ''} (train configs/style-finetune.json, or pass --finetune DIR)`;
+  }
+  if (!fs.existsSync(path.join(dir, 'unet', ADAPTER_CONFIG))) return 'not available: the model\'s UNet has no separate LoRA to merge';
+  const unet = loadComponent(path.join(finetune, 'unet'), 'UNet2DConditionModel');
+  mergeLoraInto(unet, path.join(dir, 'unet'));
+  unet.eval();
+  return { ...c, unet: (x, t, cond) => unet.forward(x, t, cond.context, { encoderAttentionMask: cond.mask ?? null }) };
+}
+
+export async function runSuite(o: RunOptions): Promise<{ outputs: Output[]; systems: SystemState[] }> {
+  const log = o.log ?? (() => {});
+  const t0 = performance.now();
+  const suite = typeof o.suite === 'string' ? readSuite(o.suite) : o.suite;
+  const evaluator = typeof o.evaluator === 'string' ? EmojiEvaluator.load(o.evaluator) : o.evaluator;
+  const judge = new Judge(evaluator);
+  const steps = o.steps ?? suite.steps;
+  const gopts = { steps, guidance: suite.guidance_scale };
+
+  // Without a model (--no-model) only the EmojiWorld renders are scored: the metrics' reference points.
+  const comps = o.model ? await loadComponents(o.model) : null;
+  // the output side: one cheap 1-step image
+  const outSize = comps ? (await new MumuPipeline(comps).generate('a', { steps: 1, seed: 0, guidanceScale: 1 })).images[0]!.width : (o.outSize ?? 64);
+  const cases = buildCases(suite, { outSize });
+  log(`${cases.length} cases, ${suite.seeds.length} seeds, ${steps} steps, guidance ${suite.guidance_scale}, output ${outSize} px`);
+
+  const vocab = suite.vocabulary.map((s) => judge.conceptIndex(s));
+  const vocabulary = suite.vocabulary;
+  const describe = (c: Case): string => {
+    // each referenced object named by what the evaluator sees in its image; a style image by its predicted style
+    const objs = c.references.filter((r) => r.role === 'object');
+    const words = c.named.map((n) => {
+      const r = objs.find((x) => x.concept === n);
+      return r ? conceptLabel(judge.describe(r.image, vocabulary).concept) : conceptLabel(n);
+    });
+    let cap = c.caption;
+    c.named.forEach((n, i) => (cap = cap.replace(conceptLabel(n), `\u0000${i}\u0000`)));
+    c.named.forEach((_, i) => (cap = cap.replace(`\u0000${i}\u0000`, words[i]!)));
+    const styleRef = c.references.find((r) => r.role === 'style');
+    if (styleRef) cap = cap.replace(/, [a-z0-9 ]+ style$/, `, ${stylePhrase(judge.describe(styleRef.image, vocabulary).style)} style`);
+    return cap;
+  };
+
+  const systems: SystemState[] = [{ name: 'render', gen: null, why: '' }];
+  if (comps) {
+    const base = baseComponents(o.model!, comps);
+    const merged = mergedComponents(o.model!, o.finetune ?? (suite.tasks.find((t) => t.kind === 'lora-merge') as { finetune?: string } | undefined)?.finetune, comps);
+    systems.push(
+      { name: 'mumu', gen: await generator(comps, gopts, (c) => c.segments), why: '' },
+      { name: 'mumu-caption', gen: await generator(comps, gopts, (c) => c.caption), why: '' },
+      typeof base === 'string' ? { name: 'text-only', gen: null, why: base } : { name: 'text-only', gen: await generator(base, gopts, (c) => c.caption), why: '' },
+      typeof base === 'string' ? { name: 'describe', gen: null, why: base } : { name: 'describe', gen: await generator(base, gopts, describe), why: '' },
+      typeof merged === 'string' ? { name: 'lora-merge', gen: null, why: merged } : { name: 'lora-merge', gen: await generator(merged, gopts, (c) => c.segments), why: '' },
+    );
+  } else {
+    const why = 'pending: no model was evaluated in this run';
+    for (const name of ['mumu', 'mumu-caption', 'text-only', 'describe', 'lora-merge'] as const) systems.push({ name, gen: null, why });
+  }
+
+  const outputs: Output[] = [];
+  for (const c of cases) {
+    for (const s of systems.filter((x) => SYSTEMS_FOR[c.task].includes(x.name))) {
+      if (s.name === 'render') {
+        if (c.task === 'tokens-per-image' && c.setting !== 'full') continue;
+        outputs.push({ case: c, system: 'render', seed: null, image: c.oracle, scores: score(judge, c, c.oracle, vocab) });
+        continue;
+      }
+      if (!s.gen) continue;
+      for (const seed of suite.seeds) {
+        const image = await s.gen(c, seed);
+        outputs.push({ case: c, system: s.name, seed, image, scores: score(judge, c, image, vocab) });
+      }
+    }
+    log(`${c.id} done (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  }
+  // Finding 1 across models: variants trained at other tokens per image (the suite's "models"), on the
+  // full-detail references
+  const tokTask = suite.tasks.find((t) => t.kind === 'tokens-per-image');
+  const variantNotes: string[] = [];
+  if (tokTask?.kind === 'tokens-per-image' && comps) {
+    for (const v of tokTask.models ?? []) {
+      if (!fs.existsSync(path.join(v.dir, 'model_index.json'))) {
+        variantNotes.push(`${v.label}: not available (no model folder at \`${v.dir}\`)`);
+        continue;
+      }
+      const vc = await loadComponents(v.dir);
+      const g = await generator(vc, gopts, (c) => c.segments);
+      for (const c of cases.filter((x) => x.task === 'tokens-per-image' && x.setting === 'full')) {
+        const vcase: Case = { ...c, id: `${c.id}-${v.label}`, setting: `full, ${v.label} (${vc.prompt.tokensPerImage} tokens/image)` };
+        cases.push(vcase);
+        for (const seed of suite.seeds) {
+          const image = await g(vcase, seed);
+          outputs.push({ case: vcase, system: 'mumu', seed, image, scores: score(judge, vcase, image, vocab) });
+        }
+      }
+    }
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  await writeGrids(o.grids, cases, outputs);
+  const evalReportFile = typeof o.evaluator === 'string' ? path.join(o.evaluator, 'report.json') : '';
+  const evalReport = evalReportFile && fs.existsSync(evalReportFile) ? (JSON.parse(fs.readFileSync(evalReportFile, 'utf8')) as EvaluatorReport) : null;
+  const trained = typeof o.evaluator === 'string' ? ((JSON.parse(fs.readFileSync(path.join(o.evaluator, 'config.json'), 'utf8')) as { _trained?: Record<string, unknown> })._trained ?? null) : null;
+  fs.mkdirSync(path.dirname(o.out), { recursive: true });
+  // a hand-written closing section (from NOTES_MARKER on) survives regeneration
+  const old = fs.existsSync(o.out) ? fs.readFileSync(o.out, 'utf8') : '';
+  const notes = old.includes(NOTES_MARKER) ? old.slice(old.indexOf(NOTES_MARKER)) : '';
+  fs.writeFileSync(o.out, (notes ? (s: string) => `${s}\n${notes}` : (s: string) => s)(markdown({ suite, model: o.model ?? null, steps, cases, outputs, systems, evaluator, evalReport, trained, seconds, out: o.out, grids: o.grids, tokensPerImage: comps?.prompt.tokensPerImage ?? null, variantNotes })));
+  return { outputs, systems };
+}
+
+export function score(judge: Judge, c: Case, image: Rgb, vocab: number[]): Scores {
+  const v = judge.views(image);
+  const wins = v.windows.map((w) => w.embedding);
+  const objs = c.references.filter((r) => r.role === 'object');
+  const pres = objs.map((r) => conceptPreservation(judge.embed(r.image).embedding, wins));
+  let bestWindow: number[] | null = null;
+  if (objs.length) {
+    const ref = judge.embed(objs[0]!.image).embedding;
+    bestWindow = wins.reduce((a, b) => (cosine(ref, b) > cosine(ref, a) ? b : a));
+  }
+  const logits = v.windows.map((w) => w.conceptLogits);
+  const named = c.named.map((n) => judge.conceptIndex(n));
+  const st = styleAdherence(v.whole.styleLogits, judge.styleIndex(c.style));
+  const leak = c.leak.length ? promptFollowing(c.leak.map((n) => judge.conceptIndex(n)), logits, vocab) : NaN;
+  return {
+    preservation: pres.length ? mean(pres) : NaN,
+    following: promptFollowing(named, logits, vocab),
+    style: st.hit ? 1 : 0,
+    styleProb: st.prob,
+    copy: c.references.length ? Math.max(...c.references.map((r) => copyPaste(r.image, image))) : NaN,
+    leak,
+    embedding: v.whole.embedding,
+    bestWindow,
+  };
+}
+
+const mean = (xs: number[]) => {
+  const ys = xs.filter((x) => !Number.isNaN(x));
+  return ys.length ? ys.reduce((a, b) => a + b, 0) / ys.length : NaN;
+};
+
+// ---- grids: one PNG per task; a row per case: references, then each system's outputs (seeds left to right) ----
+// Cells are square images scaled to `cell`, except separator bars (narrower than a cell, full height), kept as they are.
+function gridImage(rows: Rgb[][], cell: number, gap = 2): Rgb {
+  const fit = (im: Rgb) => (im.height === cell && im.width <= cell ? im : areaResize(im, cell));
+  const widthOf = (row: Rgb[]) => row.reduce((w, im) => w + fit(im).width + gap, -gap);
+  const W = Math.max(...rows.map(widthOf)), H = rows.length * cell + (rows.length - 1) * gap;
+  const data = new Uint8Array(W * H * 3).fill(255);
+  rows.forEach((row, r) => {
+    let x0 = 0;
+    const y0 = r * (cell + gap);
+    for (const im0 of row) {
+      const im = fit(im0);
+      for (let y = 0; y < cell; y++) data.set(im.data.subarray(y * im.width * 3, (y + 1) * im.width * 3), ((y0 + y) * W + x0) * 3);
+      x0 += im.width + gap;
+    }
+  });
+  return { width: W, height: H, channels: 3, data };
+}
+
+const gray = (w: number, h = w): Rgb => ({ width: w, height: h, channels: 3, data: new Uint8Array(w * h * 3).fill(200) });
+
+export const gridFile = (task: string) => `${task}.png`;
+
+async function writeGrids(dir: string, cases: Case[], outputs: Output[]): Promise<void> {
+  fs.mkdirSync(dir, { recursive: true });
+  const tasks = [...new Set(cases.map((c) => c.task))];
+  for (const task of tasks) {
+    const cs = cases.filter((c) => c.task === task);
+    const cell = Math.max(64, cs[0]!.oracle.width);
+    const maxRefs = Math.max(...cs.map((c) => c.references.length));
+    const systems = [...new Set(outputs.filter((o) => o.case.task === task).map((o) => o.system))];
+    const rows = cs.map((c) => {
+      const refs = c.references.map((r) => r.image);
+      while (refs.length < maxRefs) refs.push(gray(cell));
+      const outs = systems.flatMap((s) => [gray(6, cell), ...outputs.filter((o) => o.case === c && o.system === s).map((o) => o.image)]);
+      return [...refs, ...outs];
+    });
+    const png = await encodePng(gridImage(rows, cell));
+    fs.writeFileSync(path.join(dir, gridFile(task)), png);
+  }
+}
+
+// ---- the report ----
+interface MarkdownInput {
+  suite: Suite; model: string | null; steps: number; cases: Case[]; outputs: Output[]; systems: SystemState[];
+  evaluator: EmojiEvaluator; evalReport: EvaluatorReport | null; trained: Record<string, unknown> | null; seconds: number; tokensPerImage: number | null; variantNotes: string[]; out: string; grids: string;
+}
+
+const pct = (x: number) => (Number.isNaN(x) ? '–' : `${(100 * x).toFixed(0)}%`);
+const num = (x: number) => (Number.isNaN(x) ? '–' : x.toFixed(3));
+
+export interface Aggregate {
+  n: number; preservation: number; following: number; style: number; copy: number; copied: number; leak: number;
+  diversity: number; consistency: number;
+}
+
+export function aggregate(outs: Output[]): Aggregate {
+  const s = outs.map((o) => o.scores);
+  const byCase = new Map<Case, Output[]>();
+  for (const o of outs) byCase.set(o.case, [...(byCase.get(o.case) ?? []), o]);
+  const div = [...byCase.values()].filter((g) => g.length > 1).map((g) => diversity(g.map((o) => o.scores.embedding)).embedding);
+  // consistency: pairs of outputs made from the same reference image (one character), across prompts and seeds
+  const byRef = new Map<unknown, number[][]>();
+  for (const o of outs) {
+    const ref = o.case.references[0]?.image;
+    if (ref && o.scores.bestWindow) byRef.set(ref, [...(byRef.get(ref) ?? []), o.scores.bestWindow]);
+  }
+  let cons = 0, k = 0;
+  for (const wins of byRef.values()) for (let i = 0; i < wins.length; i++) for (let j = i + 1; j < wins.length; j++) (cons += cosine(wins[i]!, wins[j]!)), k++;
+  return {
+    n: outs.length,
+    preservation: mean(s.map((x) => x.preservation)),
+    following: mean(s.map((x) => x.following)),
+    style: mean(s.map((x) => x.style)),
+    copy: mean(s.map((x) => x.copy)),
+    copied: mean(s.filter((x) => !Number.isNaN(x.copy)).map((x) => (x.copy >= COPY_PASTE_THRESHOLD ? 1 : 0))),
+    leak: mean(s.map((x) => x.leak)),
+    diversity: mean(div),
+    consistency: k ? cons / k : NaN,
+  };
+}
+
+const TASK_TITLES: Record<Case['task'], string> = {
+  'same-image': 'Same-image crops (the training distribution)',
+  harmonise: 'Harmonisation across sources (Finding 2)',
+  'style-transfer': 'Style transfer from a style image only (Finding 3)',
+  'tokens-per-image': 'Tokens per image (Finding 1)',
+  'lora-merge': 'LoRA merge into a single-style fine-tune (Finding 4)',
+  character: 'Character consistency (Finding 5)',
+};
+
+const TASK_NOTES: Record<Case['task'], string> = {
+  'same-image': 'Each reference is a crop of the target scene (its box, padded square with black), inserted right before its words, as the bootstrap makes training prompts (paper section 4). Style is named in the text.',
+  harmonise: 'Each reference is drawn in a different style from the one the text asks for; success is the asked style (style column) while keeping each reference\'s concept (preservation) without pasting it (copy).',
+  'style-transfer': 'The prompt names the object in words and gives the style only as an image of *other* objects in that style where training captions name it (`..., <img> style`); the text never names the style. Leak = the style image\'s objects found in the output (lower is better). The text-only rows get the style named in words; describe gets the evaluator\'s reading of the style image.',
+  'tokens-per-image': 'The model\'s tokens per image are fixed by its ViT; what varies here is how much detail reaches them: each reference is area-reduced to r x r px and scaled back before encoding. Models trained at other token counts (including the perceiver\'s fixed set) are rows when the suite lists them.',
+  'lora-merge': 'No style words in the prompt: the style should come from the UNet. MUMU with its own base UNet against MUMU\'s UNet LoRA merged into the single-style fine-tune of the base (paper Figure 9). Style column: the fine-tune\'s style.',
+  character: 'One reference object, several prompts (other objects, backgrounds). Consistency = mean pairwise cosine between the outputs\' windows closest to the reference, across prompts and seeds.',
+};
+
+function markdown(m: MarkdownInput): string {
+  const L: string[] = [];
+  const rel = (p: string) => path.relative(path.dirname(m.out), p).split(path.sep).join('/');
+  L.push('# mumu results', '');
+  L.push(`Written by \`mumu eval ${m.model ? `--model ${m.model}` : '--no-model'} --suite ${m.suite.name}\` on ${new Date().toISOString().slice(0, 10)}. Every number below comes from that run; `
+    + 're-running the command reproduces it (fixed prompts, references and seeds).', '');
+  L.push('| setting | value |', '|---|---|');
+  L.push(`| model | ${m.model ? `\`${m.model}\`` : 'none (renders only; generator numbers pending)'} |`, `| suite | \`${m.suite.name}\` (${m.cases.length} cases) |`, `| sampler | DDIM, ${m.steps} steps, guidance ${m.suite.guidance_scale} |`);
+  L.push(`| seeds | ${m.suite.seeds.join(', ')} (image seed = seed; references drawn with seed ${m.suite.reference_seed}) |`);
+  L.push(`| evaluator | \`${m.evaluator.config.image_size} px CNN, ${m.evaluator.numParameters()} parameters, ${m.evaluator.config.concepts.length} concepts, ${m.evaluator.config.styles.length} styles\` |`);
+  L.push(`| wall time | ${m.seconds.toFixed(0)} s |`, '');
+
+  L.push('## The evaluator and its own accuracy', '');
+  L.push('A small CNN (`src/eval/evaluator.ts`: conv 3x3 + GroupNorm + SiLU stages, 24-48-96-192 channels, 32 px input), with its own seed, '
+    + 'trained only on EmojiWorld renders of every concept in every style (single-object crops and 1-3 object scenes; `src/eval/renders.ts`), '
+    + 'never on any generator output. It has an L2-normalised 128-d embedding, a concept head (cosine classifier on the embedding, '
+    + 'trained with a soft multi-label target over the objects shown) and a style head. '
+    + 'About 5% of (style, concept) drawings are withheld from its training, to measure it on drawings it never saw.'
+    + (m.trained ? ` ${trainedLine(m.trained)}` : ''), '');
+  if (m.evalReport) {
+    L.push('| held-out set (renders it never trained on) | n | concept top-1 (all concepts) | top-5 | top-1 among the suite\'s concepts | style |', '|---|---|---|---|---|---|');
+    for (const r of m.evalReport.rows) L.push(`| ${r.set} | ${r.n} | ${pct(r.top1)} | ${pct(r.top5)} | ${r.vocabTop1 === null ? '–' : pct(r.vocabTop1)} | ${pct(r.style)} |`);
+    L.push('', 'Scenes: top-1 = every object of the scene ranked within the top k (k = number of objects); top-5 = within the top k + 4.', '');
+  } else L.push('(no report.json beside the evaluator: its accuracy was not measured for this run)', '');
+
+  L.push('## Metrics', '');
+  L.push('Every output is looked at whole and through 13 square windows (3/4 and 1/2 of the side, stride 1/4), each resampled to the evaluator\'s 32 px.', '');
+  L.push('- **Preservation** (DreamBench CLIP-I / DINO analogue): for each object reference, the best cosine between its embedding and any window of the output; averaged over references. 1 = the evaluator sees the same thing.');
+  L.push(`- **Following** (CLIP-T analogue): of the K concepts the prompt names, the fraction found: each window's concept logits are softmaxed over the suite's ${m.suite.vocabulary.length} concepts, a concept scores its best window probability, and a named concept is found if it ranks in the top K.`);
+  L.push('- **Style**: the style head on the whole output picks the asked style (accuracy over outputs).');
+  L.push(`- **Copy**: the best Pearson correlation between the reference's pixels and any window's, both area-resampled to 16 px; **copied** = share of outputs with copy >= ${COPY_PASTE_THRESHOLD}. High preservation with high copy is pasting, not success (the paper warns its similarity scores rewarded copy-paste).`);
+  L.push('- **Diversity**: mean pairwise 1 - cosine of whole-image embeddings across the seeds of one prompt (0 = the same picture every seed).');
+  L.push('- Rows split into **train** cases (concepts and styles the generator trained on) and **held-out** cases (a concept the generator never saw, or the emojione style). The EmojiWorld render row scores the ground-truth picture of the caption: what a perfect, non-copying generator would reach on these metrics.', '');
+
+  const tasks = [...new Set(m.cases.map((c) => c.task))];
+  for (const task of tasks) {
+    L.push(`## ${TASK_TITLES[task]}`, '', TASK_NOTES[task], '');
+    const outs = m.outputs.filter((o) => o.case.task === task);
+    const systems = SYSTEMS_FOR[task];
+    const extra = task === 'style-transfer' ? ['leak'] : task === 'character' ? ['consistency'] : [];
+    if (task === 'tokens-per-image') {
+      L.push('| system | reference detail | n | preservation | following | style | copy | copied |', '|---|---|---|---|---|---|---|---|');
+      const settings = [...new Set(outs.map((o) => o.case.setting!))];
+      for (const s of settings) {
+        const sel = outs.filter((o) => o.case.setting === s);
+        for (const sys of [...new Set(sel.map((o) => o.system))]) {
+          const a = aggregate(sel.filter((o) => o.system === sys));
+          const who = sys === 'render' ? SYSTEM_TITLES.render : s.startsWith('full, ') ? 'MUMU variant' : `MUMU (${m.tokensPerImage ?? '?'} tokens/image)`;
+          L.push(`| ${who} | ${s} | ${a.n} | ${num(a.preservation)} | ${pct(a.following)} | ${pct(a.style)} | ${num(a.copy)} | ${pct(a.copied)} |`);
+        }
+      }
+      if (!m.systems.find((x) => x.name === 'mumu')?.gen) L.push(`| MUMU | – | 0 | ${m.systems.find((x) => x.name === 'mumu')!.why} | | | | |`);
+      const t = m.suite.tasks.find((x) => x.kind === 'tokens-per-image') as { models?: { label: string; dir: string }[] } | undefined;
+      if (!t?.models?.length) L.push('| models trained at other tokens per image (e.g. the perceiver\'s fixed set) | – | 0 | not available: none trained yet (list them under "models" in the suite) | | | | |');
+      for (const note of m.variantNotes) L.push(`| ${note.split(':')[0]} | – | 0 | ${note.slice(note.indexOf(':') + 2)} | | | | |`);
+    } else {
+      L.push(`| system | split | n | preservation | following | style | copy | copied | diversity |${extra.map((e) => ` ${e} |`).join('')}`);
+      L.push(`|---|---|---|---|---|---|---|---|---|${extra.map(() => '---|').join('')}`);
+      for (const sys of systems) {
+        const state = m.systems.find((s) => s.name === sys)!;
+        if (sys !== 'render' && !state.gen) {
+          L.push(`| ${SYSTEM_TITLES[sys]} | – | 0 | ${state.why} | | | | | |${extra.map(() => ' |').join('')}`);
+          continue;
+        }
+        for (const sp of ['train', 'held-out', 'all'] as const) {
+          const sel = outs.filter((o) => o.system === sys && (sp === 'all' || o.case.split === sp));
+          if (!sel.length || (sp === 'all' && new Set(sel.map((o) => o.case.split)).size < 2)) continue;
+          const a = aggregate(sel);
+          const ex = extra.map((e) => ` ${num(e === 'leak' ? a.leak : a.consistency)} |`).join('');
+          L.push(`| ${SYSTEM_TITLES[sys]} | ${sp} | ${a.n} | ${num(a.preservation)} | ${pct(a.following)} | ${pct(a.style)} | ${num(a.copy)} | ${pct(a.copied)} | ${num(a.diversity)} |${ex}`);
+        }
+      }
+    }
+    const shown = [...new Set(outs.map((o) => o.system))];
+    L.push('', `![${task}](${rel(path.join(m.grids, gridFile(task)))})`, '');
+    L.push(`Grid: one row per case; first the reference image(s) (gray = none), then, after a thin gray bar each, ${shown.map((s) => SYSTEM_TITLES[s]).join('; ')}`
+      + ` (generated systems: seeds ${m.suite.seeds.join(', ')} left to right).`, '');
+    L.push('<details><summary>prompts</summary>', '');
+    for (const c of m.cases.filter((x) => x.task === task)) {
+      const text = c.segments.map((s) => (typeof s === 'string' ? s : '<img>')).join('');
+      L.push(`- \`${c.id}\` (${c.split}${c.setting ? `, ${c.setting}` : ''}): \`${text}\``);
+    }
+    L.push('', '</details>', '');
+  }
+  L.push(summary(m));
+  return L.join('\n') + '\n';
+}
+
+function trainedLine(t: Record<string, unknown>): string {
+  const focus = t.focus as { slugs: string[]; fraction: number } | undefined;
+  return `Trained ${t.steps} steps of batch ${t.batch_size} at lr 2e-3 (AdamW, cosine) in ${t.seconds} s on one CPU thread; `
+    + `${focus ? `${Math.round(100 * focus.fraction)}% of samples show one of the ${focus.slugs.length} suite concepts first, the rest any seen drawing; ` : ''}`
+    + `${Math.round(100 * Number(t.scene_fraction ?? 0.5))}% of samples are scenes.`;
+}
+
+// Where MUMU beats the baselines and where not, read off the tables above.
+function summary(m: MarkdownInput): string {
+  const L = ['## Summary', ''];
+  const lines: string[] = [];
+  for (const task of ['same-image', 'harmonise', 'style-transfer', 'character'] as const) {
+    const outs = m.outputs.filter((o) => o.case.task === task);
+    if (!outs.length) continue;
+    const mu = aggregate(outs.filter((o) => o.system === 'mumu'));
+    const others = (['mumu-caption', 'text-only', 'describe'] as const).filter((s) => outs.some((o) => o.system === s));
+    for (const metric of ['preservation', 'following', 'style'] as const) {
+      const best = others.map((s) => ({ s, v: aggregate(outs.filter((o) => o.system === s))[metric] })).filter((x) => !Number.isNaN(x.v)).sort((a, b) => b.v - a.v)[0];
+      if (!best || Number.isNaN(mu[metric])) continue;
+      const fmt = metric === 'preservation' ? num : pct;
+      lines.push(`- ${TASK_TITLES[task]}, ${metric}: MUMU ${fmt(mu[metric])} vs best baseline (${SYSTEM_TITLES[best.s]}) ${fmt(best.v)}: ${mu[metric] > best.v ? '**MUMU ahead**' : mu[metric] === best.v ? 'tie' : '**baseline ahead**'}.`);
+    }
+    if (mu.copied > 0) lines.push(`- ${TASK_TITLES[task]}: ${pct(mu.copied)} of MUMU outputs are copies of a reference (copy >= ${COPY_PASTE_THRESHOLD}).`);
+  }
+  L.push(...(lines.length ? lines : ['- no generated outputs to compare.']), '');
+  return L.join('\n');
+}

@@ -1,0 +1,266 @@
+// The evaluation suites: fixed prompts, references and seeds (configs/eval-<suite>.json), turned into cases. A case
+// is one multimodal prompt with its reference images and what the metrics should look for; each task kind follows
+// one claim of the paper:
+//   same-image       crops of the target inserted before their words: the training distribution (paper section 4)
+//   harmonise        references drawn in different styles, the text asks for one style (Finding 2)
+//   style-transfer   the style comes only from an image of other objects in that style (Finding 3)
+//   tokens-per-image the same-image prompts with references reduced to r x r px before encoding (Finding 1)
+//   lora-merge       the MUMU UNet LoRA merged into a single-style fine-tune of the base UNet (Finding 4)
+//   character        one reference object across several prompts (Finding 5: detail consistency)
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { alphaOver, blank, boxArea, intersect, crop, padToSquare, type Box, type RawImage } from '../data/image.ts';
+import { deriveSeed, Rng } from '../data/rng.ts';
+import { COLORS } from '../data/emoji-world/background.ts';
+import { STYLES, allConcepts, isHeldOutConcept, isHeldOutStyle } from '../data/emoji-world/catalog.ts';
+import { sprite } from '../data/emoji-world/render.ts';
+import { OBJECT_SCALE, MAX_OVERLAP, joinPhrases } from '../data/emoji-world/scene.ts';
+import { areaResize, type Rgb } from './metrics.ts';
+
+interface SceneItem { concepts: string[]; style: string; background: string }
+export type TaskSpec =
+  | { kind: 'same-image'; items: SceneItem[] }
+  | { kind: 'harmonise'; items: (SceneItem & { ref_styles: string[] })[] }
+  | { kind: 'style-transfer'; items: (SceneItem & { style_ref: string[] })[] }
+  | { kind: 'tokens-per-image'; reference_resolutions: number[]; items: SceneItem[]; models?: { label: string; dir: string }[] }
+  | { kind: 'lora-merge'; finetune: string; finetune_style: string; items: SceneItem[] }
+  | { kind: 'character'; reference: { concept: string; style: string }; contexts: { others: string[]; background: string }[] };
+
+export interface Suite {
+  name: string;
+  steps: number;
+  guidance_scale: number;
+  seeds: number[];
+  reference_seed: number;
+  vocabulary: string[];
+  tasks: TaskSpec[];
+}
+
+const CONFIGS = fileURLToPath(new URL('../../configs/', import.meta.url));
+const KINDS = ['same-image', 'harmonise', 'style-transfer', 'tokens-per-image', 'lora-merge', 'character'];
+
+// 'quick' / 'full' name configs/eval-<name>.json; anything else is a path.
+export function readSuite(nameOrFile: string): Suite {
+  const file = /^[a-z0-9-]+$/.test(nameOrFile) ? path.join(CONFIGS, `eval-${nameOrFile}.json`) : nameOrFile;
+  if (!fs.existsSync(file)) throw new Error(`no evaluation suite '${nameOrFile}' (looked for ${file})`);
+  const s = JSON.parse(fs.readFileSync(file, 'utf8')) as Suite;
+  const known = new Set(allConcepts().map((c) => c.slug));
+  const styles = new Set(STYLES.map((x) => x.id));
+  const where = `suite ${file}`;
+  for (const k of ['name', 'steps', 'guidance_scale', 'seeds', 'reference_seed', 'vocabulary', 'tasks'] as const) {
+    if (s[k] === undefined) throw new Error(`${where}: missing '${k}'`);
+  }
+  const checkConcept = (c: string) => { if (!known.has(c)) throw new Error(`${where}: unknown concept '${c}'`); };
+  const checkStyle = (x: string) => { if (!styles.has(x)) throw new Error(`${where}: unknown style '${x}'`); };
+  const checkBg = (b: string) => { if (!(b in COLORS)) throw new Error(`${where}: background '${b}' is not one of ${Object.keys(COLORS).join(', ')}`); };
+  s.vocabulary.forEach(checkConcept);
+  for (const t of s.tasks) {
+    if (!KINDS.includes(t.kind)) throw new Error(`${where}: unknown task kind '${t.kind}' (one of ${KINDS.join(', ')})`);
+    if (t.kind === 'character') {
+      checkConcept(t.reference.concept);
+      checkStyle(t.reference.style);
+      for (const c of t.contexts) (c.others.forEach(checkConcept), checkBg(c.background));
+    } else {
+      for (const it of t.items) {
+        it.concepts.forEach(checkConcept);
+        checkStyle(it.style);
+        checkBg(it.background);
+        if ('ref_styles' in it) it.ref_styles.forEach(checkStyle);
+        if ('style_ref' in it) it.style_ref.forEach(checkConcept);
+      }
+      if (t.kind === 'lora-merge') checkStyle(t.finetune_style);
+    }
+  }
+  return s;
+}
+
+// ---- rendering the references and the ground truth ----
+const labelOf = (() => {
+  let m: Map<string, string> | undefined;
+  return (slug: string) => (m ??= new Map(allConcepts().map((c) => [c.slug, c.label]))).get(slug)!;
+})();
+const stylePhrase = (id: string) => STYLES.find((s) => s.id === id)!.phrase;
+
+export interface RenderedScene { image: Rgb; boxes: Box[] }
+
+// An EmojiWorld-style scene with the given objects, style and solid background (layout from the content seed, as
+// EmojiWorld does, so the same content in another style has the same layout).
+export function renderScene(concepts: string[], style: string, background: string, size: number, seed: number): RenderedScene {
+  const rng = new Rng(deriveSeed(seed, 0, `eval-scene:${concepts.join('+')}`));
+  const image = blank(size, size, 3, COLORS[background]!);
+  const [lo, hi] = OBJECT_SCALE[Math.min(concepts.length, OBJECT_SCALE.length) - 1]!;
+  const placed: Box[] = [];
+  const boxes: Box[] = [];
+  for (const slug of concepts) {
+    let side = Math.max(8, Math.round(rng.uniform(lo, hi) * size));
+    let b: Box = { x: 0, y: 0, w: side, h: side };
+    for (let attempt = 0; attempt < 200; attempt++) {
+      if (attempt > 0 && attempt % 20 === 0) side = Math.max(8, Math.round(side * 0.85));
+      b = { x: rng.intIn(0, size - side), y: rng.intIn(0, size - side), w: side, h: side };
+      if (placed.every((o) => boxArea(intersect(o, b)) <= MAX_OVERLAP * Math.min(boxArea(o), boxArea(b)))) break;
+    }
+    placed.push(b);
+    const sp = sprite(style, slug, b.w);
+    alphaOver(image, sp.image, b.x, b.y);
+    boxes.push({ x: b.x + sp.tight.x, y: b.y + sp.tight.y, w: sp.tight.w, h: sp.tight.h });
+  }
+  return { image: image as Rgb, boxes };
+}
+
+// A bootstrap crop (paper section 4-5): the object's box cut from the scene, padded to a square with black.
+export function cropObject(scene: RenderedScene, k: number): Rgb {
+  return padToSquare(crop(scene.image as RawImage, scene.boxes[k]!)).image as Rgb;
+}
+
+// ---- cases ----
+export interface Reference { image: Rgb; concept: string | null; style: string; role: 'object' | 'style' }
+export type Segment = string | { image: Rgb };
+
+export interface Case {
+  task: TaskSpec['kind'];
+  id: string;
+  segments: Segment[]; // the multimodal prompt
+  caption: string; // the same prompt with words only (what the text-only model gets)
+  references: Reference[];
+  named: string[]; // concepts the output should show
+  style: string; // the style the output should have
+  leak: string[]; // concepts of a style reference that should NOT appear
+  split: 'train' | 'held-out'; // held-out: some concept or the style was never in generator training
+  setting?: string; // tokens-per-image: the reference resolution
+  oracle: Rgb; // the EmojiWorld render of what is asked (an upper reference, not a generation)
+}
+
+export interface CaseOptions { outSize: number; refSize?: number }
+
+function split(concepts: string[], styles: string[]): Case['split'] {
+  return concepts.some(isHeldOutConcept) || styles.some(isHeldOutStyle) ? 'held-out' : 'train';
+}
+
+const article = (w: string) => (/^[aeiou]/.test(w) ? 'an' : 'a');
+
+// "a <img> dog face and a <img> rocket on a blue background, noto style": each crop right before its words.
+function interleave(concepts: string[], refs: (Rgb | null)[], tail: string): { segments: Segment[]; caption: string } {
+  const segments: Segment[] = [];
+  let text = '';
+  concepts.forEach((c, i) => {
+    const sep = i === 0 ? '' : i === concepts.length - 1 ? ' and ' : ', ';
+    const label = labelOf(c);
+    text += `${sep}${article(label)} `;
+    if (refs[i]) {
+      segments.push(text);
+      segments.push({ image: refs[i]! });
+      text = '';
+    }
+    text += label;
+  });
+  segments.push(text + tail);
+  return { segments: segments.filter((s) => typeof s !== 'string' || s.length > 0), caption: joinPhrases(concepts.map(labelOf)) + tail };
+}
+
+function degrade(img: Rgb, r: number): Rgb {
+  if (!r) return img;
+  const small = areaResize(img, r);
+  const data = new Uint8Array(img.width * img.height * 3);
+  for (let y = 0; y < img.height; y++)
+    for (let x = 0; x < img.width; x++) {
+      const sx = Math.floor((x * r) / img.width), sy = Math.floor((y * r) / img.height);
+      for (let c = 0; c < 3; c++) data[(y * img.width + x) * 3 + c] = small.data[(sy * r + sx) * 3 + c]!;
+    }
+  return { width: img.width, height: img.height, channels: 3, data };
+}
+
+export function buildCases(suite: Suite, o: CaseOptions): Case[] {
+  const out = o.outSize;
+  const R = o.refSize ?? Math.max(64, 2 * out); // scenes drawn at twice the output side, as training does
+  const seed = suite.reference_seed;
+  const cases: Case[] = [];
+  const oracleOf = (concepts: string[], style: string, bg: string) => areaResize(renderScene(concepts, style, bg, R, seed).image, out);
+  const tailOf = (bg: string, style: string | null) => ` on ${article(bg)} ${bg} background${style ? `, ${stylePhrase(style)} style` : ''}`;
+  suite.tasks.forEach((t, ti) => {
+    const id = (k: number, extra = '') => `${t.kind}-${ti}-${k}${extra}`;
+    switch (t.kind) {
+      case 'same-image':
+      case 'tokens-per-image': {
+        const settings = t.kind === 'tokens-per-image' ? t.reference_resolutions : [0];
+        t.items.forEach((it, k) => {
+          const scene = renderScene(it.concepts, it.style, it.background, R, seed);
+          const crops = it.concepts.map((_, j) => cropObject(scene, j));
+          for (const r of settings) {
+            const refs = crops.map((c) => degrade(c, r));
+            const { segments, caption } = interleave(it.concepts, refs, tailOf(it.background, it.style));
+            cases.push({
+              task: t.kind, id: id(k, t.kind === 'tokens-per-image' ? `-r${r || 'full'}` : ''), segments, caption,
+              references: crops.map((image, j) => ({ image, concept: it.concepts[j]!, style: it.style, role: 'object' as const })),
+              named: it.concepts, style: it.style, leak: [], split: split(it.concepts, [it.style]),
+              setting: t.kind === 'tokens-per-image' ? (r ? `${r}x${r} px` : 'full') : undefined,
+              oracle: areaResize(scene.image, out),
+            });
+          }
+        });
+        break;
+      }
+      case 'harmonise':
+        t.items.forEach((it, k) => {
+          const crops = it.concepts.map((c, j) => cropObject(renderScene([c], it.ref_styles[j % it.ref_styles.length]!, it.background, R, seed + j), 0));
+          const { segments, caption } = interleave(it.concepts, crops, tailOf(it.background, it.style));
+          cases.push({
+            task: t.kind, id: id(k), segments, caption,
+            references: crops.map((image, j) => ({ image, concept: it.concepts[j]!, style: it.ref_styles[j % it.ref_styles.length]!, role: 'object' as const })),
+            named: it.concepts, style: it.style, leak: [], split: split(it.concepts, [it.style, ...it.ref_styles]),
+            oracle: oracleOf(it.concepts, it.style, it.background),
+          });
+        });
+        break;
+      case 'style-transfer':
+        t.items.forEach((it, k) => {
+          // the style image: other objects in the wanted style, on black; the text never names the style
+          const ref = areaResize(renderScene(it.style_ref, it.style, 'black', R, seed + 99).image, R);
+          const { segments: head, caption } = interleave(it.concepts, it.concepts.map(() => null), tailOf(it.background, null));
+          const last = head.pop() as string;
+          // the image stands where the style's name stands in training captions ("..., openmoji style")
+          const segments: Segment[] = [...head, `${last}, `, { image: ref }, ' style'];
+          cases.push({
+            task: t.kind, id: id(k), segments, caption: `${caption}, ${stylePhrase(it.style)} style`,
+            references: [{ image: ref, concept: null, style: it.style, role: 'style' }],
+            named: it.concepts, style: it.style, leak: it.style_ref, split: split(it.concepts, [it.style]),
+            oracle: oracleOf(it.concepts, it.style, it.background),
+          });
+        });
+        break;
+      case 'lora-merge':
+        t.items.forEach((it, k) => {
+          const scene = renderScene(it.concepts, it.style, it.background, R, seed);
+          const crops = it.concepts.map((_, j) => cropObject(scene, j));
+          // no style words: the style should come from the fine-tuned UNet
+          const { segments, caption } = interleave(it.concepts, crops, tailOf(it.background, null));
+          cases.push({
+            task: t.kind, id: id(k), segments, caption,
+            references: crops.map((image, j) => ({ image, concept: it.concepts[j]!, style: it.style, role: 'object' as const })),
+            named: it.concepts, style: t.finetune_style, leak: [], split: split(it.concepts, [it.style]),
+            oracle: oracleOf(it.concepts, t.finetune_style, it.background),
+          });
+        });
+        break;
+      case 'character': {
+        const { concept, style } = t.reference;
+        const ref = cropObject(renderScene([concept], style, 'white', R, seed), 0);
+        t.contexts.forEach((c, k) => {
+          const concepts = [concept, ...c.others];
+          const { segments, caption } = interleave(concepts, concepts.map((_, j) => (j === 0 ? ref : null)), tailOf(c.background, style));
+          cases.push({
+            task: t.kind, id: id(k), segments, caption,
+            references: [{ image: ref, concept, style, role: 'object' }],
+            named: concepts, style, leak: [], split: split(concepts, [style]),
+            oracle: oracleOf(concepts, style, c.background),
+          });
+        });
+        break;
+      }
+    }
+  });
+  return cases;
+}
+
+export const conceptLabel = labelOf;
+export { stylePhrase };

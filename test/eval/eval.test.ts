@@ -1,0 +1,115 @@
+// `mumu eval` end to end on tiny randomly initialised folders: a MUMU model with a text encoder and a UNet LoRA (so
+// every system runs: MUMU, caption only, text-only base, describe, LoRA merged into a "fine-tune"), a tiny evaluator,
+// and a suite with one case per task. Checks the report's tables, the 'not available' rows and the grids; the
+// numbers of random models mean nothing.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setNumThreads } from '../../src/torch/index.ts';
+import { seeded } from '../../src/nn/index.ts';
+import {
+  MumuModel, VisionLanguageModel, Adapter, UNet2DConditionModel, AutoencoderKL, TextEncoder, PAPER_TRAINING,
+  parseVLMConfig, parseAdapterConfig, parseUNetConfig, parseAutoencoderKLConfig, parseCLIPTextConfig,
+} from '../../src/models/index.ts';
+import { buildWordLevelTokenizer } from '../../src/prompt/index.ts';
+import { savePretrained } from '../../src/pipeline.ts';
+import { newEvaluator } from '../../src/eval/evaluator.ts';
+import { runSuite } from '../../src/eval/report.ts';
+import { readSuite, buildCases } from '../../src/eval/tasks.ts';
+import { makeTinyModel, TINY_WORDS } from '../pipeline/tiny-model.ts';
+import { mumu } from '../cli/helpers.ts';
+
+setNumThreads(1);
+const tmp = (p: string) => mkdtempSync(join(tmpdir(), p));
+let model = '', finetune = '', evaluator = '', suiteFile = '';
+
+const VOCAB = ['dog-face', 'rocket', 'sun', 'cat-face'];
+const SUITE = {
+  name: 'tiny', steps: 2, guidance_scale: 2, seeds: [0, 1], reference_seed: 1, vocabulary: VOCAB,
+  tasks: [
+    { kind: 'same-image', items: [{ concepts: ['dog-face', 'rocket'], style: 'noto', background: 'blue' }, { concepts: ['cat-face'], style: 'emojione', background: 'red' }] },
+    { kind: 'harmonise', items: [{ concepts: ['dog-face', 'sun'], ref_styles: ['noto', 'openmoji'], style: 'twemoji', background: 'white' }] },
+    { kind: 'style-transfer', items: [{ concepts: ['rocket'], style: 'openmoji', style_ref: ['sun'], background: 'navy' }] },
+    { kind: 'tokens-per-image', reference_resolutions: [4, 0], items: [{ concepts: ['sun'], style: 'noto', background: 'gray' }] },
+    { kind: 'lora-merge', finetune: '', finetune_style: 'openmoji', items: [{ concepts: ['dog-face'], style: 'noto', background: 'blue' }] },
+    { kind: 'character', reference: { concept: 'dog-face', style: 'noto' }, contexts: [{ others: [], background: 'red' }, { others: ['rocket'], background: 'navy' }] },
+  ],
+};
+
+before(async () => {
+  const w = 32;
+  const m = seeded(0, () => new MumuModel({
+    vlm: new VisionLanguageModel(parseVLMConfig({
+      image_token_id: 4, use_perceiver: false,
+      vision_config: { hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, image_size: 16, patch_size: 8 },
+      text_config: { vocab_size: 32, hidden_size: w, intermediate_size: 2 * w, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 256, sliding_window: null },
+    })),
+    adapter: new Adapter(parseAdapterConfig({ in_dim: w, hidden_size: w, num_layers: 1, num_attention_heads: 4, out_dim: w })),
+    unet: new UNet2DConditionModel(parseUNetConfig({
+      sample_size: 8, block_out_channels: [32, 64], down_block_types: ['CrossAttnDownBlock2D', 'DownBlock2D'], up_block_types: ['UpBlock2D', 'CrossAttnUpBlock2D'],
+      layers_per_block: 1, cross_attention_dim: w, attention_head_dim: 4, norm_num_groups: 8,
+    })),
+    vae: new AutoencoderKL(parseAutoencoderKLConfig({
+      block_out_channels: [16, 32], down_block_types: ['DownEncoderBlock2D', 'DownEncoderBlock2D'], up_block_types: ['UpDecoderBlock2D', 'UpDecoderBlock2D'],
+      latent_channels: 4, norm_num_groups: 8, sample_size: 16,
+    })),
+    text_encoder: new TextEncoder(parseCLIPTextConfig({ vocab_size: 32, hidden_size: w, intermediate_size: 2 * w, num_hidden_layers: 1, num_attention_heads: 4, max_position_embeddings: 77, eos_token_id: 3 })),
+  }));
+  const tokenizer = buildWordLevelTokenizer(TINY_WORDS);
+  finetune = tmp('mumu-ft-');
+  await savePretrained(m, finetune, { tokenizer });  // the "style fine-tune": the base weights, no LoRA
+  m.applyTraining(PAPER_TRAINING);                  // UNet and VLM LoRAs, saved as PEFT files beside the base weights
+  model = tmp('mumu-model-');
+  await savePretrained(m, model, { tokenizer });
+  evaluator = tmp('mumu-evaluator-');
+  newEvaluator({ concepts: VOCAB, config: { channels: [8, 16], embed_dim: 16 } }).save(evaluator);
+  suiteFile = join(tmp('mumu-suite-'), 'suite.json');
+  SUITE.tasks[4] = { ...SUITE.tasks[4]!, finetune } as (typeof SUITE.tasks)[number];
+  writeFileSync(suiteFile, JSON.stringify(SUITE));
+});
+
+test('cases: crops before their words, held-out split, references per task', () => {
+  const cases = buildCases(readSuite(suiteFile), { outSize: 16 });
+  assert.equal(cases.length, 2 + 1 + 1 + 2 + 1 + 2);
+  const first = cases[0]!;
+  assert.deepEqual(first.segments.map((s) => (typeof s === 'string' ? s : '<img>')).join(''), 'a <img>dog face and a <img>rocket on a blue background, noto style');
+  assert.equal(first.caption, 'a dog face and a rocket on a blue background, noto style');
+  assert.equal(first.split, 'train');
+  assert.equal(cases[1]!.split, 'held-out'); // cat-face and emojione are both held out of generator training
+  const st = cases.find((c) => c.task === 'style-transfer')!;
+  assert.ok(!st.segments.some((s) => typeof s === 'string' && /openmoji/.test(s)), 'the style is only in the image');
+  assert.equal(st.references[0]!.role, 'style');
+  assert.deepEqual(cases.filter((c) => c.task === 'tokens-per-image').map((c) => c.setting), ['4x4 px', 'full']);
+});
+
+test('mumu eval writes RESULTS.md with every task, baseline and grid', async () => {
+  const out = join(tmp('mumu-results-'), 'RESULTS.md');
+  const r = await mumu(['eval', '--model', model, '--suite', suiteFile, '--out', out, '--evaluator', evaluator]);
+  assert.equal(r.code, 0, r.stderr);
+  const md = readFileSync(out, 'utf8');
+  for (const h of ['Same-image crops', 'Harmonisation across sources', 'Style transfer', 'Tokens per image', 'LoRA merge', 'Character consistency', '## Summary']) {
+    assert.ok(md.includes(h), `report has '${h}'`);
+  }
+  // every system ran: numbers, not 'not available', on the rows of the baselines
+  assert.match(md, /\| text-only base model, caption \| train \| 2 \| [0-9.]+ \|/);
+  assert.match(md, /\| describe the images \+ text-only base \| train \| 2 \|/);
+  assert.match(md, /\| MUMU LoRA merged into the style fine-tune \| train \| 2 \|/);
+  assert.match(md, /\| MUMU \(4 tokens\/image\) \| 4x4 px \| 2 \|/);
+  assert.match(md, /models trained at other tokens per image .* not available/);
+  for (const t of ['same-image', 'harmonise', 'style-transfer', 'tokens-per-image', 'lora-merge', 'character']) {
+    assert.ok(existsSync(join(out, '..', 'results', `${t}.png`)), `grid ${t}.png`);
+  }
+});
+
+test("a folder without a text encoder or fine-tune: those rows say 'not available'", async () => {
+  const plain = await makeTinyModel();
+  const dir = tmp('mumu-results-');
+  const suite = { ...readSuite(suiteFile), seeds: [0], tasks: [SUITE.tasks[0], { ...SUITE.tasks[4], finetune: join(dir, 'nope') }] } as ReturnType<typeof readSuite>;
+  const { outputs } = await runSuite({ model: plain, suite, out: join(dir, 'R.md'), grids: join(dir, 'g'), evaluator });
+  const md = readFileSync(join(dir, 'R.md'), 'utf8');
+  assert.match(md, /text-only base model, caption \| – \| 0 \| not available: the model folder has no text_encoder/);
+  assert.match(md, /MUMU LoRA merged into the style fine-tune \| – \| 0 \| not available: no style fine-tune model folder/);
+  assert.ok(outputs.some((o) => o.system === 'mumu') && !outputs.some((o) => o.system === 'text-only'));
+});
