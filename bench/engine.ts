@@ -170,7 +170,8 @@ const date = new Date().toISOString();
 const section = [
   '## engine',
   '',
-  `\`npm run bench:engine\` (bench/engine.ts), ${date.slice(0, 10)}, ${machine}, ${threads} threads, libtorch ${t.torchVersion}, median of ${REPEATS} runs.`,
+  `\`npm run bench:engine\` (bench/engine.ts), ${date.slice(0, 10)}, ${machine}, ${threads} threads, libtorch ${t.torchVersion}; best of ${ROUNDS} alternating`,
+  `rounds of ${REPEATS}-run medians; libgomp spin count ${process.env.GOMP_SPINCOUNT ?? 'default'} for mumu and PyTorch alike.`,
   'Ratios are peer time / mumu time (above 1: mumu is faster). Targets: >= 0.9x PyTorch on kernel-bound rows, tiny-op overhead',
   'within 2x of PyTorch, >= 50x @jax-js/jax on conv training.',
   '',
