@@ -3,12 +3,14 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { intFlag, UsageError } from './errors.ts';
+import type { EvaluatorReport } from '../eval/evaluator.ts';
 
 export const EVAL_HELP = `Usage:
   mumu eval --model DIR [--suite quick|full|FILE.json] [--out FILE.md] [--grids DIR] [--evaluator DIR]
             [--base DIR] [--finetune DIR] [--steps N]
   mumu eval --no-model [--suite ...]   (scores only the EmojiWorld renders: the metrics' reference points)
   mumu eval --train-evaluator [--evaluator DIR] [--train-steps N] [--batch N]
+  mumu eval --report-evaluator [--evaluator DIR]
 
 Scores a MUMU model folder on fixed tasks with fixed prompts and seeds (configs/eval-<suite>.json): same-image
 crops, harmonisation across styles, style transfer from a style image, tokens per image, LoRA merge into a style
@@ -26,9 +28,16 @@ Options:
   --finetune         a style fine-tune model folder for the LoRA-merge task (default: the suite's, if it exists)
   --steps            sampling steps (default: the suite's)
   --train-evaluator  train the evaluator instead (writes DIR/config.json, model.safetensors, report.json)
+  --report-evaluator measure the evaluator on held-out renders again (rewrites DIR/report.json)
   --train-steps      evaluator training steps (default 5000)
   --batch            evaluator batch size (default 64)
 `;
+
+function printReport(report: EvaluatorReport): void {
+  for (const row of report.rows) {
+    process.stdout.write(`${row.set}: n=${row.n} top1 ${(100 * row.top1).toFixed(1)}% top5 ${(100 * row.top5).toFixed(1)}%${row.vocabTop1 === null ? '' : ` suite-vocab top1 ${(100 * row.vocabTop1).toFixed(1)}%`} style ${(100 * row.style).toFixed(1)}%\n`);
+  }
+}
 
 export async function runEval(argv: string[]): Promise<number> {
   let parsed;
@@ -38,7 +47,7 @@ export async function runEval(argv: string[]): Promise<number> {
       options: {
         model: { type: 'string' }, suite: { type: 'string' }, out: { type: 'string' }, grids: { type: 'string' },
         evaluator: { type: 'string' }, finetune: { type: 'string' }, steps: { type: 'string' },
-        'no-model': { type: 'boolean' }, 'train-evaluator': { type: 'boolean' }, 'train-steps': { type: 'string' }, batch: { type: 'string' },
+        'no-model': { type: 'boolean' }, 'report-evaluator': { type: 'boolean' }, 'train-evaluator': { type: 'boolean' }, 'train-steps': { type: 'string' }, batch: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -66,9 +75,16 @@ export async function runEval(argv: string[]): Promise<number> {
     m.save(evaluatorDir, { _trained: { steps, batch_size: batchSize, focus, scene_fraction: sceneFraction, data_seed: 1, seconds: Math.round(r.seconds), final_loss: r.finalLoss } });
     const fs = await import('node:fs');
     fs.writeFileSync(path.join(evaluatorDir, 'report.json'), JSON.stringify(report, null, 1) + '\n');
-    for (const row of report.rows) {
-      process.stdout.write(`${row.set}: n=${row.n} top1 ${(100 * row.top1).toFixed(1)}% top5 ${(100 * row.top5).toFixed(1)}%${row.vocabTop1 === null ? '' : ` suite-vocab top1 ${(100 * row.vocabTop1).toFixed(1)}%`} style ${(100 * row.style).toFixed(1)}%\n`);
-    }
+    printReport(report);
+    return 0;
+  }
+  if (v['report-evaluator']) {
+    const { EmojiEvaluator, evaluatorReport } = await import('../eval/evaluator.ts');
+    const { readSuite } = await import('../eval/tasks.ts');
+    const report = evaluatorReport(EmojiEvaluator.load(evaluatorDir), { vocabulary: readSuite('quick').vocabulary });
+    const fs = await import('node:fs');
+    fs.writeFileSync(path.join(evaluatorDir, 'report.json'), JSON.stringify(report, null, 1) + '\n');
+    printReport(report);
     return 0;
   }
   if (!v.model && !v['no-model']) throw new UsageError('--model DIR is required (or --no-model, or --train-evaluator)', 'eval');

@@ -260,6 +260,16 @@ export function evaluatorReport(m: EmojiEvaluator, o: { n?: number; vocabulary?:
   if (vocab.length) {
     const pairs = src.seen.filter((p) => vocabSet.has(p.slug));
     sets.push({ name: `crops of the ${vocab.length} suite concepts`, renders: () => draw(pairs.length ? n : 0, (i) => src.crop(pick(pairs, seed, i, 'd'), rngFor(seed, i, 'd'))) });
+    // the view prompt following relies on: 1-3 suite concepts in one scene, ranked among the suite's concepts
+    sets.push({
+      name: `scenes of 1-3 suite concepts`, renders: () => draw(pairs.length ? n : 0, (i) => {
+        const rng = rngFor(seed, i, 'f');
+        const first = rng.pick(pairs);
+        const same = pairs.filter((p) => p.style === first.style && p.slug !== first.slug).map((p) => p.slug);
+        const k = Math.min(same.length, rng.int(3));
+        return src.scene(first, rng.sample(same, k), rng);
+      }),
+    });
     const withheld = src.withheld.filter((p) => vocabSet.has(p.slug));
     if (withheld.length) sets.push({ name: `crops of the suite concepts, withheld drawings`, renders: () => withheld.map((p, i) => src.crop(p, rngFor(seed, i, 'e'))) });
   }

@@ -104,6 +104,18 @@ export function promptFollowing(named: number[], windowLogits: number[][], vocab
   return named.filter((c) => { const r = ranked.indexOf(c); return r >= 0 && r < K; }).length / K;
 }
 
+// Objects present with confidence: the fraction of `concepts` whose best-window probability (softmax over the
+// vocabulary) reaches minProb. Used for leakage, where no top-K budget exists.
+export function conceptsPresent(concepts: number[], windowLogits: number[][], vocabulary: number[], minProb = 0.5): number {
+  if (!concepts.length) return NaN;
+  const best = new Map<number, number>();
+  for (const logits of windowLogits) {
+    const p = softmax(vocabulary.map((c) => logits[c]!));
+    vocabulary.forEach((c, i) => best.set(c, Math.max(best.get(c) ?? 0, p[i]!)));
+  }
+  return concepts.filter((c) => (best.get(c) ?? 0) >= minProb).length / concepts.length;
+}
+
 // Style adherence: the style head on the whole output. Returns whether its top style is the asked one and the
 // probability it gives that style.
 export function styleAdherence(styleLogits: number[], target: number): { hit: boolean; prob: number } {
@@ -112,15 +124,44 @@ export function styleAdherence(styleLogits: number[], target: number): { hit: bo
   return { hit: top === target, prob: p[target]! };
 }
 
-// Copy-paste score: how exactly the reference's pixels reappear. Both the reference and every window of the output
-// are area-resampled to `size` px and compared by Pearson correlation of their pixels; the score is the best window.
-// 1 = the reference pasted in (at a window's position and scale); a redrawn object (other pose, other style, other
-// details) scores far lower even when the evaluator calls it the same concept. High concept preservation with a
-// copy-paste score >= COPY_PASTE_THRESHOLD is reported as copying, not success.
+// Copy-paste score: how exactly the reference's pixels reappear anywhere in the output, at any scale. The reference
+// is area-resampled to every side t from 1/4 of the output's side to all of it (step S/32) and slid over every
+// position of the output; the score is the best Pearson correlation of pixels (template matching). 1 = the reference
+// pasted in; a redrawn object (other pose, other style, other details) scores far lower even when the evaluator calls
+// it the same concept. High concept preservation with copy >= COPY_PASTE_THRESHOLD is reported as copying, not success.
 export const COPY_PASTE_THRESHOLD = 0.9;
-export function copyPaste(reference: Rgb, output: Rgb, size = 16): number {
-  const ref = areaResize(reference, size).data;
-  return Math.max(...windows(output).map((w) => pixelCorrelation(ref, areaResize(w, size).data)));
+export function copyPaste(reference: Rgb, output: Rgb): number {
+  const S = Math.min(output.width, output.height);
+  const W = output.width;
+  const out = Float32Array.from(output.data);
+  const step = Math.max(1, Math.round(S / 32));
+  let best = -1;
+  for (let t = Math.max(4, Math.round(S / 4)); t <= S; t += step) {
+    const ref = Float32Array.from(areaResize(reference, t).data);
+    const n = ref.length;
+    let mr = 0;
+    for (let i = 0; i < n; i++) mr += ref[i]!;
+    mr /= n;
+    let vr = 0;
+    for (let i = 0; i < n; i++) vr += (ref[i]! - mr) ** 2;
+    for (let y = 0; y + t <= output.height; y++)
+      for (let x = 0; x + t <= W; x++) {
+        let so = 0, soo = 0, sro = 0;
+        for (let yy = 0; yy < t; yy++) {
+          const o0 = ((y + yy) * W + x) * 3, r0 = yy * t * 3;
+          for (let k = 0; k < t * 3; k++) {
+            const v = out[o0 + k]!;
+            so += v;
+            soo += v * v;
+            sro += (ref[r0 + k]! - mr) * v;
+          }
+        }
+        const vo = soo - (so * so) / n;
+        const c = vr < 1e-9 || vo < 1e-9 ? 0 : sro / Math.sqrt(vr * vo);
+        if (c > best) best = c;
+      }
+  }
+  return best;
 }
 
 // Diversity across seeds: mean pairwise (1 - cosine) of the outputs' whole-image embeddings (0 = all the same

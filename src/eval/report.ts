@@ -10,7 +10,7 @@ import { unloadLora, mergeLoraInto, ADAPTER_CONFIG } from '../nn/index.ts';
 import { encodePng } from '../cli/png.ts';
 import { EmojiEvaluator, type EvaluatorReport } from './evaluator.ts';
 import {
-  Judge, conceptPreservation, promptFollowing, styleAdherence, copyPaste, cosine, diversity, areaResize,
+  Judge, conceptPreservation, promptFollowing, conceptsPresent, styleAdherence, copyPaste, cosine, diversity, areaResize,
   COPY_PASTE_THRESHOLD, type Rgb,
 } from './metrics.ts';
 import { readSuite, buildCases, conceptLabel, stylePhrase, type Case, type Suite, type Segment } from './tasks.ts';
@@ -41,6 +41,7 @@ const SYSTEMS_FOR: Record<Case['task'], SystemName[]> = {
 export interface Output { case: Case; system: SystemName; seed: number | null; image: Rgb; scores: Scores }
 export interface Scores {
   preservation: number; // NaN when the case has no object reference
+  control: number; // the same statistic for an object the prompt does not ask for (chance level)
   following: number;
   style: number; // 1 / 0
   styleProb: number;
@@ -215,9 +216,10 @@ export function score(judge: Judge, c: Case, image: Rgb, vocab: number[]): Score
   const logits = v.windows.map((w) => w.conceptLogits);
   const named = c.named.map((n) => judge.conceptIndex(n));
   const st = styleAdherence(v.whole.styleLogits, judge.styleIndex(c.style));
-  const leak = c.leak.length ? promptFollowing(c.leak.map((n) => judge.conceptIndex(n)), logits, vocab) : NaN;
+  const leak = c.leak.length ? conceptsPresent(c.leak.map((n) => judge.conceptIndex(n)), logits, vocab) : NaN;
   return {
     preservation: pres.length ? mean(pres) : NaN,
+    control: c.control ? conceptPreservation(judge.embed(c.control).embedding, wins) : NaN,
     following: promptFollowing(named, logits, vocab),
     style: st.hit ? 1 : 0,
     styleProb: st.prob,
@@ -285,7 +287,7 @@ const pct = (x: number) => (Number.isNaN(x) ? '–' : `${(100 * x).toFixed(0)}%`
 const num = (x: number) => (Number.isNaN(x) ? '–' : x.toFixed(3));
 
 export interface Aggregate {
-  n: number; preservation: number; following: number; style: number; copy: number; copied: number; leak: number;
+  n: number; preservation: number; control: number; following: number; style: number; copy: number; copied: number; leak: number;
   diversity: number; consistency: number;
 }
 
@@ -305,6 +307,7 @@ export function aggregate(outs: Output[]): Aggregate {
   return {
     n: outs.length,
     preservation: mean(s.map((x) => x.preservation)),
+    control: mean(s.map((x) => x.control)),
     following: mean(s.map((x) => x.following)),
     style: mean(s.map((x) => x.style)),
     copy: mean(s.map((x) => x.copy)),
@@ -327,7 +330,7 @@ const TASK_TITLES: Record<Case['task'], string> = {
 const TASK_NOTES: Record<Case['task'], string> = {
   'same-image': 'Each reference is a crop of the target scene (its box, padded square with black), inserted right before its words, as the bootstrap makes training prompts (paper section 4). Style is named in the text.',
   harmonise: 'Each reference is drawn in a different style from the one the text asks for; success is the asked style (style column) while keeping each reference\'s concept (preservation) without pasting it (copy).',
-  'style-transfer': 'The prompt names the object in words and gives the style only as an image of *other* objects in that style where training captions name it (`..., <img> style`); the text never names the style. Leak = the style image\'s objects found in the output (lower is better). The text-only rows get the style named in words; describe gets the evaluator\'s reading of the style image.',
+  'style-transfer': 'The prompt names the object in words and gives the style only as an image of *other* objects in that style where training captions name it (`..., <img> style`); the text never names the style. Leak = share of the style image\'s objects found in the output with probability >= 0.5 in some window (lower is better). The text-only rows get the style named in words; describe gets the evaluator\'s reading of the style image.',
   'tokens-per-image': 'The model\'s tokens per image are fixed by its ViT; what varies here is how much detail reaches them: each reference is area-reduced to r x r px and scaled back before encoding. Models trained at other token counts (including the perceiver\'s fixed set) are rows when the suite lists them.',
   'lora-merge': 'No style words in the prompt: the style should come from the UNet. MUMU with its own base UNet against MUMU\'s UNet LoRA merged into the single-style fine-tune of the base (paper Figure 9). Style column: the fine-tune\'s style.',
   character: 'One reference object, several prompts (other objects, backgrounds). Consistency = mean pairwise cosine between the outputs\' windows closest to the reference, across prompts and seeds.',
@@ -360,10 +363,10 @@ function markdown(m: MarkdownInput): string {
 
   L.push('## Metrics', '');
   L.push('Every output is looked at whole and through 13 square windows (3/4 and 1/2 of the side, stride 1/4), each resampled to the evaluator\'s 32 px.', '');
-  L.push('- **Preservation** (DreamBench CLIP-I / DINO analogue): for each object reference, the best cosine between its embedding and any window of the output; averaged over references. 1 = the evaluator sees the same thing.');
+  L.push('- **Preservation** (DreamBench CLIP-I / DINO analogue): for each object reference, the best cosine between its embedding and any window of the output; averaged over references. 1 = the evaluator sees the same thing. **(unrelated)**: the same statistic for a crop of a suite concept the prompt does not ask for, drawn in the first reference\'s style: the chance level of a best-of-14-windows cosine. Only the gap between the two means anything.');
   L.push(`- **Following** (CLIP-T analogue): of the K concepts the prompt names, the fraction found: each window's concept logits are softmaxed over the suite's ${m.suite.vocabulary.length} concepts, a concept scores its best window probability, and a named concept is found if it ranks in the top K.`);
   L.push('- **Style**: the style head on the whole output picks the asked style (accuracy over outputs).');
-  L.push(`- **Copy**: the best Pearson correlation between the reference's pixels and any window's, both area-resampled to 16 px; **copied** = share of outputs with copy >= ${COPY_PASTE_THRESHOLD}. High preservation with high copy is pasting, not success (the paper warns its similarity scores rewarded copy-paste).`);
+  L.push(`- **Copy**: template matching: the reference resampled to every size from 1/4 of the output's side to all of it and slid over the output; the best Pearson correlation of pixels. **copied** = share of outputs with copy >= ${COPY_PASTE_THRESHOLD}. High preservation with high copy is pasting, not success (the paper warns its similarity scores rewarded copy-paste). In same-image crops the target itself contains the crops, so a faithful reconstruction copies by construction (see the render row); copying matters where the output should redraw: harmonisation, style transfer, character.`);
   L.push('- **Diversity**: mean pairwise 1 - cosine of whole-image embeddings across the seeds of one prompt (0 = the same picture every seed).');
   L.push('- Rows split into **train** cases (concepts and styles the generator trained on) and **held-out** cases (a concept the generator never saw, or the emojione style). The EmojiWorld render row scores the ground-truth picture of the caption: what a perfect, non-copying generator would reach on these metrics.', '');
 
@@ -374,27 +377,27 @@ function markdown(m: MarkdownInput): string {
     const systems = SYSTEMS_FOR[task];
     const extra = task === 'style-transfer' ? ['leak'] : task === 'character' ? ['consistency'] : [];
     if (task === 'tokens-per-image') {
-      L.push('| system | reference detail | n | preservation | following | style | copy | copied |', '|---|---|---|---|---|---|---|---|');
+      L.push('| system | reference detail | n | preservation | (unrelated) | following | style | copy | copied |', '|---|---|---|---|---|---|---|---|---|');
       const settings = [...new Set(outs.map((o) => o.case.setting!))];
       for (const s of settings) {
         const sel = outs.filter((o) => o.case.setting === s);
         for (const sys of [...new Set(sel.map((o) => o.system))]) {
           const a = aggregate(sel.filter((o) => o.system === sys));
           const who = sys === 'render' ? SYSTEM_TITLES.render : s.startsWith('full, ') ? 'MUMU variant' : `MUMU (${m.tokensPerImage ?? '?'} tokens/image)`;
-          L.push(`| ${who} | ${s} | ${a.n} | ${num(a.preservation)} | ${pct(a.following)} | ${pct(a.style)} | ${num(a.copy)} | ${pct(a.copied)} |`);
+          L.push(`| ${who} | ${s} | ${a.n} | ${num(a.preservation)} | ${num(a.control)} | ${pct(a.following)} | ${pct(a.style)} | ${num(a.copy)} | ${pct(a.copied)} |`);
         }
       }
-      if (!m.systems.find((x) => x.name === 'mumu')?.gen) L.push(`| MUMU | – | 0 | ${m.systems.find((x) => x.name === 'mumu')!.why} | | | | |`);
+      if (!m.systems.find((x) => x.name === 'mumu')?.gen) L.push(`| MUMU | – | 0 | ${m.systems.find((x) => x.name === 'mumu')!.why} | | | | | |`);
       const t = m.suite.tasks.find((x) => x.kind === 'tokens-per-image') as { models?: { label: string; dir: string }[] } | undefined;
-      if (!t?.models?.length) L.push('| models trained at other tokens per image (e.g. the perceiver\'s fixed set) | – | 0 | not available: none trained yet (list them under "models" in the suite) | | | | |');
-      for (const note of m.variantNotes) L.push(`| ${note.split(':')[0]} | – | 0 | ${note.slice(note.indexOf(':') + 2)} | | | | |`);
+      if (!t?.models?.length) L.push('| models trained at other tokens per image (e.g. the perceiver\'s fixed set) | – | 0 | not available: none trained yet (list them under "models" in the suite) | | | | | |');
+      for (const note of m.variantNotes) L.push(`| ${note.split(':')[0]} | – | 0 | ${note.slice(note.indexOf(':') + 2)} | | | | | |`);
     } else {
-      L.push(`| system | split | n | preservation | following | style | copy | copied | diversity |${extra.map((e) => ` ${e} |`).join('')}`);
-      L.push(`|---|---|---|---|---|---|---|---|---|${extra.map(() => '---|').join('')}`);
+      L.push(`| system | split | n | preservation | (unrelated) | following | style | copy | copied | diversity |${extra.map((e) => ` ${e} |`).join('')}`);
+      L.push(`|---|---|---|---|---|---|---|---|---|---|${extra.map(() => '---|').join('')}`);
       for (const sys of systems) {
         const state = m.systems.find((s) => s.name === sys)!;
         if (sys !== 'render' && !state.gen) {
-          L.push(`| ${SYSTEM_TITLES[sys]} | – | 0 | ${state.why} | | | | | |${extra.map(() => ' |').join('')}`);
+          L.push(`| ${SYSTEM_TITLES[sys]} | – | 0 | ${state.why} | | | | | | |${extra.map(() => ' |').join('')}`);
           continue;
         }
         for (const sp of ['train', 'held-out', 'all'] as const) {
@@ -402,7 +405,7 @@ function markdown(m: MarkdownInput): string {
           if (!sel.length || (sp === 'all' && new Set(sel.map((o) => o.case.split)).size < 2)) continue;
           const a = aggregate(sel);
           const ex = extra.map((e) => ` ${num(e === 'leak' ? a.leak : a.consistency)} |`).join('');
-          L.push(`| ${SYSTEM_TITLES[sys]} | ${sp} | ${a.n} | ${num(a.preservation)} | ${pct(a.following)} | ${pct(a.style)} | ${num(a.copy)} | ${pct(a.copied)} | ${num(a.diversity)} |${ex}`);
+          L.push(`| ${SYSTEM_TITLES[sys]} | ${sp} | ${a.n} | ${num(a.preservation)} | ${num(a.control)} | ${pct(a.following)} | ${pct(a.style)} | ${num(a.copy)} | ${pct(a.copied)} | ${num(a.diversity)} |${ex}`);
         }
       }
     }

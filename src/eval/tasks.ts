@@ -129,6 +129,9 @@ export interface Case {
   split: 'train' | 'held-out'; // held-out: some concept or the style was never in generator training
   setting?: string; // tokens-per-image: the reference resolution
   oracle: Rgb; // the EmojiWorld render of what is asked (an upper reference, not a generation)
+  // an object the prompt does not ask for, drawn like the first reference: its preservation score against the
+  // output is the chance level of the best-window statistic
+  control: Rgb | null;
 }
 
 export interface CaseOptions { outSize: number; refSize?: number }
@@ -194,7 +197,7 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
               references: crops.map((image, j) => ({ image, concept: it.concepts[j]!, style: it.style, role: 'object' as const })),
               named: it.concepts, style: it.style, leak: [], split: split(it.concepts, [it.style]),
               setting: t.kind === 'tokens-per-image' ? (r ? `${r}x${r} px` : 'full') : undefined,
-              oracle: areaResize(scene.image, out),
+              oracle: areaResize(scene.image, out), control: null,
             });
           }
         });
@@ -208,7 +211,7 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
             task: t.kind, id: id(k), segments, caption,
             references: crops.map((image, j) => ({ image, concept: it.concepts[j]!, style: it.ref_styles[j % it.ref_styles.length]!, role: 'object' as const })),
             named: it.concepts, style: it.style, leak: [], split: split(it.concepts, [it.style, ...it.ref_styles]),
-            oracle: oracleOf(it.concepts, it.style, it.background),
+            oracle: oracleOf(it.concepts, it.style, it.background), control: null,
           });
         });
         break;
@@ -224,7 +227,7 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
             task: t.kind, id: id(k), segments, caption: `${caption}, ${stylePhrase(it.style)} style`,
             references: [{ image: ref, concept: null, style: it.style, role: 'style' }],
             named: it.concepts, style: it.style, leak: it.style_ref, split: split(it.concepts, [it.style]),
-            oracle: oracleOf(it.concepts, it.style, it.background),
+            oracle: oracleOf(it.concepts, it.style, it.background), control: null,
           });
         });
         break;
@@ -238,7 +241,7 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
             task: t.kind, id: id(k), segments, caption,
             references: crops.map((image, j) => ({ image, concept: it.concepts[j]!, style: it.style, role: 'object' as const })),
             named: it.concepts, style: t.finetune_style, leak: [], split: split(it.concepts, [it.style]),
-            oracle: oracleOf(it.concepts, t.finetune_style, it.background),
+            oracle: oracleOf(it.concepts, t.finetune_style, it.background), control: null,
           });
         });
         break;
@@ -252,13 +255,22 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
             task: t.kind, id: id(k), segments, caption,
             references: [{ image: ref, concept, style, role: 'object' }],
             named: concepts, style, leak: [], split: split(concepts, [style]),
-            oracle: oracleOf(concepts, style, c.background),
+            oracle: oracleOf(concepts, style, c.background), control: null,
           });
         });
         break;
       }
     }
   });
+  for (const c of cases) {
+    const first = c.references.find((r) => r.role === 'object');
+    if (!first) continue;
+    const drawn = new Set(allConcepts().filter((k) => k.styles.includes(first.style)).map((k) => k.slug));
+    const pool = suite.vocabulary.filter((v) => drawn.has(v) && !c.named.includes(v) && !c.leak.includes(v));
+    if (!pool.length) continue;
+    const pick = pool[new Rng(deriveSeed(seed, 0, `control:${c.id}`)).int(pool.length)]!;
+    c.control = cropObject(renderScene([pick], first.style, 'white', R, seed), 0);
+  }
   return cases;
 }
 

@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setNumThreads } from '../../src/torch/index.ts';
 import {
-  cosine, pixelCorrelation, conceptPreservation, promptFollowing, styleAdherence, copyPaste, diversity, windows, Judge,
-  COPY_PASTE_THRESHOLD, type Rgb,
+  cosine, pixelCorrelation, conceptPreservation, promptFollowing, conceptsPresent, styleAdherence, copyPaste, diversity, windows, Judge,
+  areaResize, COPY_PASTE_THRESHOLD, type Rgb,
 } from '../../src/eval/metrics.ts';
 import { newEvaluator, EmojiEvaluator } from '../../src/eval/evaluator.ts';
 import { renderScene, cropObject } from '../../src/eval/tasks.ts';
@@ -54,10 +54,15 @@ test('windows: 1 + 4 + 9 views of a square image, the first the whole image', ()
 test('copy-paste: identical 1; the reference pasted into a bigger image ~1; flipped, unrelated and solid far lower', () => {
   const ref = picture(32);
   assert.ok(copyPaste(ref, ref) > 0.999);
-  // paste the reference at a window position (top-left 32 px window of a 64 px image)
+  // paste the reference anywhere, at half the output's side
   const big = solid(64, 90);
-  for (let y = 0; y < 32; y++) big.data.set(ref.data.subarray(y * 96, (y + 1) * 96), y * 64 * 3);
+  for (let y = 0; y < 32; y++) big.data.set(ref.data.subarray(y * 96, (y + 1) * 96), ((y + 13) * 64 + 21) * 3);
   assert.ok(copyPaste(ref, big) > 0.99, `pasted ${copyPaste(ref, big)}`);
+  // and at another scale: the 32 px reference drawn at 40 px
+  const scaled = areaResize(ref, 40);
+  const big2 = solid(64, 90);
+  for (let y = 0; y < 40; y++) big2.data.set(scaled.data.subarray(y * 120, (y + 1) * 120), ((y + 5) * 64 + 17) * 3);
+  assert.ok(copyPaste(ref, big2) > 0.99, `scaled ${copyPaste(ref, big2)}`);
   assert.ok(copyPaste(ref, flip(ref)) < COPY_PASTE_THRESHOLD, `flipped ${copyPaste(ref, flip(ref))}`);
   assert.ok(copyPaste(ref, picture(32, 7)) < copyPaste(ref, ref));
   assert.equal(copyPaste(ref, solid(32, 100)), 0);
@@ -68,6 +73,13 @@ test('concept preservation: the best window wins; identical embedding 1, orthogo
   assert.equal(conceptPreservation(ref, [[0, 1, 0], [1, 0, 0]]), 1);
   assert.equal(conceptPreservation(ref, [[0, 1, 0], [0, 0, 1]]), 0);
   assert.ok(Math.abs(conceptPreservation(ref, [[1, 1, 0]]) - Math.SQRT1_2) < 1e-12);
+});
+
+test('objects present: confident detections only', () => {
+  const vocab = [0, 1, 2];
+  assert.equal(conceptsPresent([2], [[0, 0, 9]], vocab), 1);
+  assert.equal(conceptsPresent([1, 2], [[0, 0, 9]], vocab), 0.5);
+  assert.equal(conceptsPresent([1], [[1, 1, 1]], vocab), 0); // 1/3 each: not confident
 });
 
 test('prompt following: named concepts found in the top K of the vocabulary, best window per concept', () => {
