@@ -9,7 +9,7 @@ export const EVAL_HELP = `Usage:
   mumu eval --model DIR [--suite quick|full|FILE.json] [--out FILE.md] [--grids DIR] [--evaluator DIR]
             [--base DIR] [--finetune DIR] [--steps N]
   mumu eval --no-model [--suite ...]   (scores only the EmojiWorld renders: the metrics' reference points)
-  mumu eval --train-evaluator [--evaluator DIR] [--train-steps N] [--batch N]
+  mumu eval --train-evaluator [--evaluator DIR] [--init DIR] [--train-steps N] [--batch N]
   mumu eval --report-evaluator [--evaluator DIR]
 
 Scores a MUMU model folder on fixed tasks with fixed prompts and seeds (configs/eval-<suite>.json): same-image
@@ -29,6 +29,7 @@ Options:
   --steps            sampling steps (default: the suite's)
   --train-evaluator  train the evaluator instead (writes DIR/config.json, model.safetensors, report.json)
   --report-evaluator measure the evaluator on held-out renders again (rewrites DIR/report.json)
+  --init             continue training this evaluator folder (lr 1e-3, new samples) instead of starting afresh
   --train-steps      evaluator training steps (default 5000)
   --batch            evaluator batch size (default 64)
 `;
@@ -47,7 +48,7 @@ export async function runEval(argv: string[]): Promise<number> {
       options: {
         model: { type: 'string' }, suite: { type: 'string' }, out: { type: 'string' }, grids: { type: 'string' },
         evaluator: { type: 'string' }, finetune: { type: 'string' }, steps: { type: 'string' },
-        'no-model': { type: 'boolean' }, 'report-evaluator': { type: 'boolean' }, 'train-evaluator': { type: 'boolean' }, 'train-steps': { type: 'string' }, batch: { type: 'string' },
+        'no-model': { type: 'boolean' }, 'report-evaluator': { type: 'boolean' }, 'train-evaluator': { type: 'boolean' }, init: { type: 'string' }, 'train-steps': { type: 'string' }, batch: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -65,14 +66,18 @@ export async function runEval(argv: string[]): Promise<number> {
     const { readSuite } = await import('../eval/tasks.ts');
     const steps = intFlag('train-steps', v['train-steps'], 1) ?? 5000;
     const batchSize = intFlag('batch', v.batch, 1) ?? 64;
-    const m = newEvaluator();
+    const init = v.init;
+    const m = newEvaluator({ init });
     const log = (s: string) => process.stderr.write(s + '\n');
     const vocabulary = readSuite('quick').vocabulary;
     const focus = { slugs: vocabulary, fraction: 0.5 };
-    const sceneFraction = 0.3;
-    const r = trainEvaluator(m, { steps, batchSize, focus, sceneFraction, log });
+    const sceneFraction = 0.3, emptyFraction = 0.1;
+    const lr = init ? 1e-3 : 2e-3;
+    const dataSeed = init ? 3 : 1; // a continued run sees new samples
+    const previous = init ? (JSON.parse((await import('node:fs')).readFileSync(path.join(init, 'config.json'), 'utf8')) as { _trained?: unknown })._trained ?? null : null;
+    const r = trainEvaluator(m, { steps, batchSize, focus, sceneFraction, emptyFraction, lr, dataSeed, log });
     const report = evaluatorReport(m, { vocabulary });
-    m.save(evaluatorDir, { _trained: { steps, batch_size: batchSize, focus, scene_fraction: sceneFraction, data_seed: 1, seconds: Math.round(r.seconds), final_loss: r.finalLoss } });
+    m.save(evaluatorDir, { _trained: { steps, batch_size: batchSize, lr, focus, scene_fraction: sceneFraction, empty_fraction: emptyFraction, data_seed: dataSeed, seconds: Math.round(r.seconds), final_loss: r.finalLoss, ...(previous ? { continued_from: previous } : {}) } });
     const fs = await import('node:fs');
     fs.writeFileSync(path.join(evaluatorDir, 'report.json'), JSON.stringify(report, null, 1) + '\n');
     printReport(report);

@@ -150,10 +150,12 @@ export interface TrainEvaluatorOptions {
   // trained, and no generator output is ever used, but the concepts the reports rely on get more views
   focus?: { slugs: string[]; fraction: number };
   sceneFraction?: number; // share of 1-3 object scenes (the rest are single-object crops); default 0.3
+  emptyFraction?: number; // share of backgrounds alone (uniform concept target); default 0
   log?: (s: string) => void;
 }
 
-export function newEvaluator(o: Pick<TrainEvaluatorOptions, 'config' | 'concepts' | 'styles'> = {}): EmojiEvaluator {
+export function newEvaluator(o: Pick<TrainEvaluatorOptions, 'config' | 'concepts' | 'styles'> & { init?: string } = {}): EmojiEvaluator {
+  if (o.init) return EmojiEvaluator.load(o.init).train();
   const config: EvaluatorConfig = {
     ...DEFAULT_EVALUATOR, ...o.config,
     concepts: o.concepts ?? evaluatorConcepts().map((c) => c.slug),
@@ -171,9 +173,11 @@ function targets(m: EmojiEvaluator, renders: Render[]): { concept: Tensor; style
   const Nc = m.config.concepts.length;
   const soft = new Float32Array(renders.length * Nc);
   renders.forEach((r, b) => {
+    // no object: the uniform target, so a background alone gives no confident concept
+    if (!r.concepts.length) soft.fill(1 / Nc, b * Nc, (b + 1) * Nc);
     for (const s of r.concepts) soft[b * Nc + m.conceptIndex.get(s)!] = 1 / r.concepts.length;
   });
-  const style = BigInt64Array.from(renders.map((r) => BigInt(m.styleIndex.get(r.style)!)));
+  const style = BigInt64Array.from(renders.map((r) => BigInt(r.style === null ? -100 : m.styleIndex.get(r.style)!)));
   return { concept: tensor(soft, { shape: [renders.length, Nc] }), style: tensor(style, { shape: [renders.length] }) };
 }
 
@@ -207,7 +211,7 @@ export function trainEvaluator(m: EmojiEvaluator, o: TrainEvaluatorOptions): { s
     const renders = Array.from({ length: B }, (_, j) => {
       const i = step * B + j;
       const focused = focusPairs.length > 0 && new Rng(deriveSeed(seed, i, 'evaluator:focus')).chance(o.focus!.fraction);
-      return src.sample(focused ? focusPairs : src.seen, seed, i, 'evaluator:train', o.sceneFraction ?? 0.3);
+      return src.sample(focused ? focusPairs : src.seen, seed, i, 'evaluator:train', o.sceneFraction ?? 0.3, o.emptyFraction ?? 0);
     });
     const vals = tidy(() => {
       const { loss, concept, style } = evaluatorLoss(m, renders);
@@ -270,6 +274,8 @@ export function evaluatorReport(m: EmojiEvaluator, o: { n?: number; vocabulary?:
         return src.scene(first, rng.sample(same, k), rng);
       }),
     });
+    // backgrounds alone: top-1 here = no suite concept reaches probability 0.5 (softmax over the suite's concepts)
+    sets.push({ name: 'backgrounds alone (top-1 = no suite concept at p >= 0.5)', renders: () => draw(n, (i) => src.empty(pick(src.seen, seed, i, 'g').style, rngFor(seed, i, 'g'))) });
     const withheld = src.withheld.filter((p) => vocabSet.has(p.slug));
     if (withheld.length) sets.push({ name: `crops of the suite concepts, withheld drawings`, renders: () => withheld.map((p, i) => src.crop(p, rngFor(seed, i, 'e'))) });
   }
@@ -282,6 +288,17 @@ export function evaluatorReport(m: EmojiEvaluator, o: { n?: number; vocabulary?:
       const logits = out.conceptLogits.toList() as number[][];
       const st = out.styleLogits.argmax(-1).toList() as number[];
       chunk.forEach((r, b) => {
+        if (!r.concepts.length) {
+          const vi = vocab.map((x) => m.conceptIndex.get(x)!);
+          const mx = Math.max(...vi.map((i) => logits[b]![i]!));
+          const z = vi.reduce((a, i) => a + Math.exp(logits[b]![i]! - mx), 0);
+          const none = 1 / z < 0.5 ? 1 : 0; // the top suite concept's probability is 1 / z
+          top1 += none;
+          top5 += none;
+          vtop += none;
+          if (r.style === null || m.config.styles[st[b]!] === r.style) style++;
+          return;
+        }
         const order = argsort(logits[b]!);
         const kk = r.concepts.length;
         const idx = r.concepts.map((s) => m.conceptIndex.get(s)!);
@@ -296,6 +313,7 @@ export function evaluatorReport(m: EmojiEvaluator, o: { n?: number; vocabulary?:
     }
     const N = Math.max(1, rs.length);
     const vocabRelevant = vocab.length > 0 && rs.every((r) => r.concepts.every((s) => vocabSet.has(s)));
+    // (backgrounds alone: the style column counts plain fills as right, as they have no style)
     return { set: name, n: rs.length, top1: top1 / N, top5: top5 / N, vocabTop1: vocabRelevant ? vtop / N : null, style: style / N };
   });
   return { rows, vocabulary: vocab };

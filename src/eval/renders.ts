@@ -25,9 +25,9 @@ export const evaluatorStyles = (): string[] => STYLES.map((s) => s.id);
 
 export interface Render {
   image: RawImage; // RGB, size x size
-  concepts: string[]; // slugs shown
-  style: string;
-  kind: 'crop' | 'scene';
+  concepts: string[]; // slugs shown (none: background only)
+  style: string | null; // null: a plain background has no style
+  kind: 'crop' | 'scene' | 'empty';
 }
 
 export interface Pair { slug: string; style: string }
@@ -85,10 +85,20 @@ export class RenderSource {
     return { image, concepts: slugs, style: first.style, kind: 'scene' };
   }
 
-  // Sample i of a stream: half crops, half scenes, from the pairs given (the seen ones for training).
-  sample(pairs: Pair[], seed: number, i: number, stream: string, sceneFraction = 0.5): Render {
+  // No object: a background alone (a window of a generated image often is one). Scene backgrounds are emoji of the
+  // style, so they keep their style label; plain fills have none.
+  empty(style: string, rng: Rng): Render {
+    const spec = drawBackgroundSpec(rng);
+    const image = renderBackground(spec, this.size, style);
+    return { image, concepts: [], style: spec.kind === 'scene' ? style : null, kind: 'empty' };
+  }
+
+  // Sample i of a stream: crops and scenes from the pairs given (the seen ones for training), and a share of
+  // backgrounds alone.
+  sample(pairs: Pair[], seed: number, i: number, stream: string, sceneFraction = 0.5, emptyFraction = 0): Render {
     const rng = new Rng(deriveSeed(seed, i, stream));
     const pair = rng.pick(pairs);
+    if (emptyFraction > 0 && rng.chance(emptyFraction)) return this.empty(pair.style, rng);
     if (!rng.chance(sceneFraction)) return this.crop(pair, rng);
     const u = rng.next();
     const n = u < 0.4 ? 1 : u < 0.75 ? 2 : 3;

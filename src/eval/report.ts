@@ -426,9 +426,12 @@ function markdown(m: MarkdownInput): string {
 
 function trainedLine(t: Record<string, unknown>): string {
   const focus = t.focus as { slugs: string[]; fraction: number } | undefined;
-  return `Trained ${t.steps} steps of batch ${t.batch_size} at lr 2e-3 (AdamW, cosine) in ${t.seconds} s on one CPU thread; `
+  const prev = t.continued_from as Record<string, unknown> | undefined;
+  return (prev ? `${trainedLine(prev)} Then continued: ` : '')
+    + `${prev ? '' : 'Trained '}${t.steps} steps of batch ${t.batch_size} at lr ${t.lr ?? 2e-3} (AdamW, cosine) in ${t.seconds} s on one CPU thread; `
     + `${focus ? `${Math.round(100 * focus.fraction)}% of samples show one of the ${focus.slugs.length} suite concepts first, the rest any seen drawing; ` : ''}`
-    + `${Math.round(100 * Number(t.scene_fraction ?? 0.5))}% of samples are scenes.`;
+    + `${Math.round(100 * Number(t.scene_fraction ?? 0.5))}% of samples are scenes`
+    + `${t.empty_fraction ? `, ${Math.round(100 * Number(t.empty_fraction))}% backgrounds alone (uniform concept target)` : ''}.`;
 }
 
 // Where MUMU beats the baselines and where not, read off the tables above.
