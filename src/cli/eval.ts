@@ -25,6 +25,7 @@ Options:
   --out              report file (default docs/RESULTS.md)
   --grids            folder for the PNG grids (default: 'results' beside the report)
   --evaluator        evaluator folder (default models/evaluator)
+  --base             the text-only base model folder (default: the text encoder and the LoRA-free UNet in --model)
   --finetune         a style fine-tune model folder for the LoRA-merge task (default: the suite's, if it exists)
   --steps            sampling steps (default: the suite's)
   --train-evaluator  train the evaluator instead (writes DIR/config.json, model.safetensors, report.json)
@@ -47,7 +48,7 @@ export async function runEval(argv: string[]): Promise<number> {
       args: argv, strict: true, allowPositionals: false,
       options: {
         model: { type: 'string' }, suite: { type: 'string' }, out: { type: 'string' }, grids: { type: 'string' },
-        evaluator: { type: 'string' }, finetune: { type: 'string' }, steps: { type: 'string' },
+        evaluator: { type: 'string' }, finetune: { type: 'string' }, base: { type: 'string' }, steps: { type: 'string' },
         'no-model': { type: 'boolean' }, 'report-evaluator': { type: 'boolean' }, 'train-evaluator': { type: 'boolean' }, init: { type: 'string' }, 'train-steps': { type: 'string' }, batch: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -98,7 +99,7 @@ export async function runEval(argv: string[]): Promise<number> {
   const out = v.out ?? 'docs/RESULTS.md';
   await runSuite({
     model: v.model, suite: v.suite ?? 'quick', out, grids: v.grids ?? path.join(path.dirname(out), 'results'),
-    evaluator: evaluatorDir, finetune: v.finetune, steps: intFlag('steps', v.steps, 1),
+    evaluator: evaluatorDir, finetune: v.finetune, base: v.base, steps: intFlag('steps', v.steps, 1),
     log: (s) => process.stderr.write(s + '\n'),
   });
   process.stdout.write(`wrote ${out}\n`);

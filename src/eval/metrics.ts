@@ -67,7 +67,10 @@ export function softmax(xs: number[]): number[] {
 export function pixelCorrelation(a: ArrayLike<number>, b: ArrayLike<number>): number {
   const n = a.length;
   let ma = 0, mb = 0;
-  for (let i = 0; i < n; i++) (ma += a[i]!), (mb += b[i]!);
+  for (let i = 0; i < n; i++) {
+    ma += a[i]!;
+    mb += b[i]!;
+  }
   ma /= n;
   mb /= n;
   let sab = 0, saa = 0, sbb = 0;
@@ -169,7 +172,10 @@ export function copyPaste(reference: Rgb, output: Rgb): number {
 export function diversity(embeddings: ArrayLike<number>[], images: Rgb[] = [], size = 32): { embedding: number; pixel: number } {
   const pairs = (n: number, f: (i: number, j: number) => number) => {
     let s = 0, k = 0;
-    for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) (s += f(i, j)), k++;
+    for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) {
+      s += f(i, j);
+      k++;
+    }
     return k ? s / k : NaN;
   };
   const px = images.map((im) => areaResize(im, size).data);

@@ -62,6 +62,7 @@ export interface RunOptions {
   grids: string; // grid folder
   evaluator: string | EmojiEvaluator;
   finetune?: string;
+  base?: string; // text-only base model folder (default: the text encoder and LoRA-free UNet inside the model)
   steps?: number;
   log?: (s: string) => void;
 }
@@ -79,10 +80,12 @@ async function generator(c: MumuComponents, o: { steps: number; guidance: number
 
 // The text-only base model inside a MUMU folder: the CLIP text encoder and the UNet without MUMU's LoRA (the UNet
 // the MUMU stages started from; paper section 5).
-function baseComponents(dir: string, c: MumuComponents): MumuComponents | string {
-  const m = MumuModel.load(dir).eval();
-  if (!m.text_encoder) return 'not available: the model folder has no text_encoder (no text-only base model to compare with)';
-  if (!fs.existsSync(path.join(dir, 'unet', ADAPTER_CONFIG))) return 'not available: the UNet has no separate MUMU LoRA, so the base UNet cannot be recovered';
+// With `base` (a text-only model folder such as runs/t2i-base/model), that folder's text encoder and UNet instead.
+function baseComponents(dir: string, c: MumuComponents, base?: string): MumuComponents | string {
+  if (base && !fs.existsSync(path.join(base, 'model_index.json'))) return `not available: no model folder at ${base}`;
+  const m = MumuModel.load(base ?? dir).eval();
+  if (!m.text_encoder) return `not available: ${base ? base : 'the model folder'} has no text_encoder (no text-only base model to compare with)`;
+  if (!base && !fs.existsSync(path.join(dir, 'unet', ADAPTER_CONFIG))) return 'not available: the UNet has no separate MUMU LoRA, so the base UNet cannot be recovered (pass --base DIR)';
   unloadLora(m.unet, { merge: false });
   return {
     ...c,
@@ -138,7 +141,7 @@ export async function runSuite(o: RunOptions): Promise<{ outputs: Output[]; syst
 
   const systems: SystemState[] = [{ name: 'render', gen: null, why: '' }];
   if (comps) {
-    const base = baseComponents(o.model!, comps);
+    const base = baseComponents(o.model!, comps, o.base);
     const merged = mergedComponents(o.model!, o.finetune ?? (suite.tasks.find((t) => t.kind === 'lora-merge') as { finetune?: string } | undefined)?.finetune, comps);
     systems.push(
       { name: 'mumu', gen: await generator(comps, gopts, (c) => c.segments), why: '' },
@@ -303,7 +306,10 @@ export function aggregate(outs: Output[]): Aggregate {
     if (ref && o.scores.bestWindow) byRef.set(ref, [...(byRef.get(ref) ?? []), o.scores.bestWindow]);
   }
   let cons = 0, k = 0;
-  for (const wins of byRef.values()) for (let i = 0; i < wins.length; i++) for (let j = i + 1; j < wins.length; j++) (cons += cosine(wins[i]!, wins[j]!)), k++;
+  for (const wins of byRef.values()) for (let i = 0; i < wins.length; i++) for (let j = i + 1; j < wins.length; j++) {
+    cons += cosine(wins[i]!, wins[j]!);
+    k++;
+  }
   return {
     n: outs.length,
     preservation: mean(s.map((x) => x.preservation)),

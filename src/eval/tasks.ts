@@ -60,7 +60,10 @@ export function readSuite(nameOrFile: string): Suite {
     if (t.kind === 'character') {
       checkConcept(t.reference.concept);
       checkStyle(t.reference.style);
-      for (const c of t.contexts) (c.others.forEach(checkConcept), checkBg(c.background));
+      for (const c of t.contexts) {
+        c.others.forEach(checkConcept);
+        checkBg(c.background);
+      }
     } else {
       for (const it of t.items) {
         it.concepts.forEach(checkConcept);
