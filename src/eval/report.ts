@@ -376,6 +376,13 @@ function markdown(m: MarkdownInput): string {
   L.push('- **Diversity**: mean pairwise 1 - cosine of whole-image embeddings across the seeds of one prompt (0 = the same picture every seed).');
   L.push('- Rows split into **train** cases (concepts and styles the generator trained on) and **held-out** cases (a concept the generator never saw, or the emojione style). The EmojiWorld render row scores the ground-truth picture of the caption: what a perfect, non-copying generator would reach on these metrics.', '');
 
+  L.push('## Systems', '');
+  L.push('- **MUMU**: the model folder with the multimodal prompt (references inserted before their words).');
+  L.push('- **MUMU, caption only**: the same model given only the words of the prompt (the style named in words where the prompt had a style image): what the images add.');
+  L.push('- **text-only base model**: the CLIP text encoder and the UNet without MUMU\'s LoRA (the model MUMU started from; paper section 5), given the caption.');
+  L.push('- **describe the images**: the paper\'s ChatGPT + DALL-E 3 comparison (its Figure 4) in miniature: each reference image is replaced by the evaluator\'s reading of it (its top concept among the suite\'s, or its style for a style image) and the text-only base model draws that caption. Our prompts already name each object in words, so this equals the text-only row wherever the evaluator reads every reference right; it differs when it misreads, and in style transfer, where the style exists only as an image.');
+  L.push('- **EmojiWorld render**: the ground-truth picture of the caption, scored like an output: the ceiling a faithful, non-copying generator would reach.', '');
+
   const tasks = [...new Set(m.cases.map((c) => c.task))];
   for (const task of tasks) {
     L.push(`## ${TASK_TITLES[task]}`, '', TASK_NOTES[task], '');
