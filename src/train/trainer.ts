@@ -125,6 +125,24 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
   };
   const plot = () => plotLoss(path.join(out, 'loss.png'), `${cfg.stage}: training loss`, [{ name: 'loss', color: '#1f5fbf', points: metrics.map((m) => [m.step, m.loss]) }]);
 
+  let savedAt = step; // the resumed checkpoint, or nothing at step 0
+  const checkpoint = async () => {
+    saveCheckpoint(ckptDir, {
+      weights: Object.fromEntries(trainable),
+      ema: ema ? Object.fromEntries(ema) : null,
+      optimizer: opt.stateDict().tensors,
+      state: {
+        step, microStep: micro,
+        optimizer: (({ step: s, groups: g }) => ({ step: s, groups: g }))(opt.stateDict()),
+        rng: { generator: Buffer.from(tidy(() => gen.getState().toBytes())).toString('base64') },
+        extra: { stage: cfg.stage, loss: metrics.at(-1)?.loss ?? null },
+      },
+    });
+    pruneCheckpoints(ckptDir, cfg.checkpoint.keep);
+    await plot();
+    savedAt = step;
+  };
+
   if (step === 0 && cfg.samples.every > 0) await writeSamples(0);
   // SIGINT / SIGTERM: finish the step in flight, checkpoint, export the model as it is, exit cleanly (a time box)
   let stopRequested = false;
@@ -188,24 +206,12 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
       const eta = (cfg.steps - step) / rate;
       log(`step ${step}/${cfg.steps} loss ${avg.toPrecision(4)} ${rate.toFixed(2)} it/s ${(rate * cfg.batch_size * cfg.grad_accum).toFixed(1)} samples/s data-wait ${((100 * waitTotal) / timeTotal).toFixed(1)}% ETA ${Math.round(eta)}s`);
     }
-    if (step % cfg.checkpoint.every === 0 || step === end || stopRequested) {
-      saveCheckpoint(ckptDir, {
-        weights: Object.fromEntries(trainable),
-        ema: ema ? Object.fromEntries(ema) : null,
-        optimizer: opt.stateDict().tensors,
-        state: {
-          step, microStep: micro,
-          optimizer: (({ step: s, groups: g }) => ({ step: s, groups: g }))(opt.stateDict()),
-          rng: { generator: Buffer.from(tidy(() => gen.getState().toBytes())).toString('base64') },
-          extra: { stage: cfg.stage, loss: rec.loss },
-        },
-      });
-      pruneCheckpoints(ckptDir, cfg.checkpoint.keep);
-      await plot();
-    }
+    if (step % cfg.checkpoint.every === 0 || step === end || stopRequested) await checkpoint();
     if (cfg.samples.every > 0 && (step % cfg.samples.every === 0 || step === end)) await writeSamples(step);
   }
   bar?.stop();
+  // a stop that arrived between steps: the last finished step is not checkpointed yet
+  if (savedAt !== step) await checkpoint();
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
 
