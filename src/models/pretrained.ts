@@ -54,7 +54,7 @@ export function readWeights(dir: string, weights: string): StateDict {
 
 // The weights of a component folder, opened lazily: names (after `rename`) and shapes from the headers, data read
 // tensor by tensor while loading. Call close() when done.
-export function openWeights(dir: string, weights: string, rename = (k: string, ndim: number) => ({ key: k, flatten: false })): { source: WeightSource; close(): void } {
+export function openWeights(dir: string, weights: string, rename = (k: string, _ndim: number) => ({ key: k, flatten: false })): { source: WeightSource; close(): void } {
   const files = weightFiles(dir, weights).map((f) => SafetensorsFile.openSync(f));
   const source: WeightSource = new Map();
   for (const f of files) {
@@ -94,7 +94,7 @@ export function saveComponent(dir: string, m: Component): void {
 // Builds a component from its folder: config.json parsed strictly, the weights loaded strictly (streamed from the
 // file, one tensor at a time), and the PEFT LoRA beside them (if there is one) injected and loaded. Building draws
 // throwaway initial weights first (seed 0, so even that is reproducible); a lazy "meta" init would save that time.
-export function loadComponent<C extends ComponentClass>(dir: string, cls: C): InstanceType<(typeof CLASSES)[C]> {
+export function loadComponent<C extends ComponentClass>(dir: string, cls: C): InstanceType<CLASSES[C]> {
   const raw = readJson(path.join(dir, 'config.json'));
   const { source, close } = openWeights(dir, COMPONENTS[cls].weights, cls === 'AutoencoderKL' ? legacyVaeKey : undefined);
   try {
@@ -106,13 +106,14 @@ export function loadComponent<C extends ComponentClass>(dir: string, cls: C): In
     const m = withNativeBudget(limit, message, () => seeded(0, () => build(cls, raw)));
     m.loadFrom(source, { where: dir });
     if (fs.existsSync(path.join(dir, ADAPTER_CONFIG))) loadLora(m, dir);
-    return m as InstanceType<(typeof CLASSES)[C]>;
+    return m as InstanceType<CLASSES[C]>;
   } finally {
     close();
   }
 }
 
-const CLASSES = { UNet2DConditionModel, AutoencoderKL, VisionLanguageModel, TextEncoder, Adapter };
+// The class each name builds (type-level only: build() below does the constructing).
+type CLASSES = { UNet2DConditionModel: typeof UNet2DConditionModel; AutoencoderKL: typeof AutoencoderKL; VisionLanguageModel: typeof VisionLanguageModel; TextEncoder: typeof TextEncoder; Adapter: typeof Adapter };
 
 function build(cls: ComponentClass, raw: unknown): Module {
   switch (cls) {

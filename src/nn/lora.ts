@@ -121,19 +121,30 @@ export function injectLora(model: Module, config: LoraConfig, { generator }: { g
   if (!wrapped.length && !present) throw new Error(`injectLora: no Linear or Conv2d module matches target_modules ${JSON.stringify(config.target_modules)}`);
   CONFIGS.set(model, config);
   model.requiresGrad_(false);
-  for (const [, l] of loraLayers(model)) l.lora_A.requiresGrad_(true), l.lora_B.requiresGrad_(true);
+  for (const [, l] of loraLayers(model)) {
+    l.lora_A.requiresGrad_(true);
+    l.lora_B.requiresGrad_(true);
+  }
   return wrapped;
 }
 
 // Adds scaling * B A into the base weights (inference without the extra matmuls), and takes it out again.
 export function mergeLora(model: Module): void {
   noGrad(() => {
-    for (const [, l] of loraLayers(model)) if (!l.merged) l.weight.add_(l.delta()), (l.merged = true);
+    for (const [, l] of loraLayers(model)) {
+      if (l.merged) continue;
+      l.weight.add_(l.delta());
+      l.merged = true;
+    }
   });
 }
 export function unmergeLora(model: Module): void {
   noGrad(() => {
-    for (const [, l] of loraLayers(model)) if (l.merged) l.weight.sub_(l.delta()), (l.merged = false);
+    for (const [, l] of loraLayers(model)) {
+      if (!l.merged) continue;
+      l.weight.sub_(l.delta());
+      l.merged = false;
+    }
   });
 }
 

@@ -105,7 +105,8 @@ test('MumuModel folder: model_index.json, per-component folders, LoRA in PEFT fi
   const back = MumuModel.load(dir);
   assert.deepEqual(back.extraIndex, { tokenizer: ['mumu', 'WordLevelTokenizer'] });
   assert.equal(loraLayers(back.unet).length, loraLayers(m.unet).length);
-  m.eval(), back.eval();
+  m.eval();
+  back.eval();
   const batch = promptBatch();
   const ctxA = m.encodePrompt(batch), ctxB = back.encodePrompt(batch);
   assert.ok(allclose(ctxA, ctxB, 1e-5, 1e-6));
