@@ -57,6 +57,20 @@ export function toRGB(img: RawImage): RawImage {
   return { width: img.width, height: img.height, channels: 3, data: out };
 }
 
+// RGB -> RGBA with opaque alpha (RGBA passes through unchanged).
+export function toRGBA(img: Pick<RawImage, 'width' | 'height' | 'channels' | 'data'>): RawImage {
+  if (img.channels === 4) return img as RawImage;
+  const n = img.width * img.height;
+  const out = new Uint8Array(n * 4);
+  for (let i = 0; i < n; i++) {
+    out[i * 4] = img.data[i * 3]!;
+    out[i * 4 + 1] = img.data[i * 3 + 1]!;
+    out[i * 4 + 2] = img.data[i * 3 + 2]!;
+    out[i * 4 + 3] = 255;
+  }
+  return { width: img.width, height: img.height, channels: 4, data: out };
+}
+
 export function crop(img: RawImage, box: Box): RawImage {
   const b = clampBox(box, img.width, img.height);
   if (b.w === 0 || b.h === 0) throw new Error(`crop: empty box ${JSON.stringify(box)} in ${img.width}x${img.height}`);

@@ -11,7 +11,7 @@ import {
   Tensor, F, AdamW, tensor, empty, normal_, noGrad, tidy, saveSafetensors, loadSafetensors, clipGradNorm,
 } from '../torch/index.ts';
 import { Module, Conv2d, GroupNorm, Linear, seeded, parameter, initGenerator } from '../nn/index.ts';
-import { resampleRGBA, type RawImage } from '../data/image.ts';
+import { resampleRGBA, toRGBA, type RawImage } from '../data/image.ts';
 import { Rng, deriveSeed } from '../data/rng.ts';
 import { RenderSource, evaluatorConcepts, evaluatorStyles, type Pair, type Render } from './renders.ts';
 
@@ -116,25 +116,12 @@ export const normalize = (x: Tensor): Tensor => x.div(x.norm(2, -1, true).clamp(
 export function toInput(images: RawImage[], size: number): Tensor {
   const arr = new Float32Array(images.length * 3 * size * size);
   images.forEach((im, b) => {
-    const rgba = resampleRGBA(withAlpha(im), size, size);
+    const rgba = resampleRGBA(toRGBA(im), size, size);
     const off = b * 3 * size * size;
     for (let i = 0; i < size * size; i++)
       for (let c = 0; c < 3; c++) arr[off + c * size * size + i] = rgba.data[i * 4 + c]! / 127.5 - 1;
   });
   return tensor(arr, { shape: [images.length, 3, size, size] });
-}
-
-function withAlpha(im: RawImage): RawImage {
-  if (im.channels === 4) return im;
-  const n = im.width * im.height;
-  const data = new Uint8Array(n * 4);
-  for (let i = 0; i < n; i++) {
-    data[i * 4] = im.data[i * 3]!;
-    data[i * 4 + 1] = im.data[i * 3 + 1]!;
-    data[i * 4 + 2] = im.data[i * 3 + 2]!;
-    data[i * 4 + 3] = 255;
-  }
-  return { width: im.width, height: im.height, channels: 4, data };
 }
 
 // ---- training ----

@@ -4,7 +4,7 @@
 // Windows: a generated scene holds its objects anywhere, at any size. Every metric that asks "is this object in
 // the output" looks at the whole image and at square windows of 3/4 and 1/2 of its side (stride 1/4 of the side):
 // 1 + 4 + 9 = 14 views of a square image, each area-resampled to the evaluator's input size.
-import { resampleRGBA, crop, type RawImage } from '../data/image.ts';
+import { resampleRGBA, crop, toRGBA, type RawImage } from '../data/image.ts';
 import type { EmojiEvaluator } from './evaluator.ts';
 
 export interface Rgb { width: number; height: number; channels: 3; data: Uint8Array }
@@ -23,22 +23,10 @@ export function windows(img: Rgb, fractions: readonly number[] = WINDOW_FRACTION
   return out;
 }
 
-export function withAlpha(im: Pick<RawImage, 'width' | 'height' | 'channels' | 'data'>): RawImage {
-  if (im.channels === 4) return im as RawImage;
-  const n = im.width * im.height;
-  const data = new Uint8Array(n * 4);
-  for (let i = 0; i < n; i++) {
-    data[i * 4] = im.data[i * 3]!;
-    data[i * 4 + 1] = im.data[i * 3 + 1]!;
-    data[i * 4 + 2] = im.data[i * 3 + 2]!;
-    data[i * 4 + 3] = 255;
-  }
-  return { width: im.width, height: im.height, channels: 4, data };
-}
 
 // Area resampling to size x size, RGB out.
 export function areaResize(im: Rgb, size: number): Rgb {
-  const r = resampleRGBA(withAlpha(im), size, size);
+  const r = resampleRGBA(toRGBA(im), size, size);
   const data = new Uint8Array(size * size * 3);
   for (let i = 0; i < size * size; i++) for (let c = 0; c < 3; c++) data[i * 3 + c] = r.data[i * 4 + c]!;
   return { width: size, height: size, channels: 3, data };

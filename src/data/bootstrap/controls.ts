@@ -2,7 +2,7 @@
 // of canny edge, depth, or sketch [58] of the full input image"). Canny is OpenCV's own (the wasm build on npm);
 // the sketch is the classic colour-dodge pencil sketch; depth needs a monocular depth model that cannot ship.
 import { createRequire } from 'node:module';
-import type { RawImage } from '../image.ts';
+import { toRGBA, type RawImage } from '../image.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -34,19 +34,6 @@ export function loadOpenCV(): Promise<{ cv: OpenCV }> {
     else cv.onRuntimeInitialized = () => resolve({ cv });
   });
   return cvReady;
-}
-
-function toRGBA(img: RawImage): RawImage {
-  if (img.channels === 4) return img;
-  const n = img.width * img.height;
-  const out = new Uint8Array(n * 4);
-  for (let i = 0; i < n; i++) {
-    out[i * 4] = img.data[i * 3]!;
-    out[i * 4 + 1] = img.data[i * 3 + 1]!;
-    out[i * 4 + 2] = img.data[i * 3 + 2]!;
-    out[i * 4 + 3] = 255;
-  }
-  return { width: img.width, height: img.height, channels: 4, data: out };
 }
 
 const grayToRGB = (g: Uint8Array, width: number, height: number): RawImage => {
