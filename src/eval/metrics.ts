@@ -23,7 +23,6 @@ export function windows(img: Rgb, fractions: readonly number[] = WINDOW_FRACTION
   return out;
 }
 
-
 // Area resampling to size x size, RGB out.
 export function areaResize(im: Rgb, size: number): Rgb {
   const r = resampleRGBA(toRGBA(im), size, size);
