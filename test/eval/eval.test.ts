@@ -8,17 +8,13 @@ import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setNumThreads } from '../../src/torch/index.ts';
-import { seeded } from '../../src/nn/index.ts';
-import {
-  MumuModel, VisionLanguageModel, Adapter, UNet2DConditionModel, AutoencoderKL, TextEncoder, PAPER_TRAINING,
-  parseVLMConfig, parseAdapterConfig, parseUNetConfig, parseAutoencoderKLConfig, parseCLIPTextConfig,
-} from '../../src/models/index.ts';
+import { PAPER_TRAINING } from '../../src/models/index.ts';
 import { buildWordLevelTokenizer } from '../../src/prompt/index.ts';
 import { savePretrained } from '../../src/pipeline.ts';
 import { newEvaluator } from '../../src/eval/evaluator.ts';
 import { runSuite } from '../../src/eval/report.ts';
 import { readSuite, buildCases } from '../../src/eval/tasks.ts';
-import { makeTinyModel, TINY_WORDS } from '../pipeline/tiny-model.ts';
+import { makeTinyModel, tinyMumuModel, TINY_WORDS } from '../pipeline/tiny-model.ts';
 import { mumu } from '../cli/helpers.ts';
 
 setNumThreads(1);
@@ -39,24 +35,7 @@ const SUITE = {
 };
 
 before(async () => {
-  const w = 32;
-  const m = seeded(0, () => new MumuModel({
-    vlm: new VisionLanguageModel(parseVLMConfig({
-      image_token_id: 4, use_perceiver: false,
-      vision_config: { hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, image_size: 16, patch_size: 8 },
-      text_config: { vocab_size: 32, hidden_size: w, intermediate_size: 2 * w, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 256, sliding_window: null },
-    })),
-    adapter: new Adapter(parseAdapterConfig({ in_dim: w, hidden_size: w, num_layers: 1, num_attention_heads: 4, out_dim: w })),
-    unet: new UNet2DConditionModel(parseUNetConfig({
-      sample_size: 8, block_out_channels: [32, 64], down_block_types: ['CrossAttnDownBlock2D', 'DownBlock2D'], up_block_types: ['UpBlock2D', 'CrossAttnUpBlock2D'],
-      layers_per_block: 1, cross_attention_dim: w, attention_head_dim: 4, norm_num_groups: 8,
-    })),
-    vae: new AutoencoderKL(parseAutoencoderKLConfig({
-      block_out_channels: [16, 32], down_block_types: ['DownEncoderBlock2D', 'DownEncoderBlock2D'], up_block_types: ['UpDecoderBlock2D', 'UpDecoderBlock2D'],
-      latent_channels: 4, norm_num_groups: 8, sample_size: 16,
-    })),
-    text_encoder: new TextEncoder(parseCLIPTextConfig({ vocab_size: 32, hidden_size: w, intermediate_size: 2 * w, num_hidden_layers: 1, num_attention_heads: 4, max_position_embeddings: 77, eos_token_id: 3 })),
-  }));
+  const m = tinyMumuModel({ textEncoder: true });
   const tokenizer = buildWordLevelTokenizer(TINY_WORDS);
   finetune = tmp('mumu-ft-');
   await savePretrained(m, finetune, { tokenizer });  // the "style fine-tune": the base weights, no LoRA

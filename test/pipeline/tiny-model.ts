@@ -5,18 +5,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { seeded } from '../../src/nn/index.ts';
 import {
-  MumuModel, VisionLanguageModel, Adapter, UNet2DConditionModel, AutoencoderKL,
-  parseVLMConfig, parseAdapterConfig, parseUNetConfig, parseAutoencoderKLConfig,
+  MumuModel, VisionLanguageModel, Adapter, UNet2DConditionModel, AutoencoderKL, TextEncoder,
+  parseVLMConfig, parseAdapterConfig, parseUNetConfig, parseAutoencoderKLConfig, parseCLIPTextConfig,
 } from '../../src/models/index.ts';
 import { buildWordLevelTokenizer } from '../../src/prompt/index.ts';
 import { savePretrained } from '../../src/pipeline.ts';
 
 export const TINY_WORDS = ['a', 'an', 'the', 'dog', 'cat', 'rocket', 'face', 'and', 'on', 'in', 'style', ',', 'red', 'blue', 'night', 'sky'];
 
-export async function makeTinyModel(dir = mkdtempSync(join(tmpdir(), 'mumu-tiny-')), o: { seed?: number; maxImages?: number; width?: number } = {}): Promise<string> {
-  const tokenizer = buildWordLevelTokenizer(TINY_WORDS);
+// The tiny model itself; `textEncoder` adds a CLIP-style text encoder (the text-only base path, for eval tests).
+export function tinyMumuModel(o: { seed?: number; width?: number; textEncoder?: boolean } = {}): MumuModel {
   const w = o.width ?? 32;
-  const model = seeded(o.seed ?? 0, () => new MumuModel({
+  return seeded(o.seed ?? 0, () => new MumuModel({
     vlm: new VisionLanguageModel(parseVLMConfig({
       image_token_id: 4, use_perceiver: false,
       vision_config: { hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, image_size: 16, patch_size: 8 },
@@ -31,8 +31,15 @@ export async function makeTinyModel(dir = mkdtempSync(join(tmpdir(), 'mumu-tiny-
       block_out_channels: [16, 32], down_block_types: ['DownEncoderBlock2D', 'DownEncoderBlock2D'], up_block_types: ['UpDecoderBlock2D', 'UpDecoderBlock2D'],
       latent_channels: 4, norm_num_groups: 8, sample_size: 16,
     })),
+    ...(o.textEncoder
+      ? { text_encoder: new TextEncoder(parseCLIPTextConfig({ vocab_size: 32, hidden_size: w, intermediate_size: 2 * w, num_hidden_layers: 1, num_attention_heads: 4, max_position_embeddings: 77, eos_token_id: 3 })) }
+      : {}),
   }));
-  await savePretrained(model, dir, { tokenizer, processor: { max_images: o.maxImages ?? 3 } });
+}
+
+export async function makeTinyModel(dir = mkdtempSync(join(tmpdir(), 'mumu-tiny-')), o: { seed?: number; maxImages?: number; width?: number } = {}): Promise<string> {
+  const model = tinyMumuModel(o);
+  await savePretrained(model, dir, { tokenizer: buildWordLevelTokenizer(TINY_WORDS), processor: { max_images: o.maxImages ?? 3 } });
   return dir;
 }
 
