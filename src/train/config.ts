@@ -31,6 +31,9 @@ export interface TrainConfig {
     concepts: ConceptFilter | null;
     styles: string[] | null;
     styles_per_content: number;
+    // scene difficulty (EmojiWorld WorldOptions): weights of 1/2/3 objects and of background kinds; null = defaults
+    object_counts: number[] | null;
+    backgrounds: Record<string, number> | null;
     // classifier-free guidance: the prompt is replaced by the empty prompt this fraction of the time
     prompt_dropout: number;
     render_scale: number; // mumu stages: scenes drawn this much larger so crops keep detail (as mumu bootstrap)
@@ -64,7 +67,7 @@ export const DEFAULTS: Omit<TrainConfig, 'stage' | 'optimizer'> & { optimizer: O
   steps: 100,
   batch_size: 8,
   grad_accum: 1,
-  data: { seed: 1, size: 64, concepts: null, styles: null, styles_per_content: 4, prompt_dropout: 0.1, render_scale: 2, crop_fraction: 0.5, prefetch: 2, shards: null },
+  data: { seed: 1, size: 64, concepts: null, styles: null, styles_per_content: 4, object_counts: null, backgrounds: null, prompt_dropout: 0.1, render_scale: 2, crop_fraction: 0.5, prefetch: 2, shards: null },
   optimizer: { betas: [0.9, 0.999], eps: 1e-8 },
   schedule: { kind: 'cosine', warmup_steps: 0, min_lr_ratio: 0.1 },
   clip_grad_norm: 1.0,

@@ -3,6 +3,7 @@
 // just its micro-batch counter, and a resumed run reads exactly the batches the killed one would have.
 //
 // Batches are built ahead of the trainer (data.prefetch of them); the trainer measures how long it still waits.
+import type { WorldOptions } from '../data/emoji-world/scene.ts';
 import { EmojiWorld, SCENE_BACKGROUNDS, STYLES, COLORS, allConcepts, DEFAULT_GROUPS } from '../data/emoji-world/index.ts';
 import { bootstrapSample } from '../data/bootstrap/bootstrap.ts';
 import { defaultConfig } from '../data/bootstrap/rules.ts';
@@ -91,6 +92,8 @@ export class StageData {
     this.world = new EmojiWorld({
       size: mumu ? d.size * d.render_scale : d.size, seed: d.seed, split: 'train',
       concepts: d.concepts ?? undefined, styles: d.styles ?? undefined, stylesPerContent: d.styles_per_content,
+      ...(d.object_counts ? { objectCounts: d.object_counts } : {}),
+      ...(d.backgrounds ? { backgrounds: d.backgrounds as WorldOptions['backgrounds'] } : {}),
     });
   }
 

@@ -82,3 +82,28 @@ test('concept filters: by group, by subgroup, by explicit list', () => {
   assert.ok(few.trainConcepts.length >= 3);
   assert.throws(() => new EmojiWorld({ size: 32, seed: 0, concepts: { slugs: ['no-such-emoji'] } }), /unknown emoji concept/);
 });
+
+test('scene difficulty knobs: object counts and background kinds, with the defaults unchanged when passed explicitly', () => {
+  const two = new EmojiWorld({ size: 32, seed: 3, objectCounts: [0, 1], backgrounds: { solid: 1 } });
+  for (let i = 0; i < 40; i++) {
+    const s = two.scene(i);
+    assert.equal(s.objects.length, 2);
+    assert.equal(s.background.kind, 'solid');
+    assert.match(s.caption, /^an? .+ and an? .+ on an? [a-z]+ background, .+ style$/);
+  }
+  const mixed = new EmojiWorld({ size: 32, seed: 3, objectCounts: [1, 1], backgrounds: { solid: 3, gradient: 1 } });
+  const scenes = Array.from({ length: 200 }, (_, i) => mixed.scene(i));
+  const counts = [1, 2, 3].map((n) => scenes.filter((s) => s.objects.length === n).length);
+  const grads = scenes.filter((s) => s.background.kind === 'gradient').length;
+  assert.equal(counts[2], 0);
+  assert.ok(counts[0]! > 60 && counts[1]! > 60, `1 vs 2 objects ~ even: ${counts}`);
+  assert.ok(grads > 25 && grads < 85, `gradients ~ a quarter: ${grads}`);
+  assert.ok(scenes.every((s) => s.background.kind === 'solid' || s.background.kind === 'gradient'));
+  const explicit = new EmojiWorld({ size: 32, seed: 3, objectCounts: [0.4, 0.35, 0.25], backgrounds: { solid: 0.3, gradient: 0.2, stripes: 0.1, checker: 0.1, dots: 0.1, scene: 0.2 } });
+  const plain = new EmojiWorld({ size: 32, seed: 3 });
+  for (const i of [0, 5, 77]) assert.equal(digest(explicit.scene(i).image.data), digest(plain.scene(i).image.data));
+  assert.throws(() => new EmojiWorld({ size: 32, seed: 3, objectCounts: [0, 0] }), /objectCounts must be 1-3 non-negative weights/);
+  assert.throws(() => new EmojiWorld({ size: 32, seed: 3, objectCounts: [1, 1, 1, 1] }), /objectCounts/);
+  assert.throws(() => new EmojiWorld({ size: 32, seed: 3, backgrounds: { plaid: 1 } as never }), /unknown background kind 'plaid'/);
+  assert.throws(() => new EmojiWorld({ size: 32, seed: 3, backgrounds: { solid: -1, gradient: 1 } }), /non-negative/);
+});

@@ -28,10 +28,13 @@ export interface BackgroundSpec {
   scene?: string; // slug of the scene emoji
 }
 
-export function drawBackgroundSpec(rng: Rng): BackgroundSpec {
-  let u = rng.next();
-  let kind: BackgroundKind = 'solid';
-  for (const [k, w] of Object.entries(BACKGROUND_WEIGHTS) as [BackgroundKind, number][]) {
+// `weights` (relative, any scale) replaces BACKGROUND_WEIGHTS: a training config can make scenes easier.
+export function drawBackgroundSpec(rng: Rng, weights: Readonly<Partial<Record<BackgroundKind, number>>> = BACKGROUND_WEIGHTS): BackgroundSpec {
+  const entries = Object.entries(weights) as [BackgroundKind, number][];
+  const total = entries.reduce((a, [, w]) => a + w, 0);
+  let u = rng.next() * total;
+  let kind: BackgroundKind = entries[0]![0];
+  for (const [k, w] of entries) {
     if ((u -= w) < 0) { kind = k; break; }
   }
   const [a, b] = rng.sample(COLOR_NAMES, 2) as [string, string];

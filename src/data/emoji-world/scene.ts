@@ -4,7 +4,7 @@
 // content with many different styles" to make the model separate content from style).
 import { alphaOver, boxArea, intersect, type Box, type RawImage } from '../image.ts';
 import { deriveSeed, Rng } from '../rng.ts';
-import { backgroundPhrase, drawBackgroundSpec, renderBackground, type BackgroundSpec } from './background.ts';
+import { backgroundPhrase, drawBackgroundSpec, renderBackground, BACKGROUND_WEIGHTS, type BackgroundKind, type BackgroundSpec } from './background.ts';
 import { isHeldOutStyle, selectConcepts, STYLES, type Concept, type ConceptFilter, type Style } from './catalog.ts';
 import { sprite } from './render.ts';
 
@@ -19,6 +19,10 @@ export interface WorldOptions {
   concepts?: ConceptFilter;
   styles?: readonly string[]; // restrict to these style ids (held-out ones still only reach the test split)
   stylesPerContent?: number;
+  // Scene difficulty, for small training budgets: relative weights of 1, 2, 3 objects (default
+  // OBJECT_COUNT_WEIGHTS) and of the background kinds (default BACKGROUND_WEIGHTS). Absent kinds are never drawn.
+  objectCounts?: readonly number[];
+  backgrounds?: Readonly<Partial<Record<BackgroundKind, number>>>;
 }
 
 // Number of objects: 1, 2 or 3 with these probabilities.
@@ -58,6 +62,7 @@ export function joinPhrases(phrases: string[]): string {
 
 export class EmojiWorld {
   readonly opts: Required<Omit<WorldOptions, 'concepts' | 'styles'>> & Pick<WorldOptions, 'concepts' | 'styles'>;
+  private readonly countWeights: readonly number[];
   readonly trainStyles: Style[];
   readonly heldOutStyles: Style[];
   readonly trainConcepts: Concept[];
@@ -65,7 +70,17 @@ export class EmojiWorld {
 
   constructor(opts: WorldOptions) {
     if (!Number.isInteger(opts.size) || opts.size < 16) throw new Error(`EmojiWorld: size must be an integer >= 16, got ${opts.size}`);
-    this.opts = { split: 'train', stylesPerContent: STYLES_PER_CONTENT, ...opts };
+    this.opts = { split: 'train', stylesPerContent: STYLES_PER_CONTENT, objectCounts: OBJECT_COUNT_WEIGHTS, backgrounds: BACKGROUND_WEIGHTS, ...opts };
+    const counts = this.opts.objectCounts, bgs = Object.entries(this.opts.backgrounds);
+    const bad = (ws: number[]) => ws.some((w) => !(w >= 0) || !Number.isFinite(w)) || !ws.some((w) => w > 0);
+    if (counts.length < 1 || counts.length > OBJECT_COUNT_WEIGHTS.length || bad([...counts])) {
+      throw new Error(`EmojiWorld: objectCounts must be 1-${OBJECT_COUNT_WEIGHTS.length} non-negative weights (for 1, 2, 3 objects), not all zero; got ${JSON.stringify(counts)}`);
+    }
+    const unknown = bgs.find(([k]) => !(k in BACKGROUND_WEIGHTS));
+    if (unknown) throw new Error(`EmojiWorld: unknown background kind '${unknown[0]}' (one of ${Object.keys(BACKGROUND_WEIGHTS).join(', ')})`);
+    if (bad(bgs.map(([, w]) => w))) throw new Error(`EmojiWorld: background weights must be non-negative and not all zero; got ${JSON.stringify(this.opts.backgrounds)}`);
+    const sum = counts.reduce((a, b) => a + b, 0);
+    this.countWeights = counts.map((w) => w / sum);
     const styles = STYLES.filter((s) => !opts.styles || opts.styles.includes(s.id));
     this.trainStyles = styles.filter((s) => !isHeldOutStyle(s.id));
     this.heldOutStyles = styles.filter((s) => isHeldOutStyle(s.id));
@@ -106,7 +121,7 @@ export class EmojiWorld {
     const style = rng.shuffle(styles)[(index % perContent) % styles.length]!;
 
     let u = rng.next(), n = 1;
-    for (let k = 0; k < OBJECT_COUNT_WEIGHTS.length; k++) if ((u -= OBJECT_COUNT_WEIGHTS[k]!) < 0) { n = k + 1; break; }
+    for (let k = 0; k < this.countWeights.length; k++) if ((u -= this.countWeights[k]!) < 0) { n = k + 1; break; }
     const picked: Concept[] = [rng.pick(first)];
     while (picked.length < n) {
       const c = rng.pick(rest);
@@ -114,7 +129,7 @@ export class EmojiWorld {
     }
 
     const squares = this.layout(rng, n);
-    const background = drawBackgroundSpec(rng);
+    const background = drawBackgroundSpec(rng, this.opts.backgrounds as Partial<Record<BackgroundKind, number>>);
     const image = renderBackground(background, size, style.id);
     const objects: SceneObject[] = picked.map((c, k) => {
       const sq = squares[k]!;
