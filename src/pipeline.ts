@@ -13,7 +13,7 @@ import {
 import {
   encodePrompt, collatePrompts, PromptError, PromptTokenizer, type PromptBatch, type PromptInput, type PromptSpec, type EncodedPrompt,
 } from './prompt/index.ts';
-import { MumuModel } from './models/index.ts';
+import { MumuModel, checkImageSide } from './models/index.ts';
 import { encodePng } from './cli/png.ts';
 
 // What a loaded model gives the pipeline. `fromPretrained` builds it from a model folder; tests and other backends
@@ -31,6 +31,16 @@ export interface MumuComponents {
   schedule: NoiseSchedule;
   device: string;
   name: string;
+  // The same components with reference images encoded at side x side px instead of the ViT's native side: other
+  // tokens per image (ViT position embeddings interpolated). Absent where the backend cannot; throws a RangeError
+  // for a side the ViT cannot take.
+  atReferenceSize?(side: number): MumuComponents;
+}
+
+export interface LoadOptions {
+  device?: string;
+  // encode reference images at this side (px, a multiple of the ViT's patch size) instead of its native one
+  referenceSize?: number;
 }
 
 export type SamplerName = 'ddim' | 'euler' | 'euler_a';
@@ -82,7 +92,7 @@ function rows(c: Conditioning, i: number): Conditioning {
 export class MumuPipeline {
   constructor(readonly components: MumuComponents) {}
 
-  static async fromPretrained(dir: string, o: { device?: string } = {}): Promise<MumuPipeline> {
+  static async fromPretrained(dir: string, o: LoadOptions = {}): Promise<MumuPipeline> {
     return new MumuPipeline(await loadComponents(dir, o));
   }
 
@@ -210,7 +220,7 @@ const readJsonIf = async (file: string): Promise<unknown> => (existsSync(file) ?
 
 // A model folder (diffusers-like: model_index.json; unet/, vae/, vlm/, adapter/ from src/models; tokenizer/ and
 // scheduler/ from here) -> components.
-export async function loadComponents(dir: string, o: { device?: string } = {}): Promise<MumuComponents> {
+export async function loadComponents(dir: string, o: LoadOptions = {}): Promise<MumuComponents> {
   const device = o.device ?? 'cpu';
   if (device.startsWith('cuda') && !cuda.isAvailable()) {
     throw new Error(`device '${device}': ${cuda.compiled ? 'this libtorch build has CUDA but sees no GPU' : 'this libtorch build has no CUDA support'}`);
@@ -236,9 +246,10 @@ export async function loadComponents(dir: string, o: { device?: string } = {}): 
     throw new Error(`${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the VLM's vocab_size is ${vlm.config.text_config.vocab_size}`);
   }
   const latentSide = unet.config.sample_size ?? vae.config.sample_size / vae.downsampleFactor;
-  return {
+  const native = vlm.config.vision_config.image_size;
+  const components: MumuComponents = {
     prompt: {
-      tokenizer, imageTokenId, imageSize: vlm.config.vision_config.image_size, tokensPerImage: vlm.tokensPerImage,
+      tokenizer, imageTokenId, imageSize: native, tokensPerImage: vlm.tokensPerImage,
       maxImages: proc.max_images, maxLength: proc.max_length ?? undefined, imageMean: proc.image_mean, imageStd: proc.image_std,
     },
     encode: (b) => ({
@@ -253,6 +264,13 @@ export async function loadComponents(dir: string, o: { device?: string } = {}): 
     device,
     name: dir,
   };
+  // the prompt side is all that changes: the placeholders per image and the side images are resized to
+  components.atReferenceSize = (side) => {
+    checkImageSide(vlm.config.vision_config, side, 'reference size');
+    const tokensPerImage = vlm.tokensFor(side);
+    return { ...components, prompt: { ...components.prompt, imageSize: side, tokensPerImage }, name: side === native ? dir : `${dir} @ ${side} px references` };
+  };
+  return o.referenceSize === undefined ? components : components.atReferenceSize(o.referenceSize);
 }
 
 // Writes a whole model folder: the model's components (src/models) plus the tokenizer, its processor config and

@@ -13,9 +13,10 @@ export const EVAL_HELP = `Usage:
   mumu eval --report-evaluator [--evaluator DIR]
 
 Scores a MUMU model folder on fixed tasks with fixed prompts and seeds (configs/eval-<suite>.json): same-image
-crops, harmonisation across styles, style transfer from a style image, tokens per image, LoRA merge into a style
-fine-tune, character consistency; next to the text-only base model and the "describe the images" baseline. The
-judge is an independent CNN (models/evaluator), never trained with any generator. Writes a Markdown report
+crops, harmonisation across styles, style transfer from a style image, tokens per image (reference detail, and
+references encoded at other sides = other token counts), MUMU merged into a style fine-tune (its LoRA, or its
+weight delta from --base), character consistency; next to the text-only base model and the "describe the
+images" baseline. The judge is an independent CNN (models/evaluator), never trained with any generator. Writes a Markdown report
 (default docs/RESULTS.md) and PNG grids (references beside outputs; default docs/results/).
 
 Options:
@@ -25,8 +26,10 @@ Options:
   --out              report file (default docs/RESULTS.md)
   --grids            folder for the PNG grids (default: 'results' beside the report)
   --evaluator        evaluator folder (default models/evaluator)
-  --base             the text-only base model folder (default: the text encoder and the LoRA-free UNet in --model)
-  --finetune         a style fine-tune model folder for the LoRA-merge task (default: the suite's, if it exists)
+  --base             the text-only base model folder (default: the text encoder and the LoRA-free UNet in --model);
+                     for a fully trained MUMU UNet also the W_base of the merge task (fine-tune + MUMU - base):
+                     give the model whose UNet the MUMU stage started from
+  --finetune         a style fine-tune model folder for the merge task (default: the suite's, if it exists)
   --steps            sampling steps (default: the suite's)
   --train-evaluator  train the evaluator instead (writes DIR/config.json, model.safetensors, report.json)
   --report-evaluator measure the evaluator on held-out renders again (rewrites DIR/report.json)

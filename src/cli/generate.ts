@@ -34,6 +34,10 @@ Options:
   --sampler NAME      ddim (default, the paper's), euler, or euler_a (ancestral)
   --eta X             DDIM eta: 0 deterministic (default), 1 ancestral
   --model DIR         model folder (default models/emoji-default)
+  --reference-size PX encode the prompt's images at PX x PX instead of the model's native side (the ViT's position
+                      embeddings are interpolated): a multiple of its patch size, up to 4x the native side; more
+                      pixels = more tokens per image (default model: 16 -> 16, 32 -> 64 (native), 64 -> 256).
+                      The model was trained at its native side only
   --device NAME       cpu (default) or cuda
   --no-progress       no progress bar
   --debug             on errors, print the stack trace too
@@ -55,6 +59,7 @@ const OPTIONS = {
   sampler: { type: 'string' },
   eta: { type: 'string' },
   model: { type: 'string' },
+  'reference-size': { type: 'string' },
   device: { type: 'string' },
   'no-progress': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -113,6 +118,7 @@ export async function runGenerate(argv: string[]): Promise<number> {
   const eta = floatFlag('eta', v.eta, 0, 1);
   const sampler = (v.sampler ?? 'ddim') as SamplerName;
   if (!['ddim', 'euler', 'euler_a'].includes(sampler)) throw new UsageError(`--sampler must be ddim, euler or euler_a, got '${sampler}'`, 'generate');
+  const referenceSize = intFlag('reference-size', v['reference-size'], 1, 4096);
   const device = v.device ?? 'cpu';
   if (device !== 'cpu' && !device.startsWith('cuda')) throw new UsageError(`--device must be cpu or cuda, got '${device}'`, 'generate');
 
@@ -123,7 +129,13 @@ export async function runGenerate(argv: string[]): Promise<number> {
   const { MumuPipeline, generationInfo } = await import('../pipeline.ts');
   const quiet = v['no-progress'] || !process.stderr.isTTY;
   if (!quiet) process.stderr.write(`loading ${modelDir}\n`);
-  const pipe = await MumuPipeline.fromPretrained(modelDir, { device });
+  let pipe;
+  try {
+    pipe = await MumuPipeline.fromPretrained(modelDir, { device, referenceSize });
+  } catch (e) {
+    if (e instanceof RangeError && referenceSize !== undefined) throw new UsageError(`--reference-size ${referenceSize}: ${e.message.replace(/^reference size \d+ px: /, '')}`, 'generate');
+    throw e;
+  }
   const bar = quiet ? null : new cliProgress.SingleBar({
     format: 'generating |{bar}| {value}/{total} steps | {rate} it/s | ETA {eta_formatted}',
     stream: process.stderr, hideCursor: false, etaBuffer: 10,
@@ -141,20 +153,23 @@ export async function runGenerate(argv: string[]): Promise<number> {
   }
 
   const modelName = v.model ?? 'models/emoji-default';
+  const infoOf = (img: GenerateResult['images'][number]) => ({
+    ...generationInfo(result, img, modelName), ...(referenceSize !== undefined ? { reference_size: String(referenceSize) } : {}),
+  });
   await mkdir(dirname(out), { recursive: true });
   const written: string[] = [];
   if (n === 1) {
-    await writeFile(out, await encodePng(result.images[0]!, generationInfo(result, result.images[0]!, modelName)));
+    await writeFile(out, await encodePng(result.images[0]!, infoOf(result.images[0]!)));
     written.push(out);
   } else {
     const { dir, name } = parsePath(out);
     for (const [i, img] of result.images.entries()) {
       const file = join(dir, `${name}-${i + 1}.png`);
-      await writeFile(file, await encodePng(img, generationInfo(result, img, modelName)));
+      await writeFile(file, await encodePng(img, infoOf(img)));
       written.push(file);
     }
     const grid = imageGrid(result.images);
-    const info = { ...generationInfo(result, result.images[0]!, modelName), n: String(n), grid: `${grid.cols}x${grid.rows}` };
+    const info = { ...infoOf(result.images[0]!), n: String(n), grid: `${grid.cols}x${grid.rows}` };
     await writeFile(out, await encodePng(grid, info));
     written.unshift(out);
   }

@@ -5,26 +5,28 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { MumuPipeline, loadComponents, type MumuComponents } from '../pipeline.ts';
 import { MumuModel } from '../models/index.ts';
-import { loadComponent } from '../models/pretrained.ts';
-import { unloadLora, mergeLoraInto, ADAPTER_CONFIG } from '../nn/index.ts';
+import { unloadLora, ADAPTER_CONFIG } from '../nn/index.ts';
 import { encodePng } from '../cli/png.ts';
 import { EmojiEvaluator, type EvaluatorReport } from './evaluator.ts';
 import {
-  Judge, conceptPreservation, promptFollowing, conceptsPresent, styleAdherence, copyPaste, cosine, diversity, areaResize,
+  Judge, conceptPreservation, promptFollowing, conceptsPresent, styleAdherence, copyPaste, cosine, areaResize,
   COPY_PASTE_THRESHOLD, type Rgb,
 } from './metrics.ts';
 import { readSuite, buildCases, conceptLabel, stylePhrase, type Case, type Suite, type Segment } from './tasks.ts';
+import { aggregate, mean, num, pct, type Output, type Scores, type SystemName } from './aggregate.ts';
+import { mergedComponents } from './merge.ts';
+import { TOKENS_NOTE, tokensTable, tokensSummary, writeTokensPlot, TOKENS_PLOT } from './tokens.ts';
+
+export { aggregate, type Aggregate, type Output, type Scores, type SystemName } from './aggregate.ts';
 
 export const NOTES_MARKER = '<!-- hand-written notes: kept when mumu eval rewrites this file -->';
-
-export type SystemName = 'mumu' | 'mumu-caption' | 'text-only' | 'describe' | 'lora-merge' | 'render';
 
 export const SYSTEM_TITLES: Record<SystemName, string> = {
   mumu: 'MUMU (multimodal prompt)',
   'mumu-caption': 'MUMU, caption only (no images)',
   'text-only': 'text-only base model, caption',
   describe: 'describe the images + text-only base',
-  'lora-merge': 'MUMU LoRA merged into the style fine-tune',
+  'lora-merge': 'MUMU merged into the style fine-tune',
   render: 'EmojiWorld render of the caption (reference point, not a generator)',
 };
 
@@ -38,21 +40,9 @@ const SYSTEMS_FOR: Record<Case['task'], SystemName[]> = {
   character: ['mumu', 'mumu-caption', 'text-only', 'describe', 'render'],
 };
 
-export interface Output { case: Case; system: SystemName; seed: number | null; image: Rgb; scores: Scores }
-export interface Scores {
-  preservation: number; // NaN when the case has no object reference
-  control: number; // the same statistic for an object the prompt does not ask for (chance level)
-  following: number;
-  style: number; // 1 / 0
-  styleProb: number;
-  copy: number; // NaN when there is no reference
-  leak: number; // NaN unless a style reference's objects could leak
-  embedding: number[]; // whole image
-  bestWindow: number[] | null; // the window closest to the first object reference
-}
-
 interface Generator { (c: Case, seed: number): Promise<Rgb> }
-interface SystemState { name: SystemName; gen: Generator | null; why: string }
+// title / note: where a system's row says more than its name (which merge ran)
+interface SystemState { name: SystemName; gen: Generator | null; why: string; title?: string; note?: string }
 
 export interface RunOptions {
   model?: string; // none: score the EmojiWorld renders only
@@ -70,9 +60,18 @@ export interface RunOptions {
 const toRgb = (im: { width: number; height: number; data: Uint8Array }): Rgb => ({ width: im.width, height: im.height, channels: 3, data: im.data });
 
 async function generator(c: MumuComponents, o: { steps: number; guidance: number }, prompt: (cs: Case) => string | Segment[]): Promise<Generator> {
-  const pipe = new MumuPipeline(c);
+  const pipes = new Map<number, MumuPipeline>();
+  // a case with a reference size: the same components, only the prompt side (image side, placeholders) changed
+  const pipeFor = (side = 0) => {
+    if (!pipes.has(side)) {
+      if (side && !c.atReferenceSize) throw new Error(`${c.name}: these components cannot encode references at another side`);
+      pipes.set(side, new MumuPipeline(side ? { ...c, prompt: c.atReferenceSize!(side).prompt } : c));
+    }
+    return pipes.get(side)!;
+  };
   return async (cs, seed) => {
     const p = prompt(cs);
+    const pipe = pipeFor(cs.referenceSize);
     const r = await pipe.generate(typeof p === 'string' ? p : p.map((s) => (typeof s === 'string' ? s : { image: s.image })), { steps: o.steps, guidanceScale: o.guidance, seed });
     return toRgb(r.images[0]!);
   };
@@ -94,18 +93,6 @@ function baseComponents(dir: string, c: MumuComponents, base?: string): MumuComp
   };
 }
 
-// Paper Finding 4: MUMU's encoder with the fine-tune's UNet plus MUMU's UNet LoRA merged into it.
-function mergedComponents(dir: string, finetune: string | undefined, c: MumuComponents): MumuComponents | string {
-  if (!finetune || !fs.existsSync(path.join(finetune, 'unet', 'config.json'))) {
-    return `not available: no style fine-tune model folder${finetune ? ` at ${finetune}` : ''} (train configs/style-finetune.json, or pass --finetune DIR)`;
-  }
-  if (!fs.existsSync(path.join(dir, 'unet', ADAPTER_CONFIG))) return 'not available: the model\'s UNet has no separate LoRA to merge';
-  const unet = loadComponent(path.join(finetune, 'unet'), 'UNet2DConditionModel');
-  mergeLoraInto(unet, path.join(dir, 'unet'));
-  unet.eval();
-  return { ...c, unet: (x, t, cond) => unet.forward(x, t, cond.context, { encoderAttentionMask: cond.mask ?? null }) };
-}
-
 export async function runSuite(o: RunOptions): Promise<{ outputs: Output[]; systems: SystemState[] }> {
   const log = o.log ?? (() => {});
   const t0 = performance.now();
@@ -120,6 +107,16 @@ export async function runSuite(o: RunOptions): Promise<{ outputs: Output[]; syst
   // the output side: one cheap 1-step image
   const outSize = comps ? (await new MumuPipeline(comps).generate('a', { steps: 1, seed: 0, guidanceScale: 1 })).images[0]!.width : (o.outSize ?? 64);
   const cases = buildCases(suite, { outSize });
+  // tokens per image at other reference sides: checked against this model's ViT before anything runs
+  for (const c of cases.filter((x) => x.referenceSize !== undefined && comps)) {
+    if (!comps!.atReferenceSize) throw new Error(`suite ${suite.name}: reference_sizes: ${comps!.name} cannot encode references at another side`);
+    try {
+      c.tokensPerImage = comps!.atReferenceSize(c.referenceSize!).prompt.tokensPerImage;
+    } catch (e) {
+      throw new Error(`suite ${suite.name}: tokens-per-image reference_sizes: ${(e as Error).message}`);
+    }
+    c.setting = `${c.setting}, ${c.tokensPerImage} tokens/image`;
+  }
   log(`${cases.length} cases, ${suite.seeds.length} seeds, ${steps} steps, guidance ${suite.guidance_scale}, output ${outSize} px`);
 
   const vocab = suite.vocabulary.map((s) => judge.conceptIndex(s));
@@ -142,13 +139,15 @@ export async function runSuite(o: RunOptions): Promise<{ outputs: Output[]; syst
   const systems: SystemState[] = [{ name: 'render', gen: null, why: '' }];
   if (comps) {
     const base = baseComponents(o.model!, comps, o.base);
-    const merged = mergedComponents(o.model!, o.finetune ?? (suite.tasks.find((t) => t.kind === 'lora-merge') as { finetune?: string } | undefined)?.finetune, comps);
+    const merged = mergedComponents(o.model!, o.finetune ?? (suite.tasks.find((t) => t.kind === 'lora-merge') as { finetune?: string } | undefined)?.finetune, o.base, comps);
     systems.push(
       { name: 'mumu', gen: await generator(comps, gopts, (c) => c.segments), why: '' },
       { name: 'mumu-caption', gen: await generator(comps, gopts, (c) => c.caption), why: '' },
       typeof base === 'string' ? { name: 'text-only', gen: null, why: base } : { name: 'text-only', gen: await generator(base, gopts, (c) => c.caption), why: '' },
       typeof base === 'string' ? { name: 'describe', gen: null, why: base } : { name: 'describe', gen: await generator(base, gopts, describe), why: '' },
-      typeof merged === 'string' ? { name: 'lora-merge', gen: null, why: merged } : { name: 'lora-merge', gen: await generator(merged, gopts, (c) => c.segments), why: '' },
+      typeof merged === 'string'
+        ? { name: 'lora-merge', gen: null, why: merged }
+        : { name: 'lora-merge', gen: await generator(merged.components, gopts, (c) => c.segments), why: '', title: merged.title, note: merged.note },
     );
   } else {
     const why = 'pending: no model was evaluated in this run';
@@ -164,7 +163,7 @@ export async function runSuite(o: RunOptions): Promise<{ outputs: Output[]; syst
         continue;
       }
       if (!s.gen) continue;
-      for (const seed of suite.seeds) {
+      for (const seed of c.seeds ?? suite.seeds) {
         const image = await s.gen(c, seed);
         outputs.push({ case: c, system: s.name, seed, image, scores: score(judge, c, image, vocab) });
       }
@@ -195,6 +194,8 @@ export async function runSuite(o: RunOptions): Promise<{ outputs: Output[]; syst
   }
   const seconds = (performance.now() - t0) / 1000;
   await writeGrids(o.grids, cases, outputs);
+  const tokensPerImage = comps?.prompt.tokensPerImage ?? null;
+  const tokensPlot = (await writeTokensPlot(path.join(o.grids, TOKENS_PLOT), outputs.filter((x) => x.case.task === 'tokens-per-image'), tokensPerImage)) ? path.join(o.grids, TOKENS_PLOT) : null;
   const evalReportFile = typeof o.evaluator === 'string' ? path.join(o.evaluator, 'report.json') : '';
   const evalReport = evalReportFile && fs.existsSync(evalReportFile) ? (JSON.parse(fs.readFileSync(evalReportFile, 'utf8')) as EvaluatorReport) : null;
   const trained = typeof o.evaluator === 'string' ? ((JSON.parse(fs.readFileSync(path.join(o.evaluator, 'config.json'), 'utf8')) as { _trained?: Record<string, unknown> })._trained ?? null) : null;
@@ -202,7 +203,7 @@ export async function runSuite(o: RunOptions): Promise<{ outputs: Output[]; syst
   // a hand-written closing section (from NOTES_MARKER on) survives regeneration
   const old = fs.existsSync(o.out) ? fs.readFileSync(o.out, 'utf8') : '';
   const notes = old.includes(NOTES_MARKER) ? old.slice(old.indexOf(NOTES_MARKER)) : '';
-  fs.writeFileSync(o.out, (notes ? (s: string) => `${s}\n${notes}` : (s: string) => s)(markdown({ suite, model: o.model ?? null, steps, cases, outputs, systems, evaluator, evalReport, trained, seconds, out: o.out, grids: o.grids, tokensPerImage: comps?.prompt.tokensPerImage ?? null, variantNotes })));
+  fs.writeFileSync(o.out, (notes ? (s: string) => `${s}\n${notes}` : (s: string) => s)(markdown({ suite, model: o.model ?? null, steps, cases, outputs, systems, evaluator, evalReport, trained, seconds, out: o.out, grids: o.grids, tokensPerImage, variantNotes, tokensPlot })));
   return { outputs, systems };
 }
 
@@ -232,11 +233,6 @@ export function score(judge: Judge, c: Case, image: Rgb, vocab: number[]): Score
     bestWindow,
   };
 }
-
-const mean = (xs: number[]) => {
-  const ys = xs.filter((x) => !Number.isNaN(x));
-  return ys.length ? ys.reduce((a, b) => a + b, 0) / ys.length : NaN;
-};
 
 // ---- grids: one PNG per task; a row per case: references, then each system's outputs (seeds left to right) ----
 // Cells are square images scaled to `cell`, except separator bars (narrower than a cell, full height), kept as they are.
@@ -284,44 +280,7 @@ async function writeGrids(dir: string, cases: Case[], outputs: Output[]): Promis
 interface MarkdownInput {
   suite: Suite; model: string | null; steps: number; cases: Case[]; outputs: Output[]; systems: SystemState[];
   evaluator: EmojiEvaluator; evalReport: EvaluatorReport | null; trained: Record<string, unknown> | null; seconds: number; tokensPerImage: number | null; variantNotes: string[]; out: string; grids: string;
-}
-
-const pct = (x: number) => (Number.isNaN(x) ? '–' : `${(100 * x).toFixed(0)}%`);
-const num = (x: number) => (Number.isNaN(x) ? '–' : x.toFixed(3));
-
-export interface Aggregate {
-  n: number; preservation: number; control: number; following: number; style: number; copy: number; copied: number; leak: number;
-  diversity: number; consistency: number;
-}
-
-export function aggregate(outs: Output[]): Aggregate {
-  const s = outs.map((o) => o.scores);
-  const byCase = new Map<Case, Output[]>();
-  for (const o of outs) byCase.set(o.case, [...(byCase.get(o.case) ?? []), o]);
-  const div = [...byCase.values()].filter((g) => g.length > 1).map((g) => diversity(g.map((o) => o.scores.embedding)).embedding);
-  // consistency: pairs of outputs made from the same reference image (one character), across prompts and seeds
-  const byRef = new Map<unknown, number[][]>();
-  for (const o of outs) {
-    const ref = o.case.references[0]?.image;
-    if (ref && o.scores.bestWindow) byRef.set(ref, [...(byRef.get(ref) ?? []), o.scores.bestWindow]);
-  }
-  let cons = 0, k = 0;
-  for (const wins of byRef.values()) for (let i = 0; i < wins.length; i++) for (let j = i + 1; j < wins.length; j++) {
-    cons += cosine(wins[i]!, wins[j]!);
-    k++;
-  }
-  return {
-    n: outs.length,
-    preservation: mean(s.map((x) => x.preservation)),
-    control: mean(s.map((x) => x.control)),
-    following: mean(s.map((x) => x.following)),
-    style: mean(s.map((x) => x.style)),
-    copy: mean(s.map((x) => x.copy)),
-    copied: mean(s.filter((x) => !Number.isNaN(x.copy)).map((x) => (x.copy >= COPY_PASTE_THRESHOLD ? 1 : 0))),
-    leak: mean(s.map((x) => x.leak)),
-    diversity: mean(div),
-    consistency: k ? cons / k : NaN,
-  };
+  tokensPlot: string | null;
 }
 
 const TASK_TITLES: Record<Case['task'], string> = {
@@ -329,7 +288,7 @@ const TASK_TITLES: Record<Case['task'], string> = {
   harmonise: 'Harmonisation across sources (Finding 2)',
   'style-transfer': 'Style transfer from a style image only (Finding 3)',
   'tokens-per-image': 'Tokens per image (Finding 1)',
-  'lora-merge': 'LoRA merge into a single-style fine-tune (Finding 4)',
+  'lora-merge': 'LoRA merge / weight-delta merge into a single-style fine-tune (Finding 4)',
   character: 'Character consistency (Finding 5)',
 };
 
@@ -337,8 +296,8 @@ const TASK_NOTES: Record<Case['task'], string> = {
   'same-image': 'Each reference is a crop of the target scene (its box, padded square with black), inserted right before its words, as the bootstrap makes training prompts (paper section 4). Style is named in the text.',
   harmonise: 'Each reference is drawn in a different style from the one the text asks for; success is the asked style (style column) while keeping each reference\'s concept (preservation) without pasting it (copy).',
   'style-transfer': 'The prompt names the object in words and gives the style only as an image of *other* objects in that style where training captions name it (`..., <img> style`); the text never names the style. Leak = share of the style image\'s objects found in the output with probability >= 0.5 in some window (lower is better). The text-only rows get the style named in words; describe gets the evaluator\'s reading of the style image.',
-  'tokens-per-image': 'The model\'s tokens per image are fixed by its ViT; what varies here is how much detail reaches them: each reference is area-reduced to r x r px and scaled back before encoding. Models trained at other token counts (including the perceiver\'s fixed set) are rows when the suite lists them.',
-  'lora-merge': 'No style words in the prompt: the style should come from the UNet. MUMU with its own base UNet against MUMU\'s UNet LoRA merged into the single-style fine-tune of the base (paper Figure 9). Style column: the fine-tune\'s style.',
+  'tokens-per-image': TOKENS_NOTE,
+  'lora-merge': 'No style words in the prompt: the style should come from the UNet. MUMU with its own UNet against MUMU merged into the single-style fine-tune of the base (paper Figure 9): its UNet LoRA merged in, or, for a fully trained MUMU UNet, its weight delta from the base added (see Systems). Style column: the fine-tune\'s style.',
   character: 'One reference object, several prompts (other objects, backgrounds). Consistency = mean pairwise cosine between the outputs\' windows closest to the reference, across prompts and seeds.',
 };
 
@@ -381,8 +340,13 @@ function markdown(m: MarkdownInput): string {
   L.push('- **MUMU, caption only**: the same model given only the words of the prompt (the style named in words where the prompt had a style image): what the images add.');
   L.push('- **text-only base model**: the CLIP text encoder and the UNet without MUMU\'s LoRA (the model MUMU started from; paper section 5), given the caption.');
   L.push('- **describe the images**: the paper\'s ChatGPT + DALL-E 3 comparison (its Figure 4) in miniature: each reference image is replaced by the evaluator\'s reading of it (its top concept among the suite\'s, or its style for a style image) and the text-only base model draws that caption. Our prompts already name each object in words, so this equals the text-only row wherever the evaluator reads every reference right; it differs when it misreads, and in style transfer, where the style exists only as an image.');
+  L.push('- **MUMU merged into the style fine-tune** (Finding 4): MUMU\'s encoder (VLM + adapter) unchanged, with the UNet of a fine-tune of the text-only base on a single style plus what MUMU\'s training changed in the base UNet. '
+    + 'When MUMU trained its UNet as a LoRA (paper Table 1), that LoRA merged into the fine-tune\'s UNet (W_ft + B A, paper Figure 9). '
+    + 'When MUMU trained its UNet fully, task arithmetic: W_ft + (W_mumu - W_base) for every UNet tensor, W_base being the text-only UNet the MUMU stage started from (`--base`); '
+    + 'the LoRA merge is the special case where W_mumu - W_base = B A is low rank. The three UNets must have the same tensors (keys and shapes), or the row says what differs.');
   L.push('- **EmojiWorld render**: the ground-truth picture of the caption, scored like an output: the ceiling a faithful, non-copying generator would reach.', '');
 
+  const titleOf = (sys: SystemName) => m.systems.find((x) => x.name === sys)?.title ?? SYSTEM_TITLES[sys];
   const tasks = [...new Set(m.cases.map((c) => c.task))];
   for (const task of tasks) {
     L.push(`## ${TASK_TITLES[task]}`, '', TASK_NOTES[task], '');
@@ -390,27 +354,17 @@ function markdown(m: MarkdownInput): string {
     const systems = SYSTEMS_FOR[task];
     const extra = task === 'style-transfer' ? ['leak'] : task === 'character' ? ['consistency'] : [];
     if (task === 'tokens-per-image') {
-      L.push('| system | reference detail | n | preservation | (unrelated) | following | style | copy | copied |', '|---|---|---|---|---|---|---|---|---|');
-      const settings = [...new Set(outs.map((o) => o.case.setting!))];
-      for (const s of settings) {
-        const sel = outs.filter((o) => o.case.setting === s);
-        for (const sys of [...new Set(sel.map((o) => o.system))]) {
-          const a = aggregate(sel.filter((o) => o.system === sys));
-          const who = sys === 'render' ? SYSTEM_TITLES.render : s.startsWith('full, ') ? 'MUMU variant' : `MUMU (${m.tokensPerImage ?? '?'} tokens/image)`;
-          L.push(`| ${who} | ${s} | ${a.n} | ${num(a.preservation)} | ${num(a.control)} | ${pct(a.following)} | ${pct(a.style)} | ${num(a.copy)} | ${pct(a.copied)} |`);
-        }
-      }
-      if (!m.systems.find((x) => x.name === 'mumu')?.gen) L.push(`| MUMU | – | 0 | ${m.systems.find((x) => x.name === 'mumu')!.why} | | | | | |`);
-      const t = m.suite.tasks.find((x) => x.kind === 'tokens-per-image') as { models?: { label: string; dir: string }[] } | undefined;
-      if (!t?.models?.length) L.push('| models trained at other tokens per image (e.g. the perceiver\'s fixed set) | – | 0 | not available: none trained yet (list them under "models" in the suite) | | | | | |');
-      for (const note of m.variantNotes) L.push(`| ${note.split(':')[0]} | – | 0 | ${note.slice(note.indexOf(':') + 2)} | | | | | |`);
+      const mumu = m.systems.find((x) => x.name === 'mumu')!;
+      const t = m.suite.tasks.find((x) => x.kind === 'tokens-per-image') as { models?: unknown[] } | undefined;
+      L.push(...tokensTable(outs, { nativeTokens: m.tokensPerImage, mumuWhy: mumu.gen ? null : mumu.why, hasModels: !!t?.models?.length, variantNotes: m.variantNotes }));
+      if (m.tokensPlot) L.push('', `![tokens per image](${rel(m.tokensPlot)})`);
     } else {
       L.push(`| system | split | n | preservation | (unrelated) | following | style | copy | copied | diversity |${extra.map((e) => ` ${e} |`).join('')}`);
       L.push(`|---|---|---|---|---|---|---|---|---|---|${extra.map(() => '---|').join('')}`);
       for (const sys of systems) {
         const state = m.systems.find((s) => s.name === sys)!;
         if (sys !== 'render' && !state.gen) {
-          L.push(`| ${SYSTEM_TITLES[sys]} | – | 0 | ${state.why} | | | | | | |${extra.map(() => ' |').join('')}`);
+          L.push(`| ${titleOf(sys)} | – | 0 | ${state.why} | | | | | | |${extra.map(() => ' |').join('')}`);
           continue;
         }
         for (const sp of ['train', 'held-out', 'all'] as const) {
@@ -418,13 +372,17 @@ function markdown(m: MarkdownInput): string {
           if (!sel.length || (sp === 'all' && new Set(sel.map((o) => o.case.split)).size < 2)) continue;
           const a = aggregate(sel);
           const ex = extra.map((e) => ` ${num(e === 'leak' ? a.leak : a.consistency)} |`).join('');
-          L.push(`| ${SYSTEM_TITLES[sys]} | ${sp} | ${a.n} | ${num(a.preservation)} | ${num(a.control)} | ${pct(a.following)} | ${pct(a.style)} | ${num(a.copy)} | ${pct(a.copied)} | ${num(a.diversity)} |${ex}`);
+          L.push(`| ${titleOf(sys)} | ${sp} | ${a.n} | ${num(a.preservation)} | ${num(a.control)} | ${pct(a.following)} | ${pct(a.style)} | ${num(a.copy)} | ${pct(a.copied)} | ${num(a.diversity)} |${ex}`);
         }
       }
     }
+    if (task === 'lora-merge') {
+      const merged = m.systems.find((x) => x.name === 'lora-merge');
+      if (merged?.note) L.push('', `Merged: ${merged.note}.`);
+    }
     const shown = [...new Set(outs.map((o) => o.system))];
     L.push('', `![${task}](${rel(path.join(m.grids, gridFile(task)))})`, '');
-    L.push(`Grid: one row per case; first the reference image(s) (gray = none), then, after a thin gray bar each, ${shown.map((s) => SYSTEM_TITLES[s]).join('; ')}`
+    L.push(`Grid: one row per case; first the reference image(s) (gray = none), then, after a thin gray bar each, ${shown.map(titleOf).join('; ')}`
       + ` (generated systems: seeds ${m.suite.seeds.join(', ')} left to right).`, '');
     L.push('<details><summary>prompts</summary>', '');
     for (const c of m.cases.filter((x) => x.task === task)) {
@@ -464,6 +422,8 @@ function summary(m: MarkdownInput): string {
     }
     if (mu.copied > 0) lines.push(`- ${TASK_TITLES[task]}: ${pct(mu.copied)} of MUMU outputs are copies of a reference (copy >= ${COPY_PASTE_THRESHOLD}).`);
   }
+  const tok = tokensSummary(m.outputs.filter((o) => o.case.task === 'tokens-per-image'), m.tokensPerImage);
+  if (tok) lines.push(tok);
   L.push(...(lines.length ? lines : ['- no generated outputs to compare.']), '');
   return L.join('\n');
 }

@@ -4,7 +4,8 @@
 //   same-image       crops of the target inserted before their words: the training distribution (paper section 4)
 //   harmonise        references drawn in different styles, the text asks for one style (Finding 2)
 //   style-transfer   the style comes only from an image of other objects in that style (Finding 3)
-//   tokens-per-image the same-image prompts with references reduced to r x r px before encoding (Finding 1)
+//   tokens-per-image the same-image prompts with references reduced to r x r px before encoding, and encoded at
+//                    other input sides, i.e. other tokens per image (Finding 1)
 //   lora-merge       the MUMU UNet LoRA merged into a single-style fine-tune of the base UNet (Finding 4)
 //   character        one reference object across several prompts (Finding 5: detail consistency)
 import fs from 'node:fs';
@@ -23,7 +24,13 @@ export type TaskSpec =
   | { kind: 'same-image'; items: SceneItem[] }
   | { kind: 'harmonise'; items: (SceneItem & { ref_styles: string[] })[] }
   | { kind: 'style-transfer'; items: (SceneItem & { style_ref: string[] })[] }
-  | { kind: 'tokens-per-image'; reference_resolutions: number[]; items: SceneItem[]; models?: { label: string; dir: string }[] }
+  | {
+    kind: 'tokens-per-image'; items: SceneItem[]; models?: { label: string; dir: string }[];
+    reference_resolutions?: number[]; // detail: references area-reduced to r x r px (0 = full detail), native input side
+    reference_sizes?: number[]; // input side in px (a multiple of the ViT's patch): (side / patch)^2 tokens per image
+    reference_size_items?: number; // only the first n items at the reference sizes (default all)
+    reference_size_seeds?: number[]; // seeds for the reference-size cases (default the suite's)
+  }
   | { kind: 'lora-merge'; finetune: string; finetune_style: string; items: SceneItem[] }
   | { kind: 'character'; reference: { concept: string; style: string }; contexts: { others: string[]; background: string }[] };
 
@@ -73,6 +80,15 @@ export function readSuite(nameOrFile: string): Suite {
         if ('style_ref' in it) it.style_ref.forEach(checkConcept);
       }
       if (t.kind === 'lora-merge') checkStyle(t.finetune_style);
+      if (t.kind === 'tokens-per-image') {
+        const ints = (k: string, v: unknown, min: number) => {
+          if (v !== undefined && (!Array.isArray(v) || v.some((x) => !Number.isInteger(x) || x < min))) throw new Error(`${where}: ${k} must be a list of integers >= ${min}`);
+        };
+        ints('reference_resolutions', t.reference_resolutions, 0);
+        ints('reference_sizes', t.reference_sizes, 1);
+        ints('reference_size_seeds', t.reference_size_seeds, 0);
+        if (t.reference_size_items !== undefined && !(Number.isInteger(t.reference_size_items) && t.reference_size_items >= 1)) throw new Error(`${where}: reference_size_items must be a positive integer`);
+      }
     }
   }
   return s;
@@ -130,7 +146,11 @@ export interface Case {
   style: string; // the style the output should have
   leak: string[]; // concepts of a style reference that should NOT appear
   split: 'train' | 'held-out'; // held-out: some concept or the style was never in generator training
-  setting?: string; // tokens-per-image: the reference resolution
+  setting?: string; // tokens-per-image: the reference resolution or input side
+  referenceSize?: number; // tokens-per-image: encode the references at this side (px) instead of the native one
+  tokensPerImage?: number; // ... which gives this many tokens per image (set when a model is loaded)
+  seeds?: number[]; // instead of the suite's seeds
+  group?: string; // tokens-per-image: the item all its settings share (one unrelated control for all of them)
   oracle: Rgb; // the EmojiWorld render of what is asked (an upper reference, not a generation)
   // an object the prompt does not ask for, drawn like the first reference: its preservation score against the
   // output is the chance level of the best-window statistic
@@ -188,7 +208,8 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
     switch (t.kind) {
       case 'same-image':
       case 'tokens-per-image': {
-        const settings = t.kind === 'tokens-per-image' ? t.reference_resolutions : [0];
+        const tok = t.kind === 'tokens-per-image';
+        const settings = tok ? (t.reference_resolutions ?? []) : [0];
         t.items.forEach((it, k) => {
           const scene = renderScene(it.concepts, it.style, it.background, R, seed);
           const crops = it.concepts.map((_, j) => cropObject(scene, j));
@@ -199,7 +220,20 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
               task: t.kind, id: id(k, t.kind === 'tokens-per-image' ? `-r${r || 'full'}` : ''), segments, caption,
               references: crops.map((image, j) => ({ image, concept: it.concepts[j]!, style: it.style, role: 'object' as const })),
               named: it.concepts, style: it.style, leak: [], split: split(it.concepts, [it.style]),
-              setting: t.kind === 'tokens-per-image' ? (r ? `${r}x${r} px` : 'full') : undefined,
+              setting: tok ? (r ? `${r}x${r} px` : 'full') : undefined, group: tok ? id(k) : undefined,
+              oracle: areaResize(scene.image, out), control: null,
+            });
+          }
+          // the full-detail references at other input sides (other tokens per image); the side is checked against
+          // the model's ViT when the cases run
+          if (!tok || k >= (t.reference_size_items ?? t.items.length)) return;
+          for (const px of t.reference_sizes ?? []) {
+            const { segments, caption } = interleave(it.concepts, crops, tailOf(it.background, it.style));
+            cases.push({
+              task: t.kind, id: id(k, `-s${px}`), segments, caption,
+              references: crops.map((image, j) => ({ image, concept: it.concepts[j]!, style: it.style, role: 'object' as const })),
+              named: it.concepts, style: it.style, leak: [], split: split(it.concepts, [it.style]),
+              setting: `${px}x${px} px input`, referenceSize: px, seeds: t.reference_size_seeds, group: id(k),
               oracle: areaResize(scene.image, out), control: null,
             });
           }
@@ -271,7 +305,7 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
     const drawn = new Set(allConcepts().filter((k) => k.styles.includes(first.style)).map((k) => k.slug));
     const pool = suite.vocabulary.filter((v) => drawn.has(v) && !c.named.includes(v) && !c.leak.includes(v));
     if (!pool.length) continue;
-    const pick = pool[new Rng(deriveSeed(seed, 0, `control:${c.id}`)).int(pool.length)]!;
+    const pick = pool[new Rng(deriveSeed(seed, 0, `control:${c.group ?? c.id}`)).int(pool.length)]!;
     c.control = cropObject(renderScene([pick], first.style, 'white', R, seed), 0);
   }
   return cases;

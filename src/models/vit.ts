@@ -1,7 +1,10 @@
 // The vision transformer with SigLIP's names (Zhai et al. 2023), as Idefics2 embeds images with it
 // (`model.vision_model.*`). MUMU keeps it frozen (paper Table 1). Image size and patch size fix the number of tokens
 // per image, (image_size / patch_size)^2: the knob of the paper's tokens-per-image finding (section 6, Figure 5).
-import { Tensor, arange } from '../torch/index.ts';
+// Other input sides (multiples of patch_size) give other token counts: the learned g x g grid of position
+// embeddings is resized to the new h x w patch grid by bicubic interpolation (align_corners false), as timm / DINO's
+// interpolate_pos_encoding and Idefics2's variable resolutions do; at the native side nothing is resized.
+import { Tensor, arange, F } from '../torch/index.ts';
 import { Module, Linear, Conv2d, LayerNorm, Embedding, MLP, splitHeads, mergeHeads, attend, ACTIVATIONS, type Activation, type MaskOptions } from '../nn/index.ts';
 import { parseConfig } from './config.ts';
 
@@ -30,6 +33,28 @@ export function parseVisionConfig(raw: unknown): VisionConfig {
   if (!ACTIVATIONS.includes(c.hidden_act)) throw new Error(`vision config: hidden_act '${c.hidden_act}' is not one of ${ACTIVATIONS.join(', ')}`);
   if (c.image_size % c.patch_size) throw new Error(`vision config: image_size ${c.image_size} is not a multiple of patch_size ${c.patch_size}`);
   return c;
+}
+
+// Input sides a ViT accepts: whole patches, at least one, at most 4x its native side (16x its native tokens).
+export const MAX_SIDE_FACTOR = 4;
+export function checkImageSide(c: Pick<VisionConfig, 'image_size' | 'patch_size'>, side: number, what = 'image side'): void {
+  const max = MAX_SIDE_FACTOR * c.image_size;
+  if (!Number.isInteger(side) || side < c.patch_size || side > max || side % c.patch_size) {
+    const ok = [1, 2, 3, 4].map((k) => k * c.patch_size).filter((x) => x <= max);
+    throw new RangeError(`${what} ${side} px: must be a multiple of the ViT's patch size ${c.patch_size} px between ${c.patch_size} and ${max} `
+      + `(${MAX_SIDE_FACTOR}x its native ${c.image_size} px), e.g. ${ok.join(', ')}, ... ${max}; ${c.image_size} px = ${(c.image_size / c.patch_size) ** 2} tokens per image`);
+  }
+}
+
+// The learned position grid (g*g, D) resized to h x w patches -> (h*w, D): bicubic, align_corners false, no
+// antialiasing (F.interpolate's defaults); the native grid is returned as is.
+export function interpolatePositions(table: Tensor, h: number, w: number): Tensor {
+  const [n, D] = table.shape as [number, number];
+  const g = Math.round(Math.sqrt(n));
+  if (g * g !== n) throw new Error(`interpolatePositions: ${n} positions are not a square grid`);
+  if (h === g && w === g) return table;
+  const grid = table.reshape(1, g, g, D).permute(0, 3, 1, 2); // (1, D, g, g)
+  return F.interpolate(grid, { size: [h, w], mode: 'bicubic', alignCorners: false }).permute(0, 2, 3, 1).reshape(h * w, D);
 }
 
 // Multi-head attention with transformers' CLIP / SigLIP names (q_proj, k_proj, v_proj, out_proj; all biased).
@@ -94,8 +119,13 @@ class VisionEmbeddings extends Module {
     this.position_embedding = new Embedding((c.image_size / c.patch_size) ** 2, c.hidden_size);
   }
   forward(pixels: Tensor): Tensor {
-    const [, , H, W] = pixels.shape as number[];
-    if (H !== this.c.image_size || W !== this.c.image_size) throw new Error(`VisionTransformer: images must be ${this.c.image_size}x${this.c.image_size}, got ${H}x${W}`);
+    const [, , H, W] = pixels.shape as [number, number, number, number];
+    if (H !== this.c.image_size || W !== this.c.image_size) {
+      checkImageSide(this.c, H, 'VisionTransformer: image height');
+      checkImageSide(this.c, W, 'VisionTransformer: image width');
+      const patches = this.patch_embedding.forward(pixels).flatten(2).transpose(1, 2); // (N, h*w, D)
+      return patches.add(interpolatePositions(this.position_embedding.weight, H / this.c.patch_size, W / this.c.patch_size));
+    }
     const patches = this.patch_embedding.forward(pixels).flatten(2).transpose(1, 2); // (N, D, h, w) -> (N, h*w, D)
     const positions = arange(0, patches.size(1), 1, { device: pixels.device });
     return patches.add(this.position_embedding.forward(positions));
@@ -117,7 +147,13 @@ export class VisionTransformer extends Module {
   get tokensPerImage(): number {
     return (this.config.image_size / this.config.patch_size) ** 2;
   }
-  // pixels (N, C, S, S), normalised as the processor does -> (N, tokensPerImage, hidden_size)
+  // tokens for an image of side x side px (checked: whole patches, within the limits of checkImageSide)
+  tokensFor(side: number, width = side): number {
+    checkImageSide(this.config, side);
+    checkImageSide(this.config, width);
+    return (side / this.config.patch_size) * (width / this.config.patch_size);
+  }
+  // pixels (N, C, H, W), normalised as the processor does -> (N, (H/p)*(W/p), hidden_size); native side: tokensPerImage
   forward(pixels: Tensor): Tensor {
     return this.post_layernorm.forward(this.encoder.forward(this.embeddings.forward(pixels)));
   }

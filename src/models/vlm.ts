@@ -270,8 +270,14 @@ export class VisionLanguageModel extends Module {
   get tokensPerImage(): number {
     return this.config.use_perceiver ? this.config.perceiver_config.resampler_n_latents : this.model.vision_model.tokensPerImage;
   }
+  // The same for images of side x side px (the ViT interpolates its position embeddings; the perceiver's count is
+  // fixed whatever the side). Throws a RangeError for a side the ViT cannot take.
+  tokensFor(side: number, width = side): number {
+    const n = this.model.vision_model.tokensFor(side, width);
+    return this.config.use_perceiver ? this.config.perceiver_config.resampler_n_latents : n;
+  }
 
-  // Image features in the LM's width: (N, C, S, S) -> (N, tokensPerImage, D)
+  // Image features in the LM's width: (N, C, S, S) -> (N, tokensFor(S), D)
   encodeImages(pixels: Tensor): Tensor {
     return this.model.connector.forward(this.model.vision_model.forward(pixels));
   }
@@ -283,8 +289,9 @@ export class VisionLanguageModel extends Module {
     const isImage = inputIds.eq(this.config.image_token_id); // (B, T)
     const slots = isImage.sum().item();
     const N = pixels ? pixels.size(0) : 0;
-    if (slots !== N * this.tokensPerImage) {
-      throw new Error(`VisionLanguageModel: ${slots} image placeholder tokens for ${N} images x ${this.tokensPerImage} tokens per image`);
+    const perImage = pixels ? this.tokensFor(pixels.size(-2), pixels.size(-1)) : this.tokensPerImage;
+    if (slots !== N * perImage) {
+      throw new Error(`VisionLanguageModel: ${slots} image placeholder tokens for ${N} images x ${perImage} tokens per image`);
     }
     if (pixels && N) {
       const features = this.encodeImages(pixels).to(embeds.dtype); // (N, tokensPerImage, D)

@@ -59,3 +59,16 @@ test("more images than the model's limit: one line naming the position, exit 1",
   assert.equal(r.stderr.trim(), 'mumu: prompt column 48: has 4 images; this model takes at most 3 (the first one too many is here)');
   assert.ok(!existsSync(join(dir, 'x.png')));
 });
+
+test('--reference-size: images encoded at another side (stored in the PNG); a bad side is a usage error', async () => {
+  const r = await gen(['a <img:red.png> dog', '-o', 'ref24.png', '--steps', '1', '--seed', '1', '--reference-size', '24']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(readText(readFileSync(join(dir, 'ref24.png'))).reference_size, '24');
+  const bad = await gen(['a <img:red.png> dog', '-o', 'bad.png', '--steps', '1', '--reference-size', '20']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--reference-size 20: must be a multiple of the ViT's patch size 8 px between 8 and 64/);
+  assert.ok(!existsSync(join(dir, 'bad.png')));
+  const word = await gen(['a dog', '--reference-size', 'big']);
+  assert.equal(word.code, 2);
+  assert.match(word.stderr, /--reference-size must be a whole number/);
+});

@@ -44,7 +44,9 @@ test('VisionTransformer: (image_size / patch_size)^2 tokens per image', () => {
   const vit = vlm.model.vision_model;
   assert.equal(vit.tokensPerImage, 4);
   assert.deepEqual(vit.forward(randn([3, 3, 8, 8])).shape, [3, 4, 16]);
-  assert.throws(() => vit.forward(randn([1, 3, 12, 12])), /must be 8x8/);
+  // other sides: position embeddings interpolated (test/models/vit-resize.test.ts); partial patches refused
+  assert.deepEqual(vit.forward(randn([1, 3, 12, 12])).shape, [1, 9, 16]);
+  assert.throws(() => vit.forward(randn([1, 3, 10, 10])), /multiple of the ViT's patch size 4/);
 });
 
 // A prompt "w w [img] w w" per row with 4 placeholder tokens per image.

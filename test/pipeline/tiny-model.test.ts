@@ -85,3 +85,22 @@ test("inside the real VLM, the k-th image's tokens sit at the k-th tag", async (
   assert.ok(diff[9]! > 0, 'the 2nd image run did not change');
   assert.notDeepEqual(a.h.toList(), b.h.toList());
 });
+
+test('references at another side: more placeholders per image, still generates; bad sides are refused', async () => {
+  const red = await solid(4, 2, [255, 0, 0]).png().toBuffer();
+  const prompt = ['a', { image: red }, 'dog'];
+  const native = await MumuPipeline.fromPretrained(dir);  // ViT: 16 px, patch 8 -> 4 tokens
+  const big = await MumuPipeline.fromPretrained(dir, { referenceSize: 32 });
+  assert.deepEqual([big.components.prompt.imageSize, big.components.prompt.tokensPerImage], [32, 16]);
+  const o = { steps: 2, seed: 3 };
+  const a = await native.generate(prompt, o);
+  const b = await big.generate(prompt, o);
+  assert.deepEqual([b.images[0]!.width, b.images[0]!.height], [16, 16]);
+  assert.notDeepEqual(b64(b), b64(a)); // other tokens reach the UNet
+  // the native side through the same option is the same model
+  assert.deepEqual(b64(await new MumuPipeline(native.components.atReferenceSize!(16)).generate(prompt, o)), b64(a));
+  assert.equal(native.components.atReferenceSize!(8).prompt.tokensPerImage, 1);
+  assert.equal(native.components.atReferenceSize!(24).prompt.tokensPerImage, 9);
+  await assert.rejects(MumuPipeline.fromPretrained(dir, { referenceSize: 20 }), /reference size 20 px: must be a multiple of the ViT's patch size 8 px between 8 and 64/);
+  assert.throws(() => native.components.atReferenceSize!(72), /between 8 and 64/);
+});

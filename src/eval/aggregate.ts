@@ -1,0 +1,61 @@
+// Scores of outputs -> the report's numbers: means per metric, diversity across seeds, consistency across prompts.
+import { diversity, cosine, COPY_PASTE_THRESHOLD, type Rgb } from './metrics.ts';
+import type { Case } from './tasks.ts';
+
+export type SystemName = 'mumu' | 'mumu-caption' | 'text-only' | 'describe' | 'lora-merge' | 'render';
+
+export interface Output { case: Case; system: SystemName; seed: number | null; image: Rgb; scores: Scores }
+export interface Scores {
+  preservation: number; // NaN when the case has no object reference
+  control: number; // the same statistic for an object the prompt does not ask for (chance level)
+  following: number;
+  style: number; // 1 / 0
+  styleProb: number;
+  copy: number; // NaN when there is no reference
+  leak: number; // NaN unless a style reference's objects could leak
+  embedding: number[]; // whole image
+  bestWindow: number[] | null; // the window closest to the first object reference
+}
+
+export const mean = (xs: number[]) => {
+  const ys = xs.filter((x) => !Number.isNaN(x));
+  return ys.length ? ys.reduce((a, b) => a + b, 0) / ys.length : NaN;
+};
+
+export const pct = (x: number) => (Number.isNaN(x) ? '–' : `${(100 * x).toFixed(0)}%`);
+export const num = (x: number) => (Number.isNaN(x) ? '–' : x.toFixed(3));
+
+export interface Aggregate {
+  n: number; preservation: number; control: number; following: number; style: number; copy: number; copied: number; leak: number;
+  diversity: number; consistency: number;
+}
+
+export function aggregate(outs: Output[]): Aggregate {
+  const s = outs.map((o) => o.scores);
+  const byCase = new Map<Case, Output[]>();
+  for (const o of outs) byCase.set(o.case, [...(byCase.get(o.case) ?? []), o]);
+  const div = [...byCase.values()].filter((g) => g.length > 1).map((g) => diversity(g.map((o) => o.scores.embedding)).embedding);
+  // consistency: pairs of outputs made from the same reference image (one character), across prompts and seeds
+  const byRef = new Map<unknown, number[][]>();
+  for (const o of outs) {
+    const ref = o.case.references[0]?.image;
+    if (ref && o.scores.bestWindow) byRef.set(ref, [...(byRef.get(ref) ?? []), o.scores.bestWindow]);
+  }
+  let cons = 0, k = 0;
+  for (const wins of byRef.values()) for (let i = 0; i < wins.length; i++) for (let j = i + 1; j < wins.length; j++) {
+    cons += cosine(wins[i]!, wins[j]!);
+    k++;
+  }
+  return {
+    n: outs.length,
+    preservation: mean(s.map((x) => x.preservation)),
+    control: mean(s.map((x) => x.control)),
+    following: mean(s.map((x) => x.following)),
+    style: mean(s.map((x) => x.style)),
+    copy: mean(s.map((x) => x.copy)),
+    copied: mean(s.filter((x) => !Number.isNaN(x.copy)).map((x) => (x.copy >= COPY_PASTE_THRESHOLD ? 1 : 0))),
+    leak: mean(s.map((x) => x.leak)),
+    diversity: mean(div),
+    consistency: k ? cons / k : NaN,
+  };
+}
