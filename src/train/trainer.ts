@@ -4,7 +4,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
-import { AdamW, Generator, clipGradNorm, manualSeed, noGrad, tidy, keep, fromBytes } from '../torch/index.ts';
+import { AdamW, Generator, clipGradNorm, manualSeed, noGrad, tidy, keep, fromBytes, type Tensor } from '../torch/index.ts';
+import type { MumuModel } from '../models/index.ts';
 import { savePretrained } from '../pipeline.ts';
 import { encodePng } from '../cli/png.ts';
 import { lrFactor, type TrainConfig } from './config.ts';
@@ -50,6 +51,36 @@ const readMetrics = (file: string): MetricRecord[] =>
     try { return [JSON.parse(l) as MetricRecord]; } catch { return []; } // a line cut by a kill
   }) : [];
 
+// The pieces of one training step, exported so bench/train.ts times exactly what train() runs.
+// AdamW over the config's parameter groups (regex over parameter names, per-group lr and weight decay).
+export function buildOptimizer(model: MumuModel, cfg: TrainConfig): { groups: ReturnType<typeof paramGroups>; trainable: [string, Tensor][]; opt: AdamW } {
+  const groups = paramGroups(model, cfg.optimizer.groups);
+  const trainable = groups.flatMap((g) => g.params);
+  const opt = new AdamW(groups.map((g) => ({
+    name: g.group.name, params: g.params.map(([, p]) => p), lr: g.group.lr, weightDecay: g.group.weight_decay,
+    betas: cfg.optimizer.betas, eps: cfg.optimizer.eps,
+  })));
+  return { groups, trainable, opt };
+}
+
+// One micro-batch: collate, forward, loss, backward (scaled for gradient accumulation); gradients accumulate.
+export function microStep(runner: StageRunner, items: Item[], gen: Generator, gradAccum: number): { loss: number; parts: Record<string, number>; dropped: number } {
+  return tidy(() => {
+    const b = runner.batch(items);
+    const { loss, parts: p } = runner.loss(b, gen);
+    loss.div(gradAccum).backward();
+    return { loss: loss.item(), parts: Object.fromEntries(Object.entries(p).map(([k, v]) => [k, v.item()])), dropped: b.dropped };
+  });
+}
+
+// The update after the micro-batches: clip the joint gradient norm, AdamW, drop the gradients. Returns the norm.
+export function optimizerUpdate(opt: AdamW, params: Tensor[], clip: number | null): number {
+  const gradNorm = clipGradNorm(params, clip ?? Infinity);
+  opt.stepOnce();
+  opt.zeroGrad();
+  return gradNorm;
+}
+
 export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const out = path.resolve(o.out);
@@ -64,12 +95,7 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
   const { model, tokenizer } = built;
   applyPlan(model, cfg);
   const runner = new StageRunner(cfg, built);
-  const groups = paramGroups(model, cfg.optimizer.groups);
-  const trainable = groups.flatMap((g) => g.params);
-  const opt = new AdamW(groups.map((g) => ({
-    name: g.group.name, params: g.params.map(([, p]) => p), lr: g.group.lr, weightDecay: g.group.weight_decay,
-    betas: cfg.optimizer.betas, eps: cfg.optimizer.eps,
-  })));
+  const { groups, trainable, opt } = buildOptimizer(model, cfg);
   const ema = cfg.ema ? new Map(trainable.map(([n, p]) => [n, keep(p.detach().clone())])) : null;
   const gen = new Generator(cfg.seed);
   const counts = model.parameterCounts();
@@ -167,20 +193,12 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
       const tw = performance.now();
       const items = await prefetch.get(micro);
       wait += (performance.now() - tw) / 1000;
-      const r = tidy(() => {
-        const b = runner.batch(items);
-        dropped += b.dropped;
-        const { loss, parts: p } = runner.loss(b, gen);
-        loss.div(cfg.grad_accum).backward();
-        return { loss: loss.item(), parts: Object.fromEntries(Object.entries(p).map(([k, v]) => [k, v.item()])) };
-      });
+      const r = microStep(runner, items, gen, cfg.grad_accum);
+      dropped += r.dropped;
       lossSum += r.loss / cfg.grad_accum;
       for (const [k, v] of Object.entries(r.parts)) parts[k] = (parts[k] ?? 0) + v / cfg.grad_accum;
     }
-    const params = trainable.map(([, p]) => p);
-    const gradNorm = clipGradNorm(params, cfg.clip_grad_norm ?? Infinity);
-    opt.stepOnce();
-    opt.zeroGrad();
+    const gradNorm = optimizerUpdate(opt, trainable.map(([, p]) => p), cfg.clip_grad_norm);
     if (ema) {
       const d = cfg.ema!.decay;
       noGrad(() => { for (const [n, p] of trainable) ema.get(n)!.lerp_(p, 1 - d); });
