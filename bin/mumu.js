@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --single-threaded-gc
 // The `mumu` command: registers tsx so the TypeScript sources run as they are, then hands over to src/cli/main.ts.
 // Works as `node bin/mumu.js` and through npm's bin link (Node resolves the link to this file, so the relative URL holds).
 import { fileURLToPath } from 'node:url';
