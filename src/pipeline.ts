@@ -200,8 +200,11 @@ export interface ProcessorConfig {
   image_mean: number[];
   image_std: number[];
   max_length: number | null;
+  // the side (px) reference images are encoded at, when the model was trained at another than its ViT's own
+  // (mumu-stage2: 2x, 4x the tokens); null = the ViT's image_size
+  reference_size: number | null;
 }
-export const DEFAULT_PROCESSOR: ProcessorConfig = { max_images: 4, image_mean: [0.5, 0.5, 0.5], image_std: [0.5, 0.5, 0.5], max_length: null };
+export const DEFAULT_PROCESSOR: ProcessorConfig = { max_images: 4, image_mean: [0.5, 0.5, 0.5], image_std: [0.5, 0.5, 0.5], max_length: null, reference_size: null };
 
 function parseProcessorConfig(raw: unknown, where: string): ProcessorConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${where}: expected a JSON object`);
@@ -213,6 +216,7 @@ function parseProcessorConfig(raw: unknown, where: string): ProcessorConfig {
   }
   const c = out as unknown as ProcessorConfig;
   if (!Number.isInteger(c.max_images) || c.max_images < 0) throw new Error(`${where}: max_images must be a non-negative integer`);
+  if (c.reference_size !== null && (!Number.isInteger(c.reference_size) || c.reference_size < 1)) throw new Error(`${where}: reference_size must be a positive integer or null`);
   return c;
 }
 
@@ -270,7 +274,8 @@ export async function loadComponents(dir: string, o: LoadOptions = {}): Promise<
     const tokensPerImage = vlm.tokensFor(side);
     return { ...components, prompt: { ...components.prompt, imageSize: side, tokensPerImage }, name: side === native ? dir : `${dir} @ ${side} px references` };
   };
-  return o.referenceSize === undefined ? components : components.atReferenceSize(o.referenceSize);
+  const side = o.referenceSize ?? proc.reference_size ?? undefined;
+  return side === undefined ? components : components.atReferenceSize(side);
 }
 
 // Writes a whole model folder: the model's components (src/models) plus the tokenizer, its processor config and

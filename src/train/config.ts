@@ -36,6 +36,9 @@ export interface TrainConfig {
     backgrounds: Record<string, number> | null;
     // classifier-free guidance: the prompt is replaced by the empty prompt this fraction of the time
     prompt_dropout: number;
+    // mumu stages: side (px) of the reference crops the ViT sees; null = the ViT's own side. Stage 2 uses 2x, i.e. 4x
+    // the tokens per image (paper section 5), through the ViT's interpolated position embeddings.
+    reference_size: number | null;
     render_scale: number; // mumu stages: scenes drawn this much larger so crops keep detail (as mumu bootstrap)
     crop_fraction: number; // vlm stage: fraction of samples that caption one object crop instead of the scene
     prefetch: number; // batches generated ahead of the trainer
@@ -67,7 +70,7 @@ export const DEFAULTS: Omit<TrainConfig, 'stage' | 'optimizer'> & { optimizer: O
   steps: 100,
   batch_size: 8,
   grad_accum: 1,
-  data: { seed: 1, size: 64, concepts: null, styles: null, styles_per_content: 4, object_counts: null, backgrounds: null, prompt_dropout: 0.1, render_scale: 2, crop_fraction: 0.5, prefetch: 2, shards: null },
+  data: { seed: 1, size: 64, concepts: null, styles: null, styles_per_content: 4, object_counts: null, backgrounds: null, prompt_dropout: 0.1, reference_size: null, render_scale: 2, crop_fraction: 0.5, prefetch: 2, shards: null },
   optimizer: { betas: [0.9, 0.999], eps: 1e-8 },
   schedule: { kind: 'cosine', warmup_steps: 0, min_lr_ratio: 0.1 },
   clip_grad_norm: 1.0,
@@ -115,6 +118,7 @@ export function parseTrainConfig(raw: unknown, where = 'train config'): TrainCon
   num(`${where}: grad_accum`, c.grad_accum, { min: 1, int: true });
   num(`${where}: data.prompt_dropout`, c.data.prompt_dropout, { min: 0 });
   if (c.data.prompt_dropout > 1) throw new Error(`${where}: data.prompt_dropout must be in [0, 1]`);
+  if (c.data.reference_size !== null) num(`${where}: data.reference_size`, c.data.reference_size, { min: 1, int: true });
   num(`${where}: checkpoint.every`, c.checkpoint.every, { min: 1, int: true });
   num(`${where}: checkpoint.keep`, c.checkpoint.keep, { min: 1, int: true });
   if (!['cosine', 'constant'].includes(c.schedule.kind)) throw new Error(`${where}: schedule.kind must be cosine or constant`);

@@ -181,8 +181,8 @@ export class StageData {
       case 'mumu-stage1':
       case 'mumu-stage2': {
         const stage = cfg.stage === 'mumu-stage1' ? 1 : 2;
-        // crops at the ViT's side; stage 2 would use 4x the tokens (paper section 5), which a fixed-size ViT
-        // cannot take, so here it differs by the single person/face-or-object crop only (docs/TRAINING.md)
+        // crops at the reference side (data.reference_size: stage 2 gives its single crop 2x the side, 4x the tokens,
+        // paper section 5)
         const bcfg = { ...defaultConfig(stage, prompt.imageSize), cropSize: prompt.imageSize };
         const b = await bootstrapSample({
           image: scene.image, caption: scene.caption, detector: new GroundTruthDetector(scene.objects),

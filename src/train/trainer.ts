@@ -127,8 +127,9 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
   const metrics = readMetrics(metricsFile).filter((m) => m.step <= step);
   fs.writeFileSync(metricsFile, metrics.map((m) => JSON.stringify(m) + '\n').join(''));
 
+  const refSide = cfg.data.reference_size ?? model.vlm.config.vision_config.image_size;
   const data = await StageData.open(cfg, {
-    tokenizer, imageTokenId: model.vlm.config.image_token_id, imageSize: model.vlm.config.vision_config.image_size, tokensPerImage: model.vlm.tokensPerImage,
+    tokenizer, imageTokenId: model.vlm.config.image_token_id, imageSize: refSide, tokensPerImage: model.vlm.tokensFor(refSide),
   });
   const prefetch = new Prefetcher((k) => data.batchItems(k), cfg.data.prefetch);
   const sampleItems: Item[] = cfg.samples.every > 0 ? await runner.sampleItems(data) : [];
@@ -239,7 +240,7 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
     if (ema) noGrad(() => { for (const [n, p] of trainable) p.copy_(ema.get(n)!); });
     if (cfg.stage === 'vae') await setLatentScale(runner, data, log);
     if (cfg.export.dtype !== 'float32') model.to(cfg.export.dtype);
-    await savePretrained(model, modelDir, { tokenizer: built.tokenizerJson, processor: { max_images: cfg.stage === 'mumu-stage2' ? 1 : 4 } });
+    await savePretrained(model, modelDir, { tokenizer: built.tokenizerJson, processor: { max_images: cfg.stage === 'mumu-stage2' ? 1 : 4, reference_size: cfg.data.reference_size } });
     log(`model written to ${modelDir}`);
   }
   const summary = {

@@ -123,3 +123,33 @@ test('mumu-stage1 from bootstrap shards: epochs in a seeded order, prompts inter
   const r = await train(cfg, { out, log: () => {}, progress: false });
   assert.equal(r.steps, 4);
 });
+
+test('mumu-stage2 at data.reference_size 2x the ViT side: 4x tokens per crop, and the exported model keeps that side', async () => {
+  const cfg = tinyConfig('mumu-stage2', { steps: 2, data: { ...(tinyRaw('mumu-stage2').data as object), reference_size: 16 } });
+  const built = await buildModel(cfg);
+  const m = built.model;
+  const native = m.vlm.config.vision_config.image_size;
+  assert.equal(native, 8);
+  const data = await StageData.open(cfg, { tokenizer: built.tokenizer, imageTokenId: m.vlm.config.image_token_id, imageSize: 16, tokensPerImage: m.vlm.tokensFor(16) });
+  const items = (await data.batchItems(0)).concat(await data.batchItems(1));
+  const withCrops = items.filter((it) => it.pixels?.length);
+  assert.ok(withCrops.length > 0, 'some prompts carry a crop');
+  for (const it of withCrops) {
+    assert.equal(it.pixels!.length, 1, 'stage 2: one crop per prompt');
+    assert.equal(it.pixels![0]!.length, 3 * 16 * 16);
+    assert.equal(it.ids!.filter((id) => id === m.vlm.config.image_token_id).length, 4 * m.vlm.tokensPerImage);
+  }
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'mumu-stage2-ref-'));
+  await train(cfg, { out, log: () => {}, progress: false });
+  const proc = JSON.parse(fs.readFileSync(path.join(out, 'model', 'tokenizer', 'processor_config.json'), 'utf8'));
+  assert.equal(proc.reference_size, 16);
+  const { loadComponents, MumuPipeline } = await import('../../src/pipeline.ts');
+  const comps = await loadComponents(path.join(out, 'model'));
+  assert.equal(comps.prompt.imageSize, 16);
+  assert.equal(comps.prompt.tokensPerImage, 16);
+  assert.equal((await loadComponents(path.join(out, 'model'), { referenceSize: 8 })).prompt.tokensPerImage, 4);
+  const img = { width: 8, height: 8, channels: 3 as const, data: new Uint8Array(8 * 8 * 3).fill(200) };
+  const r = await new MumuPipeline(comps).generate(['a', { image: img }, 'dog face'], { steps: 1, seed: 0 });
+  assert.equal(r.images.length, 1);
+  assert.throws(() => parseTrainConfig({ ...tinyRaw('mumu-stage2'), data: { ...(tinyRaw('mumu-stage2').data as object), reference_size: 2.5 } }), /data\.reference_size/);
+});
