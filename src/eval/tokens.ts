@@ -1,6 +1,6 @@
 // Tokens per image (paper Finding 1) in the report: the table, the plot of the metrics against tokens per image, and
 // the summary line.
-import sharp from 'sharp';
+import { writePlot } from '../plot.ts';
 import { aggregate, num, pct, type Output } from './aggregate.ts';
 
 export const TOKENS_PLOT = 'tokens-per-image-plot.png';
@@ -62,50 +62,14 @@ export function tokensSummary(outs: Output[], nativeTokens: number | null): stri
     + `n = ${c.map((p) => p.n).join('/')} outputs per setting.`;
 }
 
-const esc = (s: string) => s.replace(/[<>&]/g, (ch) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;' })[ch]!);
-
-// A line plot with linear axes (the loss plotter in src/train/plot.ts draws log-scale, EMA-smoothed curves over
-// steps, which would distort four metric points).
-export function linePlotSvg(title: string, xLabel: string, series: { name: string; color: string; points: [number, number][] }[], { width = 640, height = 400 } = {}): string {
-  const pts = series.flatMap((s) => s.points).filter(([, y]) => Number.isFinite(y));
-  const L = 56, R = 16, T = 32, B = 44, pw = width - L - R, ph = height - T - B;
-  const xs = [...new Set(pts.map(([x]) => x))].sort((a, b) => a - b);
-  const [x0, x1] = xs.length > 1 ? [xs[0]!, xs.at(-1)!] : [(xs[0] ?? 0) - 1, (xs[0] ?? 0) + 1];
-  let [y0, y1] = [Math.min(0, ...pts.map(([, y]) => y)), Math.max(1, ...pts.map(([, y]) => y))];
-  if (y1 - y0 < 1e-6) [y0, y1] = [y0 - 0.5, y1 + 0.5];
-  const px = (x: number) => L + ((x - x0) / (x1 - x0)) * pw, py = (y: number) => T + (1 - (y - y0) / (y1 - y0)) * ph;
-  const out = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
-    '<rect width="100%" height="100%" fill="white"/>',
-    `<text x="${L}" y="20" font-size="14">${esc(title)}</text>`,
-    `<rect x="${L}" y="${T}" width="${pw}" height="${ph}" fill="none" stroke="#444"/>`,
-  ];
-  for (let k = 0; k <= 5; k++) {
-    const y = y0 + ((y1 - y0) * k) / 5;
-    out.push(`<line x1="${L}" x2="${L + pw}" y1="${py(y)}" y2="${py(y)}" stroke="#eee"/>`, `<text x="${L - 6}" y="${py(y) + 4}" text-anchor="end">${y.toFixed(2)}</text>`);
-  }
-  for (const x of xs) out.push(`<line x1="${px(x)}" x2="${px(x)}" y1="${T}" y2="${T + ph}" stroke="#eee"/>`, `<text x="${px(x)}" y="${T + ph + 16}" text-anchor="middle">${x}</text>`);
-  out.push(`<text x="${L + pw / 2}" y="${height - 8}" text-anchor="middle">${esc(xLabel)}</text>`);
-  series.forEach((s, i) => {
-    const p = s.points.filter(([, y]) => Number.isFinite(y));
-    if (!p.length) return;
-    out.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${p.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ')}"/>`);
-    for (const [x, y] of p) out.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${s.color}"/>`);
-    out.push(`<text x="${L + pw - 8}" y="${T + 16 + 14 * i}" text-anchor="end" fill="${s.color}">${esc(s.name)}</text>`);
-  });
-  out.push('</svg>');
-  return out.join('\n');
-}
-
 // The plot PNG; false when there are fewer than two settings to draw.
 export async function writeTokensPlot(file: string, outs: Output[], nativeTokens: number | null): Promise<boolean> {
   const c = tokensCurve(outs);
   if (c.length < 2) return false;
-  const svg = linePlotSvg(`MUMU trained at ${nativeTokens ?? '?'} tokens/image, references encoded at other sides`, 'tokens per image', [
+  await writePlot(file, `MUMU trained at ${nativeTokens ?? '?'} tokens/image, references encoded at other sides`, [
     { name: 'preservation', color: '#1f77b4', points: c.map((p) => [p.tokens, p.preservation]) },
     { name: '(unrelated) control', color: '#999999', points: c.map((p) => [p.tokens, p.control]) },
     { name: 'following (fraction)', color: '#d62728', points: c.map((p) => [p.tokens, p.following]) },
-  ]);
-  await sharp(Buffer.from(svg)).png().toFile(file);
+  ], { xLabel: 'tokens per image', markers: true, yRange: [0, 1], width: 640 });
   return true;
 }

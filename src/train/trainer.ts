@@ -12,7 +12,7 @@ import { lrFactor, type TrainConfig } from './config.ts';
 import { StageData, Prefetcher, type Item } from './data.ts';
 import { buildModel, applyPlan, paramGroups, StageRunner, gridRows } from './stages.ts';
 import { saveCheckpoint, loadLatestCheckpoint, pruneCheckpoints, listCheckpoints } from './checkpoint.ts';
-import { plotLoss } from './plot.ts';
+import { plotLoss } from '../plot.ts';
 
 export interface TrainOptions {
   out: string;
