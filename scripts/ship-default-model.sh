@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Copies a trained model folder into models/emoji-default, keeping the folder's model card (README.md) and its
+# example reference images, and the training plots/grids into docs/training. Usage:
+#   bash scripts/ship-default-model.sh runs/mumu-stage1-full/model
+set -euo pipefail
+cd "$(dirname "$0")/.."
+src=${1:?usage: ship-default-model.sh <model folder>}
+[ -f "$src/model_index.json" ] || { echo "ship-default-model: $src is not a model folder (no model_index.json)" >&2; exit 2; }
+dst=models/emoji-default
+keep=$(mktemp -d)
+[ -f $dst/README.md ] && cp $dst/README.md "$keep/"
+[ -d $dst/examples ] && cp -r $dst/examples "$keep/"
+rm -rf $dst.new && cp -r "$src" $dst.new
+[ -f "$keep/README.md" ] && cp "$keep/README.md" $dst.new/
+[ -d "$keep/examples" ] && cp -r "$keep/examples" $dst.new/
+rm -rf $dst && mv $dst.new $dst && rm -rf "$keep"
+mkdir -p docs/training
+for s in vae t2i-base t2i-base-simple vlm mumu-stage1 mumu-stage1-full mumu-stage2 style-finetune; do
+  [ -f runs/$s/loss.png ] && cp runs/$s/loss.png docs/training/$s-loss.png
+  last=$(ls runs/$s/samples/*.png 2>/dev/null | tail -1 || true); [ -n "$last" ] && cp "$last" docs/training/$s-samples.png
+  lastt=$(ls runs/$s/samples/*.txt 2>/dev/null | tail -1 || true); [ -n "$lastt" ] && cp "$lastt" docs/training/$s-captions.txt
+done
+du -sh $dst
