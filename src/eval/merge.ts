@@ -48,29 +48,25 @@ export function mergeDeltaInto(target: Module, tuned: Module, base: Module): Del
   }
   const problems = compareWeights([['the fine-tune', target], ['MUMU', tuned], ['the base', base]]);
   if (problems.length) throw new Error(`weight-delta merge: the UNets do not match (${problems.join('; ')})`);
+  const relativeDelta = relativeDistance(tuned, base);
   const t = target.stateDict(), a = tuned.stateDict(), b = base.stateDict();
-  let deltaSq = 0, baseSq = 0, parameters = 0;
+  let parameters = 0;
   noGrad(() => {
     for (const k of Object.keys(t)) {
-      tidy(() => {
-        const d = a[k]!.to(t[k]!.dtype).sub(b[k]!.to(t[k]!.dtype));
-        deltaSq += d.square().sum().item();
-        baseSq += b[k]!.square().sum().item();
-        t[k]!.add_(d);
-      });
+      tidy(() => t[k]!.add_(a[k]!.to(t[k]!.dtype).sub(b[k]!.to(t[k]!.dtype))));
       parameters += t[k]!.numel;
     }
   });
-  return { tensors: Object.keys(t).length, parameters, relativeDelta: Math.sqrt(deltaSq / Math.max(baseSq, 1e-30)) };
+  return { tensors: Object.keys(t).length, parameters, relativeDelta };
 }
 
-// ||a - b|| / ||b|| over all tensors (same keys assumed; mergeDeltaInto checks them).
+// ||a - b|| / ||b|| over the tensors both have with the same shape (compareWeights reports the others).
 export function relativeDistance(a: Module, b: Module): number {
   const x = a.stateDict(), y = b.stateDict();
   let d2 = 0, n2 = 0;
   noGrad(() => {
     for (const k of Object.keys(y)) {
-      if (!(k in x)) continue;
+      if (!(k in x) || x[k]!.shape.join() !== y[k]!.shape.join()) continue;
       tidy(() => {
         d2 += x[k]!.to(y[k]!.dtype).sub(y[k]!).square().sum().item();
         n2 += y[k]!.square().sum().item();
@@ -111,9 +107,10 @@ export function mergedComponents(dir: string, finetune: string | undefined, base
   let r: DeltaMerge, ftDelta = NaN;
   try {
     const baseUnet = loadUnet(base);
+    // the fine-tune's own distance from the base, before the merge changes it: a fine-tune of another base shows
+    // as a large number (mismatched tensors are skipped here; mergeDeltaInto refuses them)
+    ftDelta = relativeDistance(target, baseUnet);
     r = mergeDeltaInto(target, loadUnet(dir), baseUnet); // checks keys and shapes first
-    // the fine-tune's own distance from the base: a fine-tune of another base shows as a large number
-    ftDelta = relativeDistance(loadUnet(finetune), baseUnet);
   } catch (e) {
     return `not available: ${(e as Error).message}`;
   }

@@ -120,13 +120,13 @@ class VisionEmbeddings extends Module {
   }
   forward(pixels: Tensor): Tensor {
     const [, , H, W] = pixels.shape as [number, number, number, number];
-    if (H !== this.c.image_size || W !== this.c.image_size) {
+    const native = H === this.c.image_size && W === this.c.image_size;
+    if (!native) {
       checkImageSide(this.c, H, 'VisionTransformer: image height');
       checkImageSide(this.c, W, 'VisionTransformer: image width');
-      const patches = this.patch_embedding.forward(pixels).flatten(2).transpose(1, 2); // (N, h*w, D)
-      return patches.add(interpolatePositions(this.position_embedding.weight, H / this.c.patch_size, W / this.c.patch_size));
     }
     const patches = this.patch_embedding.forward(pixels).flatten(2).transpose(1, 2); // (N, D, h, w) -> (N, h*w, D)
+    if (!native) return patches.add(interpolatePositions(this.position_embedding.weight, H / this.c.patch_size, W / this.c.patch_size));
     const positions = arange(0, patches.size(1), 1, { device: pixels.device });
     return patches.add(this.position_embedding.forward(positions));
   }
