@@ -60,14 +60,12 @@ async function benchConfig(file: string) {
   // what train() does before its loop
   t.manualSeed(cfg.seed);
   const built = await buildModel(cfg);
-  const { model, tokenizer } = built;
+  const { model } = built;
   applyPlan(model, cfg);
   const runner = new StageRunner(cfg, built);
   const { groups, trainable, opt } = buildOptimizer(model, cfg);
   const params = trainable.map(([, p]) => p);
-  const data = await StageData.open(cfg, {
-    tokenizer, imageTokenId: model.vlm.config.image_token_id, imageSize: model.vlm.config.vision_config.image_size, tokensPerImage: model.vlm.tokensPerImage,
-  });
+  const data = await StageData.open(cfg, runner.prompt);
   const items = await data.batchItems(0);
   const gen = new t.Generator(cfg.seed);
   const state0 = t.keep(gen.getState());

@@ -6,9 +6,9 @@ import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Generator, randn, cat, noGrad, tidy, cuda, type Tensor } from './torch/index.ts';
 import {
-  classifierFreeGuidance, inferenceTimesteps, sampleDdim, sampleEuler, epsModelFor, type Conditioning, type CondModel,
+  classifierFreeGuidance, inferenceTimesteps, sampleDdim, sampleEuler, type Conditioning, type CondModel,
   readSchedulerConfig, writeSchedulerConfig, scheduleFromConfig, SD_SCHEDULER_CONFIG,
-  type NoiseSchedule, type SchedulerConfig, type StepInfo, type EpsModel,
+  type NoiseSchedule, type SchedulerConfig, type StepInfo, type DenoiseModel,
 } from './diffusion/index.ts';
 import {
   encodePrompt, collatePrompts, PromptError, PromptTokenizer, type PromptBatch, type PromptInput, type PromptSpec, type EncodedPrompt,
@@ -142,12 +142,12 @@ export class MumuPipeline {
         timings.unetCalls++;
         return out;
       };
-      const eps: EpsModel = epsModelFor(classifierFreeGuidance(timedUnet, k, u, scale), c.schedule, c.scheduler.prediction_type);
+      const model: DenoiseModel = classifierFreeGuidance(timedUnet, k, u, scale);
       const noise = cat(Array.from({ length: n }, (_, i) =>
         randn([1, ...c.latentShape], { generator: new Generator(seed + i) })), 0).to(c.device);
       const t2 = now();
-      const opts = { timesteps, eta: o.eta ?? (sampler === 'euler_a' ? 1 : 0), generator: new Generator(seed), onStep: o.onStep };
-      const latents = sampler === 'ddim' ? sampleDdim(eps, noise, c.schedule, opts) : sampleEuler(eps, noise, c.schedule, opts);
+      const opts = { timesteps, prediction: c.scheduler.prediction_type, eta: o.eta ?? (sampler === 'euler_a' ? 1 : 0), generator: new Generator(seed), onStep: o.onStep };
+      const latents = sampler === 'ddim' ? sampleDdim(model, noise, c.schedule, opts) : sampleEuler(model, noise, c.schedule, opts);
       sync();
       timings.denoise = now() - t2;
 
@@ -240,42 +240,63 @@ export async function loadComponents(dir: string, o: LoadOptions = {}): Promise<
 
   const model = MumuModel.load(dir).eval();
   if (device !== 'cpu') model.to(device);
-  const { vlm, unet, vae } = model;
-  const imageTokenId = vlm.config.image_token_id;
+  const imageTokenId = model.vlm.config.image_token_id;
   const tokImage = tokenizer.imageTokenId;
   if (tokImage !== undefined && tokImage !== imageTokenId) {
     throw new Error(`${dir}: the tokenizer's <image> is id ${tokImage} but vlm/config.json says image_token_id ${imageTokenId}`);
   }
-  if (tokenizer.vocabSize > vlm.config.text_config.vocab_size) {
-    throw new Error(`${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the VLM's vocab_size is ${vlm.config.text_config.vocab_size}`);
+  if (tokenizer.vocabSize > model.vlm.config.text_config.vocab_size) {
+    throw new Error(`${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the VLM's vocab_size is ${model.vlm.config.text_config.vocab_size}`);
   }
+  const components = componentsFromModel(model, { tokenizer, processor: proc, scheduler, device, name: dir });
+  const side = o.referenceSize ?? proc.reference_size ?? undefined;
+  return side === undefined ? components : components.atReferenceSize!(side);
+}
+
+export interface ModelComponentsOptions {
+  tokenizer: PromptTokenizer;
+  processor?: ProcessorConfig;
+  scheduler?: SchedulerConfig;
+  device?: string;
+  name?: string;
+  // what encodes the prompt: MUMU's VLM + adapter, or the text-only base's text encoder (multimodal prompts refused)
+  encoder?: 'vlm' | 'text';
+}
+
+// Components over a model in memory: what loadComponents builds from a folder, and what the trainer's sample grids
+// and the evaluator's baselines generate through, so that training samples and user generations share one path.
+export function componentsFromModel(model: MumuModel, o: ModelComponentsOptions): MumuComponents {
+  const proc = o.processor ?? DEFAULT_PROCESSOR;
+  const scheduler = o.scheduler ?? SD_SCHEDULER_CONFIG;
+  const name = o.name ?? 'model';
+  const { vlm, unet, vae } = model;
+  const text = o.encoder === 'text';
+  if (text && !model.text_encoder) throw new Error(`${name} has no text_encoder`);
   const latentSide = unet.config.sample_size ?? vae.config.sample_size / vae.downsampleFactor;
   const native = vlm.config.vision_config.image_size;
   const components: MumuComponents = {
     prompt: {
-      tokenizer, imageTokenId, imageSize: native, tokensPerImage: vlm.tokensPerImage,
-      maxImages: proc.max_images, maxLength: proc.max_length ?? undefined, imageMean: proc.image_mean, imageStd: proc.image_std,
+      tokenizer: o.tokenizer, imageTokenId: vlm.config.image_token_id, imageSize: native, tokensPerImage: vlm.tokensPerImage,
+      maxImages: text ? 0 : proc.max_images, maxLength: proc.max_length ?? undefined, imageMean: proc.image_mean, imageStd: proc.image_std,
     },
-    encode: (b) => ({
-      context: model.encodePrompt({ inputIds: b.inputIds, pixels: b.pixelValues, attentionMask: b.attentionMask }),
-      mask: b.attentionMask,
-    }),
+    encode: text
+      ? (b) => ({ context: model.encodeText(b.inputIds, b.attentionMask), mask: b.attentionMask })
+      : (b) => ({ context: model.encodePrompt({ inputIds: b.inputIds, pixels: b.pixelValues, attentionMask: b.attentionMask }), mask: b.attentionMask }),
     unet: (x, t, cond) => unet.forward(x, t, cond.context, { encoderAttentionMask: cond.mask ?? null }),
     decode: (latents) => vae.decode(vae.unscaleLatents(latents)),
     latentShape: [unet.config.in_channels, latentSide, latentSide],
     scheduler,
     schedule: scheduleFromConfig(scheduler),
-    device,
-    name: dir,
+    device: o.device ?? 'cpu',
+    name,
   };
   // the prompt side is all that changes: the placeholders per image and the side images are resized to
   components.atReferenceSize = (side) => {
     checkImageSide(vlm.config.vision_config, side, 'reference size');
     const tokensPerImage = vlm.tokensFor(side);
-    return { ...components, prompt: { ...components.prompt, imageSize: side, tokensPerImage }, name: side === native ? dir : `${dir} @ ${side} px references` };
+    return { ...components, prompt: { ...components.prompt, imageSize: side, tokensPerImage }, name: side === native ? name : `${name} @ ${side} px references` };
   };
-  const side = o.referenceSize ?? proc.reference_size ?? undefined;
-  return side === undefined ? components : components.atReferenceSize(side);
+  return components;
 }
 
 // Writes a whole model folder: the model's components (src/models) plus the tokenizer, its processor config and

@@ -1,7 +1,8 @@
 // Classifier-free guidance (Ho & Salimans 2022, eq. 6; MUMU samples with it, paper section 2.1), as a wrapper that
-// turns a conditional model into the plain model(x, t) -> eps the samplers see.
+// turns a conditional model into the plain model(x, t) -> prediction the samplers see (guidance is linear, so it is
+// the same on eps or v).
 import { Tensor, F, cat, ones, tidy, keep } from '../torch/index.ts';
-import type { EpsModel } from './ddim.ts';
+import type { DenoiseModel } from './ddim.ts';
 
 // What the UNet cross-attends to: (B, T, D) states and an optional (B, T) mask (1 = a real token).
 export interface Conditioning {
@@ -37,7 +38,7 @@ export function catConditioning(parts: Conditioning[], batch: number): Condition
 // eps = eps_uncond + scale * (eps_cond - eps_uncond). Both predictions come from one batched call on
 // [uncond, cond], which is the point of the wrapper: one UNet call per step. Scale 1 needs only the conditional
 // model and scale 0 only the unconditional one, so those skip the other half entirely.
-export function classifierFreeGuidance(model: CondModel, cond: Conditioning, uncond: Conditioning, scale: number): EpsModel {
+export function classifierFreeGuidance(model: CondModel, cond: Conditioning, uncond: Conditioning, scale: number): DenoiseModel {
   if (scale === 1) return (x, t) => model(x, t, catConditioning([cond], x.size(0)));
   if (scale === 0) return (x, t) => model(x, t, catConditioning([uncond], x.size(0)));
   // Built once per batch size, not per step. The sampler calls us inside its per-step tidy(), which would free

@@ -1,8 +1,8 @@
 // Forward noising and the training objective (paper section 2.1: x_t = sqrt(alpha-bar_t) x_0 + sqrt(1 - alpha-bar_t) eps,
-// MSE on the predicted eps). v-prediction (Salimans & Ho 2022, section 4) is the option SD 2.x uses.
-import { Tensor, tensor, randint, F, type Generator } from '../torch/index.ts';
+// MSE on the predicted eps). v-prediction (Salimans & Ho 2022, section 4) is the option SD 2.x uses, and the one a
+// zero-terminal-SNR schedule needs (Lin et al. 2023).
+import { Tensor, tensor, randint, type Generator } from '../torch/index.ts';
 import type { NoiseSchedule, PredictionType } from './schedule.ts';
-import type { EpsModel } from './ddim.ts';
 
 // Per-sample coefficients gathered at timesteps t and shaped (B, 1, 1, ...) to broadcast over x.
 function coef(values: ArrayLike<number>, t: Tensor | number[], like: Tensor): Tensor {
@@ -28,6 +28,15 @@ export function velocity(s: NoiseSchedule, x0: Tensor, noise: Tensor, t: Tensor 
   return noise.mul(coef(sqrtAb(s), t, x0)).sub(x0.mul(coef(sqrtOneMinusAb(s), t, x0)));
 }
 
+// A prediction at noise level alpha-bar a, as the denoised image and the noise:
+//   eps: x0 = (x - sqrt(1 - a) eps) / sqrt(a)           (DDIM eq. 12's "predicted x0"; undefined at a = 0)
+//   v:   x0 = sqrt(a) x - sqrt(1 - a) v,  eps = sqrt(a) v + sqrt(1 - a) x   (defined at every a, a = 0 included)
+export function splitPrediction(pred: Tensor, x: Tensor, a: number, prediction: PredictionType): { x0: Tensor; eps: Tensor } {
+  if (prediction === 'v_prediction') return { x0: x.mul(Math.sqrt(a)).sub(pred.mul(Math.sqrt(1 - a))), eps: pred.mul(Math.sqrt(a)).add(x.mul(Math.sqrt(1 - a))) };
+  if (a <= 0) throw new Error('an eps prediction at alpha-bar 0 (zero terminal SNR) does not determine the image: use v_prediction');
+  return { x0: x.sub(pred.mul(Math.sqrt(1 - a))).div(Math.sqrt(a)), eps: pred };
+}
+
 // Uniform training timesteps in [0, numTrainTimesteps).
 export function sampleTrainTimesteps(s: NoiseSchedule, batch: number, generator?: Generator, device?: string): Tensor {
   return randint(0, s.config.numTrainTimesteps, [batch], { generator, device });
@@ -38,21 +47,28 @@ export function diffusionTarget(s: NoiseSchedule, x0: Tensor, noise: Tensor, t: 
   return prediction === 'epsilon' ? noise : velocity(s, x0, noise, t);
 }
 
-// L = mean (pred - target)^2 over the batch and all elements (paper section 2.1).
-export function diffusionLoss(
-  s: NoiseSchedule, pred: Tensor, batch: { x0: Tensor; noise: Tensor; t: Tensor | number[] }, prediction: PredictionType = 'epsilon',
-): Tensor {
-  return F.mseLoss(pred, diffusionTarget(s, batch.x0, batch.noise, batch.t, prediction));
+// Min-SNR-gamma loss weights (Hang et al. 2023, arXiv 2303.09556, section 3.4): the x0-space weight min(SNR, gamma)
+// expressed for the trained target, min(SNR, gamma) / SNR for eps and min(SNR, gamma) / (SNR + 1) for v (as
+// diffusers' training scripts write it), SNR = alpha-bar / (1 - alpha-bar). At SNR = 0 (the last step of a
+// zero-terminal-SNR schedule) the v weight is 0 and the eps weight is taken as 1.
+export function minSnrWeights(s: NoiseSchedule, t: Tensor | number[], like: Tensor, gamma: number, prediction: PredictionType): Tensor {
+  const w = Array.from(s.alphasCumprod, (a) => {
+    const snr = a / (1 - a);
+    if (prediction === 'v_prediction') return Math.min(snr, gamma) / (snr + 1);
+    return snr > 0 ? Math.min(snr, gamma) / snr : 1;
+  });
+  return coef(w, t, like);
 }
 
-// Samplers see eps; a v-predicting model is turned into one: eps = sqrt(alpha-bar_t) v + sqrt(1 - alpha-bar_t) x_t.
-export function vToEps(model: EpsModel, s: NoiseSchedule): EpsModel {
-  return (x, t) => {
-    const ab = s.alphasCumprod[t]!;
-    return model(x, t).mul(Math.sqrt(ab)).add(x.mul(Math.sqrt(1 - ab)));
-  };
+export interface LossOptions {
+  prediction?: PredictionType;
+  // Min-SNR-gamma weighting; null/undefined = the plain mean (paper section 2.1)
+  snrGamma?: number | null;
 }
 
-export function epsModelFor(model: EpsModel, s: NoiseSchedule, prediction: PredictionType): EpsModel {
-  return prediction === 'epsilon' ? model : vToEps(model, s);
+// L = mean over the batch and all elements of w_t (pred - target)^2, w_t = 1 without weighting (paper section 2.1).
+export function diffusionLoss(s: NoiseSchedule, pred: Tensor, batch: { x0: Tensor; noise: Tensor; t: Tensor | number[] }, o: LossOptions = {}): Tensor {
+  const { prediction = 'epsilon', snrGamma = null } = o;
+  const err = pred.sub(diffusionTarget(s, batch.x0, batch.noise, batch.t, prediction)).square();
+  return (snrGamma ? err.mul(minSnrWeights(s, batch.t, pred, snrGamma, prediction)) : err).mean();
 }

@@ -11,6 +11,9 @@ export interface ScheduleConfig {
   betaStart: number;
   betaEnd: number;
   betaSchedule: BetaScheduleKind;
+  // Lin et al. 2023 (arXiv 2305.08891) Algorithm 1: rescale so that alpha-bar at the last step is exactly 0 (pure
+  // noise, zero terminal SNR), the start that sampling really has. Needs a v- (not eps-) predicting model.
+  rescaleBetasZeroSnr?: boolean;
 }
 
 // Stable Diffusion 1.x / SDXL (and MUMU, which keeps SDXL's schedule, paper section 2.1).
@@ -39,6 +42,15 @@ export function betaSchedule(c: ScheduleConfig): Float64Array {
   }
 }
 
+// Lin et al. 2023, Algorithm 1 (diffusers' rescale_zero_terminal_snr): shift and scale sqrt(alpha-bar) so that its
+// last value is 0 and its first unchanged, then recover the betas.
+export function rescaleZeroTerminalSnr(betas: Float64Array): Float64Array {
+  const sqrtAb = Float64Array.from(alphasCumprod(betas), Math.sqrt);
+  const [first, last] = [sqrtAb[0]!, sqrtAb[sqrtAb.length - 1]!];
+  const ab = sqrtAb.map((v) => ((v - last) * first) / (first - last)).map((v) => v * v);
+  return ab.map((a, i) => 1 - (i === 0 ? a : a / ab[i - 1]!));
+}
+
 // alpha-bar_t = prod_{s<=t} (1 - beta_s): the signal fraction left at step t (DDPM eq. 4).
 export function alphasCumprod(betas: Float64Array): Float64Array {
   const out = new Float64Array(betas.length);
@@ -57,7 +69,7 @@ export interface NoiseSchedule {
 }
 
 export function makeSchedule(config: ScheduleConfig = SD_SCHEDULE, setAlphaToOne = false): NoiseSchedule {
-  const betas = betaSchedule(config);
+  const betas = config.rescaleBetasZeroSnr ? rescaleZeroTerminalSnr(betaSchedule(config)) : betaSchedule(config);
   const ac = alphasCumprod(betas);
   return { config, betas, alphasCumprod: ac, finalAlphaCumprod: setAlphaToOne ? 1 : ac[0]! };
 }

@@ -3,7 +3,7 @@
 // with the independent evaluator, and writes docs/RESULTS.md with PNG grids.
 import fs from 'node:fs';
 import path from 'node:path';
-import { MumuPipeline, loadComponents, type MumuComponents } from '../pipeline.ts';
+import { MumuPipeline, loadComponents, componentsFromModel, type MumuComponents } from '../pipeline.ts';
 import { MumuModel } from '../models/index.ts';
 import { unloadLora, ADAPTER_CONFIG } from '../nn/index.ts';
 import { encodePng } from '../cli/png.ts';
@@ -86,11 +86,7 @@ function baseComponents(dir: string, c: MumuComponents, base?: string): MumuComp
   if (!m.text_encoder) return `not available: ${base ? base : 'the model folder'} has no text_encoder (no text-only base model to compare with)`;
   if (!base && !fs.existsSync(path.join(dir, 'unet', ADAPTER_CONFIG))) return 'not available: the UNet has no separate MUMU LoRA, so the base UNet cannot be recovered (pass --base DIR)';
   unloadLora(m.unet, { merge: false });
-  return {
-    ...c,
-    encode: (b) => ({ context: m.encodeText(b.inputIds, b.attentionMask), mask: b.attentionMask }),
-    unet: (x, t, cond) => m.unet.forward(x, t, cond.context, { encoderAttentionMask: cond.mask ?? null }),
-  };
+  return componentsFromModel(m, { tokenizer: c.prompt.tokenizer, scheduler: c.scheduler, device: c.device, name: `${base ?? dir} (text-only)`, encoder: 'text' });
 }
 
 export async function runSuite(o: RunOptions): Promise<{ outputs: Output[]; systems: SystemState[] }> {

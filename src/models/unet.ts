@@ -9,7 +9,7 @@
 import { Tensor, tensor, cat } from '../torch/index.ts';
 import {
   Module, Conv2d, Linear, GroupNorm, LayerNorm, Attention, FeedForward, ResnetBlock2D, Downsample2D, Upsample2D,
-  TimestepEmbedding, timestepEmbedding, type MaskOptions,
+  TimestepEmbedding, TextTimeEmbedding, timestepEmbedding, type MaskOptions,
 } from '../nn/index.ts';
 import { parseConfig, perBlock } from './config.ts';
 
@@ -41,9 +41,11 @@ export interface UNet2DConditionConfig {
   num_attention_heads: number | number[] | null;
   use_linear_projection: boolean; // proj_in / proj_out: Linear (SDXL) or 1x1 Conv2d (SD 1.x)
   upcast_attention: boolean; // an fp16 precaution; attention here runs in the input dtype
-  // SDXL's micro-conditioning: pooled text embeds + sinusoidal embeds of (orig size, crop, target size) added to the
-  // time embedding
-  addition_embed_type: 'text_time' | null;
+  // Added to the time embedding: 'text' (diffusers' TextTimeEmbedding) pools the cross-attention context itself into
+  // one vector, the global conditioning path beside cross-attention (GLIDE, Imagen; DiT Fig. 5 finds global
+  // conditioning learns faster); 'text_time' is SDXL's micro-conditioning: pooled text embeds + sinusoidal embeds of
+  // (orig size, crop, target size), given by the caller.
+  addition_embed_type: 'text' | 'text_time' | null;
   addition_time_embed_dim: number | null;
   projection_class_embeddings_input_dim: number | null;
   addition_embed_type_num_heads: number;
@@ -79,7 +81,8 @@ export function parseUNetConfig(raw: unknown): UNet2DConditionConfig {
   for (const t of c.up_block_types) if (t !== 'CrossAttnUpBlock2D' && t !== 'UpBlock2D') throw bad(`up block type '${t}' is not supported (CrossAttnUpBlock2D, UpBlock2D)`);
   if (c.mid_block_type !== null && c.mid_block_type !== 'UNetMidBlock2DCrossAttn') throw bad(`mid_block_type '${c.mid_block_type}' is not supported`);
   if (c.downsample_padding !== 1) throw bad('downsample_padding must be 1');
-  if (c.addition_embed_type !== null && c.addition_embed_type !== 'text_time') throw bad(`addition_embed_type '${c.addition_embed_type}' is not supported (text_time)`);
+  if (c.addition_embed_type !== null && c.addition_embed_type !== 'text_time' && c.addition_embed_type !== 'text') throw bad(`addition_embed_type '${c.addition_embed_type}' is not supported (text, text_time)`);
+  if (c.addition_embed_type === 'text' && c.cross_attention_dim % c.addition_embed_type_num_heads) throw bad(`addition_embed_type 'text': cross_attention_dim ${c.cross_attention_dim} does not split into addition_embed_type_num_heads ${c.addition_embed_type_num_heads} heads`);
   if (c.addition_embed_type === 'text_time' && (!c.addition_time_embed_dim || !c.projection_class_embeddings_input_dim)) throw bad('text_time needs addition_time_embed_dim and projection_class_embeddings_input_dim');
   return c;
 }
@@ -211,7 +214,7 @@ export interface UNetConditioning {
 export class UNet2DConditionModel extends Module {
   conv_in: Conv2d;
   time_embedding: TimestepEmbedding;
-  add_embedding: TimestepEmbedding | null;
+  add_embedding: TimestepEmbedding | TextTimeEmbedding | null;
   down_blocks: DownBlock[];
   mid_block: MidBlock | null;
   up_blocks: UpBlock[];
@@ -227,7 +230,8 @@ export class UNet2DConditionModel extends Module {
 
     this.conv_in = new Conv2d(c.in_channels, ch[0]!, 3, { padding: 1 });
     this.time_embedding = new TimestepEmbedding(ch[0]!, temb);
-    this.add_embedding = c.addition_embed_type === 'text_time' ? new TimestepEmbedding(c.projection_class_embeddings_input_dim!, temb) : null;
+    this.add_embedding = c.addition_embed_type === 'text_time' ? new TimestepEmbedding(c.projection_class_embeddings_input_dim!, temb)
+      : c.addition_embed_type === 'text' ? new TextTimeEmbedding(c.cross_attention_dim, temb, c.addition_embed_type_num_heads) : null;
     this.down_blocks = c.down_block_types.map((t, i) => new DownBlock(t, i === 0 ? ch[0]! : ch[i - 1]!, ch[i]!, heads[i]!, depth[i]!, temb, i < n - 1, c));
     this.mid_block = c.mid_block_type ? new MidBlock(ch[n - 1]!, heads[n - 1]!, depth[n - 1]!, temb, c) : null;
     // up block i mirrors down block n-1-i: its output width is that block's, its last skip comes from the block before
@@ -239,14 +243,18 @@ export class UNet2DConditionModel extends Module {
     this.conv_out = new Conv2d(ch[0]!, c.out_channels, 3, { padding: 1 });
   }
 
-  // The time embedding (B, 4 * C0): sinusoids of t through time_embedding, plus SDXL's added conditions.
-  embed(timestep: Tensor | number, B: number, cond: UNetConditioning, device: string): Tensor {
+  // The time embedding (B, 4 * C0): sinusoids of t through time_embedding, plus the added conditions (the pooled
+  // context, or SDXL's).
+  embed(timestep: Tensor | number, B: number, cond: UNetConditioning, device: string, context?: Tensor): Tensor {
     let t = typeof timestep === 'number' ? tensor([timestep], { device }) : timestep;
     if (t.ndim === 0) t = t.reshape(1);
     if (t.size(0) === 1 && B > 1) t = t.expand(B);
     const c = this.config;
     let emb = this.time_embedding.forward(timestepEmbedding(t, c.block_out_channels[0]!, { flipSinToCos: c.flip_sin_to_cos, downscaleFreqShift: c.freq_shift }));
-    if (this.add_embedding) {
+    if (this.add_embedding instanceof TextTimeEmbedding) {
+      if (!context) throw new Error("UNet2DConditionModel: addition_embed_type 'text' needs the context");
+      emb = emb.add(this.add_embedding.forward(context, cond.encoderAttentionMask ?? null).to(emb.dtype));
+    } else if (this.add_embedding) {
       if (!cond.textEmbeds || !cond.timeIds) throw new Error('UNet2DConditionModel: text_time conditioning needs textEmbeds and timeIds');
       const timeEmb = timestepEmbedding(cond.timeIds.flatten(), c.addition_time_embed_dim!, { flipSinToCos: c.flip_sin_to_cos, downscaleFreqShift: c.freq_shift });
       const add = cat([cond.textEmbeds, timeEmb.reshape(B, -1).to(cond.textEmbeds.dtype)], -1); // (B, P + 6 * addDim)
@@ -259,7 +267,7 @@ export class UNet2DConditionModel extends Module {
   // -> predicted noise (B, out, h, w)
   forward(sample: Tensor, timestep: Tensor | number, encoderHiddenStates: Tensor, cond: UNetConditioning = {}): Tensor {
     const B = sample.size(0);
-    const ctx: Context = { emb: this.embed(timestep, B, cond, sample.device), context: encoderHiddenStates, mask: { keyMask: cond.encoderAttentionMask ?? null } };
+    const ctx: Context = { emb: this.embed(timestep, B, cond, sample.device, encoderHiddenStates), context: encoderHiddenStates, mask: { keyMask: cond.encoderAttentionMask ?? null } };
     if (this.config.center_input_sample) sample = sample.mul(2).sub(1);
     let h = this.conv_in.forward(sample);
     const skips: Tensor[] = [h];

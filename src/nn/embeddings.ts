@@ -1,7 +1,8 @@
 // Position encodings: the sinusoidal timestep embedding of diffusion UNets and the rotary embedding of Mistral.
-import { Tensor, arange, cat, F } from '../torch/index.ts';
-import { Module } from './module.ts';
-import { Linear, activation, type Activation } from './layers.ts';
+import { Tensor, arange, cat, ones, empty, normal_, F } from '../torch/index.ts';
+import { Module, parameter, initGenerator } from './module.ts';
+import { Linear, LayerNorm, activation, type Activation } from './layers.ts';
+import { splitHeads, mergeHeads, attend } from './attention.ts';
 
 export interface TimestepEmbeddingOptions {
   flipSinToCos?: boolean; // [cos, sin] instead of [sin, cos] (SD: true)
@@ -52,4 +53,54 @@ export function applyRotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
   const x2 = x.narrow(-1, d / 2, d / 2);
   const rotated = cat([x2.neg(), x1], -1);
   return x.mul(cos.to(x.dtype)).add(rotated.mul(sin.to(x.dtype)));
+}
+
+// DeepFloyd IF's / diffusers' AttentionPooling: a query token (the sequence mean plus a learned embedding) attends
+// over itself and the sequence; its output is the pooled vector. diffusers pools over every position; with a key mask
+// (B, T) mumu pools over the real tokens only (the same result when nothing is padded).
+export class AttentionPooling extends Module {
+  positional_embedding: Tensor; // (1, D)
+  k_proj: Linear;
+  q_proj: Linear;
+  v_proj: Linear;
+  constructor(readonly heads: number, readonly dim: number) {
+    super();
+    if (dim % heads) throw new Error(`AttentionPooling: ${dim} channels do not split into ${heads} heads`);
+    this.positional_embedding = parameter(normal_(empty([1, dim]), 0, 1 / Math.sqrt(dim), initGenerator()));
+    this.k_proj = new Linear(dim, dim);
+    this.q_proj = new Linear(dim, dim);
+    this.v_proj = new Linear(dim, dim);
+  }
+  // x (B, T, D), keyMask (B, T) or null -> (B, D)
+  forward(x: Tensor, keyMask: Tensor | null = null): Tensor {
+    const B = x.size(0);
+    const m = keyMask?.to(x.dtype).unsqueeze(-1); // (B, T, 1)
+    const mean = m ? x.mul(m).sum(1, true).div(m.sum(1, true).clamp(1)) : x.mean(1, true); // (B, 1, D)
+    const cls = mean.add(this.positional_embedding.to(x.dtype));
+    const seq = cat([cls, x], 1); // (B, 1 + T, D)
+    const q = splitHeads(this.q_proj.forward(cls), this.heads); // (B, heads, 1, d)
+    const k = splitHeads(this.k_proj.forward(seq), this.heads); // (B, heads, 1 + T, d)
+    const v = splitHeads(this.v_proj.forward(seq), this.heads);
+    const mask = keyMask ? cat([ones([B, 1], { dtype: keyMask.dtype, device: keyMask.device }), keyMask], 1) : null;
+    return mergeHeads(attend(q, k, v, { keyMask: mask })).reshape(B, -1); // (B, D); softmax(q k^T / sqrt(d)) as IF
+  }
+}
+
+// diffusers' TextTimeEmbedding (UNet `addition_embed_type: "text"`): the conditioning sequence pooled into one vector
+// added to the time embedding, beside cross-attention (the pooled-text path of GLIDE, Imagen and SDXL).
+export class TextTimeEmbedding extends Module {
+  norm1: LayerNorm;
+  pool: AttentionPooling;
+  proj: Linear;
+  norm2: LayerNorm;
+  constructor(encoderDim: number, timeEmbedDim: number, heads: number) {
+    super();
+    this.norm1 = new LayerNorm(encoderDim);
+    this.pool = new AttentionPooling(heads, encoderDim);
+    this.proj = new Linear(encoderDim, timeEmbedDim);
+    this.norm2 = new LayerNorm(timeEmbedDim);
+  }
+  forward(states: Tensor, keyMask: Tensor | null = null): Tensor {
+    return this.norm2.forward(this.proj.forward(this.pool.forward(this.norm1.forward(states), keyMask)));
+  }
 }

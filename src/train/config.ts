@@ -48,10 +48,17 @@ export interface TrainConfig {
   optimizer: { betas: [number, number]; eps: number; groups: GroupConfig[] };
   schedule: { kind: 'cosine' | 'constant'; warmup_steps: number; min_lr_ratio: number };
   clip_grad_norm: number | null;
-  ema: { decay: number } | null;
+  // EMA of the trainable weights (what gets exported). warmup: the decay at optimizer step k is
+  // min(decay, (1 + k) / (10 + k)), as diffusers' EMAModel, so early averages do not hold the random init.
+  ema: { decay: number; warmup: boolean } | null;
+  // scheduler_config.json keys set on the model this stage trains (e.g. prediction_type, rescale_betas_zero_snr,
+  // timestep_spacing): the noise schedule and target of training and of the exported model's sampling alike. Only a
+  // stage that starts a diffusion model should change them; null keeps the init model's.
+  scheduler: Record<string, unknown> | null;
   // which parts train and how (paper Table 1 for the MUMU stages); parts not named are frozen
   train: Partial<MumuTrainingConfig> & { lm_head?: 'frozen' | 'full' };
-  loss: { kl_weight: number };
+  // kl_weight: the VAE's KL term; snr_gamma: Min-SNR-gamma weighting of the diffusion loss (Hang et al. 2023), null off
+  loss: { kl_weight: number; snr_gamma: number | null };
   checkpoint: { every: number; keep: number };
   samples: { every: number; count: number; steps: number; guidance_scale: number; seed: number };
   log_every: number;
@@ -76,7 +83,8 @@ export const DEFAULTS: Omit<TrainConfig, 'stage' | 'optimizer'> & { optimizer: O
   clip_grad_norm: 1.0,
   ema: null,
   train: {},
-  loss: { kl_weight: 1e-6 },
+  scheduler: null,
+  loss: { kl_weight: 1e-6, snr_gamma: null },
   checkpoint: { every: 100, keep: 3 },
   samples: { every: 0, count: 4, steps: 20, guidance_scale: 4, seed: 1234 },
   log_every: 10,
@@ -112,7 +120,7 @@ export function parseTrainConfig(raw: unknown, where = 'train config'): TrainCon
   if (!isObj(raw.optimizer) || !Array.isArray(raw.optimizer.groups) || raw.optimizer.groups.length === 0) {
     throw new Error(`${where}: optimizer.groups must list at least one {name, match, lr, weight_decay}`);
   }
-  const c = merge(where, { ...DEFAULTS, stage: '', optimizer: { ...DEFAULTS.optimizer, groups: [] } } as unknown as Obj, raw, new Set(['train', 'init'])) as unknown as TrainConfig;
+  const c = merge(where, { ...DEFAULTS, stage: '', optimizer: { ...DEFAULTS.optimizer, groups: [] } } as unknown as Obj, raw, new Set(['train', 'init', 'scheduler', 'ema'])) as unknown as TrainConfig;
   num(`${where}: steps`, c.steps, { min: 1, int: true });
   num(`${where}: batch_size`, c.batch_size, { min: 1, int: true });
   num(`${where}: grad_accum`, c.grad_accum, { min: 1, int: true });
@@ -122,7 +130,17 @@ export function parseTrainConfig(raw: unknown, where = 'train config'): TrainCon
   num(`${where}: checkpoint.every`, c.checkpoint.every, { min: 1, int: true });
   num(`${where}: checkpoint.keep`, c.checkpoint.keep, { min: 1, int: true });
   if (!['cosine', 'constant'].includes(c.schedule.kind)) throw new Error(`${where}: schedule.kind must be cosine or constant`);
-  if (c.ema) num(`${where}: ema.decay`, c.ema.decay, { min: 0 });
+  if (c.ema !== null) {
+    if (!isObj(c.ema)) throw new Error(`${where}: ema must be null or {decay, warmup}`);
+    const extra = Object.keys(c.ema).filter((k) => !['decay', 'warmup'].includes(k));
+    if (extra.length) throw new Error(`${where}: ema: unknown key '${extra[0]}' (known: decay, warmup)`);
+    num(`${where}: ema.decay`, c.ema.decay, { min: 0 });
+    if (c.ema.decay >= 1) throw new Error(`${where}: ema.decay must be below 1`);
+    c.ema = { decay: c.ema.decay, warmup: c.ema.warmup ?? false };
+    if (typeof c.ema.warmup !== 'boolean') throw new Error(`${where}: ema.warmup must be true or false`);
+  }
+  if (c.scheduler !== null && !isObj(c.scheduler)) throw new Error(`${where}: scheduler must be null or an object of scheduler_config.json keys`);
+  if (c.loss.snr_gamma !== null) num(`${where}: loss.snr_gamma`, c.loss.snr_gamma, { min: 0 });
   if (!['float32', 'float16'].includes(c.export.dtype)) throw new Error(`${where}: export.dtype must be float32 or float16`);
   const names = new Set<string>();
   c.optimizer.groups = c.optimizer.groups.map((g, i) => {
@@ -152,6 +170,11 @@ export function readTrainConfig(file: string): TrainConfig {
   const c = parseTrainConfig(raw, file);
   // paths in a config are relative to the working directory (configs are run from the repo root)
   return { ...c, model_configs: path.resolve(c.model_configs), init: c.init && path.resolve(c.init), data: { ...c.data, shards: c.data.shards && path.resolve(c.data.shards) } };
+}
+
+// The EMA decay at optimizer step `step` (0-based: the first update is step 0).
+export function emaDecay(e: NonNullable<TrainConfig['ema']>, step: number): number {
+  return e.warmup ? Math.min(e.decay, (1 + step) / (10 + step)) : e.decay;
 }
 
 // Linear warm-up, then cosine decay to min_lr_ratio (or constant), as a factor on each group's base lr.

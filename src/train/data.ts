@@ -2,13 +2,17 @@
 // same scene and bootstrap draws `mumu bootstrap` would write to shard sample i. So the data position of a run is
 // just its micro-batch counter, and a resumed run reads exactly the batches the killed one would have.
 //
+// Prompts and reference images go through src/prompt (encodePrompt, collatePrompts), the code generation uses, so
+// what the model learns from is exactly what it is asked at generation: the same tokenising, the same image
+// preparation (pad to square with black and resize in one pass), the same collation.
+//
 // Batches are built ahead of the trainer (data.prefetch of them); the trainer measures how long it still waits.
 import type { WorldOptions } from '../data/emoji-world/scene.ts';
 import { EmojiWorld, SCENE_BACKGROUNDS, STYLES, COLORS, allConcepts, DEFAULT_GROUPS } from '../data/emoji-world/index.ts';
 import { bootstrapSample } from '../data/bootstrap/bootstrap.ts';
 import { defaultConfig } from '../data/bootstrap/rules.ts';
 import { GroundTruthDetector } from '../data/detect/ground-truth.ts';
-import { crop, padToSquare, resize, clampBox, type RawImage } from '../data/image.ts';
+import { crop, clampBox, type RawImage } from '../data/image.ts';
 import { deriveSeed, Rng } from '../data/rng.ts';
 import { readManifest } from '../data/shards/run.ts';
 import { readShard } from '../data/shards/tar.ts';
@@ -16,7 +20,7 @@ import { parseSample, decodeSample, type EncodedSample } from '../data/shards/re
 import type { Segment } from '../data/bootstrap/prompt.ts';
 import path from 'node:path';
 import { tensor, type Tensor } from '../torch/index.ts';
-import type { PromptTokenizer } from '../prompt/index.ts';
+import { encodePrompt, collatePrompts, prepareImage, type PromptSpec, type EncodedPrompt, type PromptSegment } from '../prompt/index.ts';
 import type { TrainConfig } from './config.ts';
 
 // The EmojiWorld vocabulary, in a fixed order: caption glue, style and background words, then every concept label
@@ -32,9 +36,11 @@ export function emojiVocabulary(): string[] {
 export interface Item {
   caption: string;
   image?: Float32Array; // (3, S, S) in [-1, 1]: the target (vae, diffusion stages)
-  ids?: number[]; // prompt token ids (t2i: text; vlm: [bos] image tokens caption [eos]; mumu: interleaved)
+  // the prompt as the pipeline encodes it (t2i: text; vlm: the image then the caption; mumu: interleaved)
+  prompt?: EncodedPrompt;
+  // the same prompt as pipeline input (text and pixel segments), for sample grids drawn through the pipeline
+  segments?: PromptSegment[];
   labels?: number[]; // vlm: next-token targets, -100 where ignored
-  pixels?: Float32Array[]; // conditioning / captioned images, each (3, s, s) normalised as SigLIP: [-1, 1]
   dropped?: boolean; // the prompt was replaced by the empty prompt (CFG dropout)
 }
 
@@ -48,11 +54,11 @@ export interface Batch {
   dropped: number;
 }
 
-export interface PromptShape {
-  tokenizer: PromptTokenizer;
-  imageTokenId: number;
-  imageSize: number; // the ViT's side
-  tokensPerImage: number;
+// The target: a shard's image padded square with black and resized to the training side, as the pipeline prepares
+// references (one preparation for every image mumu reads).
+async function squareTarget(img: RawImage, side: number): Promise<RawImage> {
+  const p = await prepareImage(img, side);
+  return { width: side, height: side, channels: 3, data: p.rgb };
 }
 
 export function toCHW(img: RawImage): Float32Array {
@@ -62,18 +68,13 @@ export function toCHW(img: RawImage): Float32Array {
   return out;
 }
 
-async function square(img: RawImage, side: number): Promise<RawImage> {
-  const sq = padToSquare(img, [0, 0, 0]).image;
-  return sq.width === side && sq.height === side && sq.channels === 3 ? sq : resize(sq, side, side);
-}
-
 export class StageData {
   readonly world: EmojiWorld;
   // data.shards: the samples of a `mumu bootstrap` folder, read once into memory (64 px samples are a few KB)
   #shards: EncodedSample[] | null = null;
   #epochOrder = new Map<number, number[]>();
 
-  static async open(cfg: TrainConfig, prompt: PromptShape): Promise<StageData> {
+  static async open(cfg: TrainConfig, prompt: PromptSpec): Promise<StageData> {
     const d = new StageData(cfg, prompt);
     if (cfg.data.shards) {
       const m = await readManifest(cfg.data.shards);
@@ -86,7 +87,7 @@ export class StageData {
     return d;
   }
 
-  constructor(readonly cfg: TrainConfig, readonly prompt: PromptShape) {
+  constructor(readonly cfg: TrainConfig, readonly prompt: PromptSpec) {
     const d = cfg.data;
     const mumu = cfg.stage === 'mumu-stage1' || cfg.stage === 'mumu-stage2';
     this.world = new EmojiWorld({
@@ -97,9 +98,21 @@ export class StageData {
     });
   }
 
-  private text(caption: string): number[] {
+  // A prompt as the pipeline encodes it; '' is the unconditional prompt of guidance ([BOS] alone).
+  private async encode(segments: PromptSegment[]): Promise<{ prompt: EncodedPrompt; segments: PromptSegment[] }> {
+    return { prompt: await encodePrompt(segments, this.prompt, { allowEmpty: true }), segments };
+  }
+
+  private text(caption: string): Promise<{ prompt: EncodedPrompt; segments: PromptSegment[] }> {
+    return this.encode(caption ? [{ text: caption }] : []);
+  }
+
+  // The VLM's captioning example: [BOS] <image tokens> caption [EOS], the loss on the caption and EOS only.
+  private async captioning(caption: string, image: RawImage): Promise<Item> {
     const t = this.prompt.tokenizer;
-    return [...(t.bosId !== undefined ? [t.bosId] : []), ...t.encodeText(caption)];
+    const { prompt } = await this.encode([{ image }]);
+    const words = [...t.encodeText(caption), ...(t.eosId !== undefined ? [t.eosId] : [])];
+    return { caption, prompt: { ...prompt, inputIds: [...prompt.inputIds, ...words] }, labels: [...prompt.inputIds.map(() => -100), ...words] };
   }
 
   private dropPrompt(index: number): boolean {
@@ -116,35 +129,20 @@ export class StageData {
       this.#epochOrder.set(epoch, order);
     }
     const s = await decodeSample(all[order[index % n]!]!);
-    const target = toCHW(await square(s.target, this.cfg.data.size));
+    const target = toCHW(await squareTarget(s.target, this.cfg.data.size));
     const caption = s.meta.caption;
     const stage = this.cfg.stage;
     if (stage === 'vae') return { caption, image: target };
-    const dropped = stage !== 'vlm' && this.dropPrompt(index);
-    if (stage === 't2i-base' || stage === 'style-finetune') return { caption, image: target, ids: this.text(dropped ? '' : caption), dropped };
-    if (stage === 'vlm') {
-      const t = this.prompt.tokenizer;
-      const head = [...(t.bosId !== undefined ? [t.bosId] : []), ...Array<number>(this.prompt.tokensPerImage).fill(this.prompt.imageTokenId)];
-      const words = [...t.encodeText(caption), ...(t.eosId !== undefined ? [t.eosId] : [])];
-      return { caption, ids: [...head, ...words], labels: [...head.map(() => -100), ...words], pixels: [toCHW(await square(s.target, this.prompt.imageSize))] };
-    }
-    if (dropped) return { caption: '', image: target, ids: this.text(''), pixels: [], dropped: true };
+    if (stage === 'vlm') return this.captioning(caption, s.target);
+    const dropped = this.dropPrompt(index);
+    if (stage === 't2i-base' || stage === 'style-finetune') return { caption, image: target, ...(await this.text(dropped ? '' : caption)), dropped };
+    if (dropped) return { caption: '', image: target, ...(await this.text('')), dropped: true };
     return { caption, image: target, ...(await this.interleave(s.meta.prompt, s.images)) };
   }
 
-  // A bootstrapped prompt (text and image segments) -> token ids with a run of image tokens per image, and pixels.
-  private async interleave(segments: readonly Segment[], images: RawImage[]): Promise<{ ids: number[]; pixels: Float32Array[] }> {
-    const { tokenizer: t, tokensPerImage, imageTokenId, imageSize } = this.prompt;
-    const ids: number[] = t.bosId !== undefined ? [t.bosId] : [];
-    const used: RawImage[] = [];
-    for (const seg of segments) {
-      if (seg.type === 'text') ids.push(...t.encodeText(seg.text));
-      else {
-        ids.push(...Array<number>(tokensPerImage).fill(imageTokenId));
-        used.push(images[seg.index]!);
-      }
-    }
-    return { ids, pixels: await Promise.all(used.map(async (im) => toCHW(await square(im, imageSize)))) };
+  // A bootstrapped prompt (text and image segments) -> pipeline segments, encoded.
+  private interleave(segments: readonly Segment[], images: RawImage[]): Promise<{ prompt: EncodedPrompt; segments: PromptSegment[] }> {
+    return this.encode(segments.map((seg) => (seg.type === 'text' ? { text: seg.text } : { image: images[seg.index]! })));
   }
 
   async item(index: number): Promise<Item> {
@@ -157,7 +155,7 @@ export class StageData {
       case 't2i-base':
       case 'style-finetune': {
         const dropped = this.dropPrompt(index);
-        return { caption: scene.caption, image: toCHW(scene.image), ids: this.text(dropped ? '' : scene.caption), dropped };
+        return { caption: scene.caption, image: toCHW(scene.image), ...(await this.text(dropped ? '' : scene.caption)), dropped };
       }
       case 'vlm': {
         // "captioning EmojiWorld images and crops": the whole scene with its caption, or one object with its name
@@ -170,13 +168,7 @@ export class StageData {
           const style = STYLES.find((s) => s.id === scene.style)!.phrase;
           caption = `${/^[aeiou]/.test(o.phrase) ? 'an' : 'a'} ${o.phrase}, ${style} style`;
         }
-        const t = prompt.tokenizer;
-        const head = [...(t.bosId !== undefined ? [t.bosId] : []), ...Array<number>(prompt.tokensPerImage).fill(prompt.imageTokenId)];
-        const words = [...t.encodeText(caption), ...(t.eosId !== undefined ? [t.eosId] : [])];
-        return {
-          caption, ids: [...head, ...words], labels: [...head.map(() => -100), ...words],
-          pixels: [toCHW(await square(img, prompt.imageSize))],
-        };
+        return this.captioning(caption, img);
       }
       case 'mumu-stage1':
       case 'mumu-stage2': {
@@ -189,7 +181,7 @@ export class StageData {
           rng: new Rng(deriveSeed(cfg.data.seed, index, 'bootstrap')), config: bcfg, targetSize: cfg.data.size,
         });
         const target = toCHW(b.target);
-        if (this.dropPrompt(index)) return { caption: '', image: target, ids: this.text(''), pixels: [], dropped: true };
+        if (this.dropPrompt(index)) return { caption: '', image: target, ...(await this.text('')), dropped: true };
         return { caption: scene.caption, image: target, ...(await this.interleave(b.prompt, b.images)) };
       }
     }
@@ -202,39 +194,25 @@ export class StageData {
   }
 }
 
-export function collate(items: Item[], padId: number): Batch {
+export function collate(items: Item[], spec: PromptSpec): Batch {
   const B = items.length;
-  const stack = (arrs: Float32Array[], shape: number[]) => {
-    const n = arrs[0]!.length;
-    const out = new Float32Array(arrs.length * n);
-    arrs.forEach((a, i) => out.set(a, i * n));
-    return tensor(out, { shape: [arrs.length, ...shape] });
-  };
   let images: Tensor | null = null;
   if (items[0]!.image) {
-    const S = Math.round(Math.sqrt(items[0]!.image.length / 3));
-    images = stack(items.map((it) => it.image!), [3, S, S]);
+    const n = items[0]!.image.length, S = Math.round(Math.sqrt(n / 3));
+    const out = new Float32Array(B * n);
+    items.forEach((it, i) => out.set(it.image!, i * n));
+    images = tensor(out, { shape: [B, 3, S, S] });
   }
-  let ids: Tensor | null = null, mask: Tensor | null = null, labels: Tensor | null = null;
-  if (items[0]!.ids) {
-    const T = Math.max(1, ...items.map((it) => it.ids!.length));
-    const idArr = new BigInt64Array(B * T).fill(BigInt(padId));
-    const lab = new BigInt64Array(B * T).fill(-100n);
-    const m = new Float32Array(B * T);
-    items.forEach((it, b) => it.ids!.forEach((id, i) => {
-      idArr[b * T + i] = BigInt(id);
-      m[b * T + i] = 1;
-      if (it.labels) lab[b * T + i] = BigInt(it.labels[i]!);
-    }));
-    ids = tensor(idArr, { shape: [B, T] });
-    mask = tensor(m, { shape: [B, T] });
-    if (items[0]!.labels) labels = tensor(lab, { shape: [B, T] });
-  }
-  const allPix = items.flatMap((it) => it.pixels ?? []);
-  let pixels: Tensor | null = null;
-  if (allPix.length) {
-    const s = Math.round(Math.sqrt(allPix[0]!.length / 3));
-    pixels = stack(allPix, [3, s, s]);
+  let ids: Tensor | null = null, mask: Tensor | null = null, labels: Tensor | null = null, pixels: Tensor | null = null;
+  if (items[0]!.prompt) {
+    const p = collatePrompts(items.map((it) => it.prompt!), spec);
+    [ids, mask, pixels] = [p.inputIds, p.attentionMask, p.pixelValues];
+    if (items[0]!.labels) {
+      const T = ids.size(1);
+      const lab = new BigInt64Array(B * T).fill(-100n);
+      items.forEach((it, b) => it.labels!.forEach((l, i) => (lab[b * T + i] = BigInt(l))));
+      labels = tensor(lab, { shape: [B, T] });
+    }
   }
   return { captions: items.map((it) => it.caption), images, ids, mask, labels, pixels, dropped: items.filter((it) => it.dropped).length };
 }

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  Tensor, F, Generator, randn, randnLike, cat, noGrad, tidy, tensor,
+  Tensor, F, Generator, randn, full, cat, noGrad, tidy, tensor,
 } from '../torch/index.ts';
 import { seeded, type Module } from '../nn/index.ts';
 import {
@@ -13,10 +13,11 @@ import {
   type MumuTrainingConfig,
 } from '../models/index.ts';
 import {
-  makeSchedule, addNoise, sampleTrainTimesteps, sampleDdim, classifierFreeGuidance, inferenceTimesteps,
-  type NoiseSchedule, type CondModel, type Conditioning,
+  addNoise, sampleTrainTimesteps, diffusionLoss, parseSchedulerConfig, scheduleFromConfig, readSchedulerConfig, SD_SCHEDULER_CONFIG,
+  type NoiseSchedule, type Conditioning, type SchedulerConfig,
 } from '../diffusion/index.ts';
-import { buildWordLevelTokenizer, PromptTokenizer } from '../prompt/index.ts';
+import { buildWordLevelTokenizer, PromptTokenizer, type PromptSpec } from '../prompt/index.ts';
+import { MumuPipeline, componentsFromModel, type MumuComponents } from '../pipeline.ts';
 import type { TrainConfig, GroupConfig } from './config.ts';
 import { emojiVocabulary, collate, type Batch, type Item, type StageData } from './data.ts';
 
@@ -24,14 +25,19 @@ export interface Built {
   model: MumuModel;
   tokenizerJson: object;
   tokenizer: PromptTokenizer;
+  // the model's noise schedule and prediction type: the init folder's scheduler config (SD's for a fresh model) with
+  // the stage config's `scheduler` keys over it. Training and sampling both read it, and the export writes it.
+  scheduler: SchedulerConfig;
 }
 
 export async function buildModel(cfg: TrainConfig): Promise<Built> {
-  let model: MumuModel, tokenizerJson: object;
+  let model: MumuModel, tokenizerJson: object, scheduler: SchedulerConfig = SD_SCHEDULER_CONFIG;
   if (cfg.init) {
     if (!fs.existsSync(path.join(cfg.init, 'model_index.json'))) throw new Error(`init ${cfg.init} is not a model folder (run the previous stage first)`);
     model = MumuModel.load(cfg.init);
     tokenizerJson = JSON.parse(fs.readFileSync(path.join(cfg.init, 'tokenizer', 'tokenizer.json'), 'utf8')) as object;
+    const schedFile = path.join(cfg.init, 'scheduler', 'scheduler_config.json');
+    if (fs.existsSync(schedFile)) scheduler = await readSchedulerConfig(schedFile);
   } else {
     const dir = cfg.model_configs;
     const read = (f: string) => readJson(path.join(dir, f));
@@ -46,7 +52,8 @@ export async function buildModel(cfg: TrainConfig): Promise<Built> {
   }
   const tokenizer = new PromptTokenizer(tokenizerJson);
   if (tokenizer.vocabSize > model.vlm.config.text_config.vocab_size) throw new Error(`tokenizer has ${tokenizer.vocabSize} tokens, the VLM's vocab_size is ${model.vlm.config.text_config.vocab_size}`);
-  return { model, tokenizerJson, tokenizer };
+  if (cfg.scheduler) scheduler = parseSchedulerConfig({ ...scheduler, ...cfg.scheduler }, 'the stage config\'s scheduler');
+  return { model, tokenizerJson, tokenizer, scheduler };
 }
 
 // Sets requiresGrad (and LoRA layers) per the config's plan; LoRA weights are drawn from a generator seeded by the run.
@@ -75,20 +82,33 @@ export function paramGroups(model: Module, groups: GroupConfig[]): { group: Grou
 
 export interface LossOut { loss: Tensor; parts: Record<string, Tensor> }
 
+const TEXT_STAGES = new Set(['t2i-base', 'style-finetune']);
+
 export class StageRunner {
-  readonly schedule: NoiseSchedule = makeSchedule();
-  constructor(readonly cfg: TrainConfig, readonly built: Built) {}
+  readonly schedule: NoiseSchedule;
+  // what generation runs on: the live model as pipeline components (text encoder for the text-only stages)
+  readonly components: MumuComponents;
+  // the prompt side of those components: the trainer encodes its prompts with it
+  readonly prompt: PromptSpec;
+
+  constructor(readonly cfg: TrainConfig, readonly built: Built) {
+    this.schedule = scheduleFromConfig(built.scheduler);
+    const c = componentsFromModel(built.model, {
+      tokenizer: built.tokenizer, scheduler: built.scheduler, name: cfg.stage, encoder: TEXT_STAGES.has(cfg.stage) ? 'text' : 'vlm',
+    });
+    this.components = cfg.data.reference_size ? c.atReferenceSize!(cfg.data.reference_size) : c;
+    // the VLM stage captions images (one per prompt) even though the text-only components take none
+    this.prompt = { ...this.components.prompt, maxImages: Math.max(this.components.prompt.maxImages, 4) };
+  }
 
   get model(): MumuModel { return this.built.model; }
 
   batch(items: Item[]): Batch {
-    return collate(items, this.built.tokenizer.padId);
+    return collate(items, this.prompt);
   }
 
   private context(b: Batch): Conditioning {
-    const m = this.model;
-    if (this.cfg.stage === 't2i-base' || this.cfg.stage === 'style-finetune') return { context: m.encodeText(b.ids!, b.mask), mask: b.mask };
-    return { context: m.encodePrompt({ inputIds: b.ids!, pixels: b.pixels, attentionMask: b.mask }), mask: b.mask };
+    return this.components.encode({ inputIds: b.ids!, attentionMask: b.mask!, pixelValues: b.pixels, imagesPerPrompt: [] });
   }
 
   loss(b: Batch, gen: Generator): LossOut {
@@ -105,14 +125,16 @@ export class StageRunner {
         return { loss, parts: {} };
       }
       default: {
-        // paper section 2.1: eps-prediction MSE on VAE latents
+        // paper section 2.1: MSE on VAE latents, for the target the scheduler config names (eps, or v), optionally
+        // Min-SNR weighted (loss.snr_gamma)
         const x0 = noGrad(() => m.vae.scaleLatents(m.vae.encode(b.images!).sample(gen)));
         const noise = randn([...x0.shape], { generator: gen });
         const t = sampleTrainTimesteps(this.schedule, x0.size(0), gen);
         const xt = addNoise(this.schedule, x0, noise, t);
         const c = this.context(b);
         const pred = m.forward(xt, t, c.context, c.mask ?? null);
-        return { loss: F.mseLoss(pred, noise), parts: {} };
+        const loss = diffusionLoss(this.schedule, pred, { x0, noise, t }, { prediction: this.built.scheduler.prediction_type, snrGamma: this.cfg.loss.snr_gamma });
+        return { loss, parts: {} };
       }
     }
   }
@@ -129,47 +151,42 @@ export class StageRunner {
     }));
   }
 
-  // Rows of RGB images (each H x W x 3) showing the model now, or text lines for the VLM.
-  samples(items: Item[]): { rows: RGBImage[][]; text: string[] } {
+  // Rows of RGB images (each H x W x 3) showing the model now, or text lines for the VLM. Diffusion stages generate
+  // through MumuPipeline (the scheduler config's sampler settings), prompt i from seed samples.seed + i.
+  async samples(items: Item[]): Promise<{ rows: RGBImage[][]; text: string[] }> {
     const m = this.model;
     const b = this.batch(items);
     const S = this.cfg.data.size;
     const targets = b.images ? toRgb(b.images) : [];
-    return noGrad(() => tidy(() => {
-      m.eval();
-      try {
-        switch (this.cfg.stage) {
-          case 'vae': {
-            const rec = m.vae.decode(m.vae.encode(b.images!).mode());
-            return { rows: [targets, toRgb(rec)], text: [] };
-          }
-          case 'vlm':
-            return { rows: [], text: items.map((it, i) => `${it.caption}  =>  ${this.greedyCaption(b, i)}`) };
-          default: {
-            const c = this.context(b);
-            const t = this.built.tokenizer;
-            const empty = this.batch([{ caption: '', ids: t.bosId !== undefined ? [t.bosId] : [t.padId], pixels: [] }]);
-            const u = this.context(empty);
-            const imgs = generate(m, this.schedule, c, u, items.length, this.cfg.samples);
-            const rows = [toRgb(imgs), targets];
-            if (b.pixels) {
-              // the first conditioning image of each prompt, scaled up to the target size
-              let k = 0;
-              const firsts: Tensor[] = [];
-              for (const it of items) {
-                const n = it.pixels?.length ?? 0;
-                firsts.push(n ? F.interpolate(b.pixels.narrow(0, k, 1), { size: [S, S], mode: 'nearest' }) : randnLike(b.images!.narrow(0, 0, 1)).mul(0).sub(1));
-                k += n;
-              }
-              rows.unshift(toRgb(cat(firsts, 0)));
-            }
-            return { rows, text: [] };
-          }
-        }
-      } finally {
-        m.train();
+    m.eval();
+    try {
+      if (this.cfg.stage === 'vae') return noGrad(() => tidy(() => ({ rows: [targets, toRgb(m.vae.decode(m.vae.encode(b.images!).mode()))], text: [] })));
+      if (this.cfg.stage === 'vlm') return { rows: [], text: noGrad(() => tidy(() => items.map((it, i) => `${it.caption}  =>  ${this.greedyCaption(b, i)}`))) };
+      const pipe = new MumuPipeline(this.components);
+      const o = this.cfg.samples;
+      const generated: RGBImage[] = [];
+      for (const [i, it] of items.entries()) {
+        const r = await pipe.generate(it.segments!, { steps: o.steps, guidanceScale: o.guidance_scale, seed: o.seed + i });
+        generated.push(r.images[0]!);
       }
-    }));
+      const rows = [generated, targets];
+      if (b.pixels) {
+        // the first conditioning image of each prompt, scaled up to the target size (black where there is none)
+        rows.unshift(noGrad(() => tidy(() => {
+          let k = 0;
+          const firsts: Tensor[] = [];
+          for (const it of items) {
+            const n = it.prompt?.images.length ?? 0;
+            firsts.push(n ? F.interpolate(b.pixels!.narrow(0, k, 1), { size: [S, S], mode: 'nearest' }) : full([1, 3, S, S], -1));
+            k += n;
+          }
+          return toRgb(cat(firsts, 0));
+        })));
+      }
+      return { rows, text: [] };
+    } finally {
+      m.train();
+    }
   }
 
   // Greedy decoding of prompt i's caption from its image (no KV cache: the captions are short).
@@ -198,17 +215,6 @@ export function toRgb(x: Tensor): RGBImage[] {
   const [B, H, W] = u8.shape as [number, number, number, number];
   const bytes = u8.toBytes();
   return Array.from({ length: B }, (_, i) => ({ width: W, height: H, channels: 3, data: bytes.slice(i * H * W * 3, (i + 1) * H * W * 3) }));
-}
-
-// DDIM with classifier-free guidance over the whole batch of prompts; image i starts from the noise of seed + i.
-export function generate(m: MumuModel, s: NoiseSchedule, cond: Conditioning, uncond: Conditioning, n: number, o: { steps: number; guidance_scale: number; seed: number }): Tensor {
-  const unet: CondModel = (x, t, c) => m.unet.forward(x, t, c.context, { encoderAttentionMask: c.mask ?? null });
-  const eps = classifierFreeGuidance(unet, cond, uncond, o.guidance_scale);
-  const side = m.unet.config.sample_size ?? m.vae.config.sample_size / m.vae.downsampleFactor;
-  const noise = cat(Array.from({ length: n }, (_, i) => randn([1, m.unet.config.in_channels, side, side], { generator: new Generator(o.seed + i) })), 0);
-  const timesteps = inferenceTimesteps(s.config.numTrainTimesteps, o.steps, 'leading', 1);
-  const lat = sampleDdim(eps, noise, s, { timesteps, eta: 0 });
-  return m.vae.decode(m.vae.unscaleLatents(lat));
 }
 
 // Grid of rows (each row left to right), 2 px gaps, black background.

@@ -8,7 +8,7 @@ import { AdamW, Generator, clipGradNorm, manualSeed, noGrad, tidy, keep, fromByt
 import type { MumuModel } from '../models/index.ts';
 import { savePretrained } from '../pipeline.ts';
 import { encodePng } from '../cli/png.ts';
-import { lrFactor, type TrainConfig } from './config.ts';
+import { lrFactor, emaDecay, type TrainConfig } from './config.ts';
 import { StageData, Prefetcher, type Item } from './data.ts';
 import { buildModel, applyPlan, paramGroups, StageRunner, gridRows } from './stages.ts';
 import { saveCheckpoint, loadLatestCheckpoint, pruneCheckpoints, listCheckpoints } from './checkpoint.ts';
@@ -92,7 +92,7 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
 
   manualSeed(cfg.seed);
   const built = await buildModel(cfg);
-  const { model, tokenizer } = built;
+  const { model } = built;
   applyPlan(model, cfg);
   const runner = new StageRunner(cfg, built);
   const { groups, trainable, opt } = buildOptimizer(model, cfg);
@@ -127,10 +127,7 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
   const metrics = readMetrics(metricsFile).filter((m) => m.step <= step);
   fs.writeFileSync(metricsFile, metrics.map((m) => JSON.stringify(m) + '\n').join(''));
 
-  const refSide = cfg.data.reference_size ?? model.vlm.config.vision_config.image_size;
-  const data = await StageData.open(cfg, {
-    tokenizer, imageTokenId: model.vlm.config.image_token_id, imageSize: refSide, tokensPerImage: model.vlm.tokensFor(refSide),
-  });
+  const data = await StageData.open(cfg, runner.prompt);
   const prefetch = new Prefetcher((k) => data.batchItems(k), cfg.data.prefetch);
   const sampleItems: Item[] = cfg.samples.every > 0 ? await runner.sampleItems(data) : [];
 
@@ -146,7 +143,7 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
 
   const writeSamples = async (s: number) => {
     if (!sampleItems.length) return;
-    const { rows, text } = runner.samples(sampleItems);
+    const { rows, text } = await withWeights(ema, trainable, () => runner.samples(sampleItems));
     if (rows.length) await fs.promises.writeFile(path.join(out, 'samples', `step-${String(s).padStart(6, '0')}.png`), await encodePng(gridRows(rows)));
     if (text.length) await fs.promises.writeFile(path.join(out, 'samples', `step-${String(s).padStart(6, '0')}.txt`), text.join('\n') + '\n');
   };
@@ -201,7 +198,7 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
     }
     const gradNorm = optimizerUpdate(opt, trainable.map(([, p]) => p), cfg.clip_grad_norm);
     if (ema) {
-      const d = cfg.ema!.decay;
+      const d = emaDecay(cfg.ema!, step);
       noGrad(() => { for (const [n, p] of trainable) ema.get(n)!.lerp_(p, 1 - d); });
     }
     step++;
@@ -240,7 +237,7 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
     if (ema) noGrad(() => { for (const [n, p] of trainable) p.copy_(ema.get(n)!); });
     if (cfg.stage === 'vae') await setLatentScale(runner, data, log);
     if (cfg.export.dtype !== 'float32') model.to(cfg.export.dtype);
-    await savePretrained(model, modelDir, { tokenizer: built.tokenizerJson, processor: { max_images: cfg.stage === 'mumu-stage2' ? 1 : 4, reference_size: cfg.data.reference_size } });
+    await savePretrained(model, modelDir, { tokenizer: built.tokenizerJson, scheduler: built.scheduler, processor: { max_images: cfg.stage === 'mumu-stage2' ? 1 : 4, reference_size: cfg.data.reference_size } });
     log(`model written to ${modelDir}`);
   }
   const summary = {
@@ -252,6 +249,18 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
   };
   fs.writeFileSync(path.join(out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   return { steps: step, startedAt: resumedFrom ?? 0, metrics, wallSeconds: timeTotal, dataWaitFraction: summary.data_wait_fraction, modelDir, resumedFrom };
+}
+
+// Runs f with the EMA weights in place of the trained ones (the weights the export will hold), then puts the
+// trained ones back; without EMA, f runs on the trained weights.
+async function withWeights<T>(ema: Map<string, Tensor> | null, trainable: [string, Tensor][], f: () => Promise<T>): Promise<T> {
+  if (!ema) return f();
+  const saved = noGrad(() => trainable.map(([n, p]) => { const copy = keep(p.detach().clone()); p.copy_(ema.get(n)!); return copy; }));
+  try {
+    return await f();
+  } finally {
+    noGrad(() => trainable.forEach(([, p], i) => { p.copy_(saved[i]!); saved[i]!.dispose(); }));
+  }
 }
 
 // SD scales latents to about unit variance for the diffusion model (scaling_factor 0.18215 for SD's VAE); a VAE

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tensor, randn, Generator, equal, allclose, zeros, type Tensor } from '../../src/torch/index.ts';
 import {
-  classifierFreeGuidance, catConditioning, makeSchedule, addNoise, velocity, diffusionLoss, vToEps, SD_SCHEDULE,
+  classifierFreeGuidance, catConditioning, makeSchedule, addNoise, velocity, diffusionLoss, splitPrediction, minSnrWeights, SD_SCHEDULE,
   type CondModel, type Conditioning,
 } from '../../src/diffusion/index.ts';
 
@@ -72,15 +72,30 @@ test('addNoise, velocity, v -> eps and the epsilon / v losses', () => {
     assert.ok(allclose(per(i, xt), per(i, x0).mul(Math.sqrt(ab)).add(per(i, noise).mul(Math.sqrt(1 - ab))), 1e-6, 1e-6));
   }
   assert.ok(allclose(addNoise(s, x0, noise, tensor([0, 981], { dtype: 'int64' })), xt));
-  // a perfect v-model, converted to eps, returns the true noise
+  // a perfect v prediction, split into x0 and eps, returns the true image and noise
   const v = velocity(s, x0, noise, t);
-  const vModel = (xx: Tensor, ti: number) => velocity(s, x0.narrow(0, t.indexOf(ti), 1), noise.narrow(0, t.indexOf(ti), 1), [ti]);
-  const eps = vToEps(vModel, s)(xt.narrow(0, 1, 1), 981);
-  assert.ok(allclose(eps, noise.narrow(0, 1, 1), 1e-4, 1e-5));
+  const split = splitPrediction(v.narrow(0, 1, 1), xt.narrow(0, 1, 1), s.alphasCumprod[981]!, 'v_prediction');
+  assert.ok(allclose(split.eps, noise.narrow(0, 1, 1), 1e-4, 1e-5));
+  assert.ok(allclose(split.x0, x0.narrow(0, 1, 1), 1e-4, 1e-5));
   assert.equal(diffusionLoss(s, noise, { x0, noise, t }).item(), 0);
-  assert.equal(diffusionLoss(s, v, { x0, noise, t }, 'v_prediction').item(), 0);
+  assert.equal(diffusionLoss(s, v, { x0, noise, t }, { prediction: 'v_prediction' }).item(), 0);
   const loss = diffusionLoss(s, zeros([2, 3, 2, 2]), { x0, noise, t }).item();
   assert.ok(Math.abs(loss - noise.square().mean().item()) < 1e-6);
   assert.throws(() => addNoise(s, x0, noise, [0]), /1 timesteps for a batch of 2/);
   assert.throws(() => addNoise(s, x0, noise, [0, 1000]), /timestep 1000 outside/);
+});
+
+test('Min-SNR-5 loss weights for eps and v (numpy values), and the weighted loss', () => {
+  const s = makeSchedule(SD_SCHEDULE);
+  const like = zeros([3, 1]);
+  const eps = Array.from(minSnrWeights(s, [0, 500, 999], like, 5, 'epsilon').toArray() as Float32Array);
+  const v = Array.from(minSnrWeights(s, [0, 500, 999], like, 5, 'v_prediction').toArray() as Float32Array);
+  [0.004253615573237339, 1.0, 1.0].forEach((w, i) => assert.ok(Math.abs(eps[i]! - w) < 1e-6, `eps ${i}`));
+  [0.004250000000000087, 0.2763326838229746, 0.0046600985130772375].forEach((w, i) => assert.ok(Math.abs(v[i]! - w) < 1e-6, `v ${i}`));
+  const x0 = randn([2, 3, 2, 2], { generator: g }), noise = randn([2, 3, 2, 2], { generator: g });
+  const t = [0, 500];
+  const pred = zeros([2, 3, 2, 2]);
+  const w = [0.004253615573237339, 1.0];
+  const want = (w[0]! * noise.select(0, 0).square().mean().item() + w[1]! * noise.select(0, 1).square().mean().item()) / 2;
+  assert.ok(Math.abs(diffusionLoss(s, pred, { x0, noise, t }, { snrGamma: 5 }).item() - want) < 1e-6);
 });

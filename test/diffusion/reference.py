@@ -49,3 +49,34 @@ def euler(x, ts):
         x = x + (sig[i + 1] - sig[i]) * e
     return x
 print('euler50 leading', [repr(float(v)) for v in euler(xT.copy(), list(ts_leading))])
+
+# Zero terminal SNR (Lin et al. 2023, Algorithm 1, as diffusers' rescale_zero_terminal_snr), on the SD schedule.
+def rescale_zero_snr(betas):
+    s = np.sqrt(np.cumprod(1 - betas))
+    s0, sT = s[0], s[-1]
+    s = (s - sT) * s0 / (s0 - sT)
+    ab = s ** 2
+    alphas = np.concatenate([ab[:1], ab[1:] / ab[:-1]])
+    return 1 - alphas
+zac = np.cumprod(1 - rescale_zero_snr(betas))
+print('zero-snr alphas_cumprod[0,1,500,998,999]', [repr(float(zac[i])) for i in (0, 1, 500, 998, 999)])
+
+# v-prediction DDIM on it, 10 trailing steps (the first at t = 999, alpha-bar 0), diffusers' DDIMScheduler.step
+# for prediction_type v_prediction; the toy "v model" is the eps toy above on the rescaled schedule.
+def v_model(x, t):
+    return np.sin(x) * (1 - t / N) + 0.5 * x * np.sqrt(1 - zac[t])
+def ddim_v(x, ts):
+    for i, t in enumerate(ts):
+        prev = ts[i + 1] if i + 1 < len(ts) else -1
+        a, ap = zac[t], (zac[prev] if prev >= 0 else zac[0])
+        v = v_model(x, t)
+        x0 = np.sqrt(a) * x - np.sqrt(1 - a) * v
+        e = np.sqrt(a) * v + np.sqrt(1 - a) * x
+        x = np.sqrt(ap) * x0 + np.sqrt(1 - ap) * e
+    return x
+print('ddim10 trailing v zero-snr', [repr(float(v)) for v in ddim_v(xT.copy(), ts_tr10)])
+
+# Min-SNR-5 weights (Hang et al. 2023, as diffusers' train_text_to_image.py): SNR = a / (1 - a)
+snr = ac / (1 - ac)
+print('min-snr-5 eps weights at [0,500,999]', [repr(float(min(snr[t], 5) / snr[t])) for t in (0, 500, 999)])
+print('min-snr-5 v weights at [0,500,999]', [repr(float(min(snr[t], 5) / (snr[t] + 1))) for t in (0, 500, 999)])

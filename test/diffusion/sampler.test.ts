@@ -5,14 +5,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tensor, Tensor, Generator, randn } from '../../src/torch/index.ts';
 import {
-  makeSchedule, inferenceTimesteps, sampleDdim, sampleEuler, ddimStep, SD_SCHEDULE, type EpsModel,
+  makeSchedule, inferenceTimesteps, sampleDdim, sampleEuler, ddimStep, SD_SCHEDULE, type DenoiseModel,
 } from '../../src/diffusion/index.ts';
 
 const s = makeSchedule(SD_SCHEDULE);
 const N = 1000;
 const XT = [-2.0, -1.3, -0.5, 0.0, 0.2, 0.7, 1.1, 2.5];
 const epsJs = (x: number, t: number) => Math.sin(x) * (1 - t / N) + 0.5 * x * Math.sqrt(1 - s.alphasCumprod[t]!);
-const toy: EpsModel = (x, t) => x.sin().mul(1 - t / N).add(x.mul(0.5 * Math.sqrt(1 - s.alphasCumprod[t]!)));
+const toy: DenoiseModel = (x, t) => x.sin().mul(1 - t / N).add(x.mul(0.5 * Math.sqrt(1 - s.alphasCumprod[t]!)));
 const xT = (dtype: 'float32' | 'float64') => tensor(XT, { dtype }).reshape(2, 1, 2, 2);
 
 function assertClose(got: Tensor, want: number[], tol: number) {
@@ -94,4 +94,18 @@ test('ddimStep with eta > 0 insists on noise; the input x_T is never disposed', 
   assert.ok(!x.isDisposed && out !== x);
   sampleDdim(toy, x, s, { timesteps: [981, 1] });
   assert.ok(!x.isDisposed);
+});
+
+test('DDIM with v-prediction on a zero-terminal-SNR schedule (first step at alpha-bar 0): matches numpy', () => {
+  const z = makeSchedule({ ...SD_SCHEDULE, rescaleBetasZeroSnr: true });
+  const vToy: DenoiseModel = (x, t) => x.sin().mul(1 - t / N).add(x.mul(0.5 * Math.sqrt(1 - z.alphasCumprod[t]!)));
+  const timesteps = inferenceTimesteps(N, 10, 'trailing');
+  assert.equal(timesteps[0], 999);
+  const want = [-0.4122765974215809, -0.23972990609167633, -0.08632123163625312, 0.0, 0.03420624296248756, 0.12216086157695928, 0.1983772913148611, 0.577677987033103];
+  assertClose(sampleDdim(vToy, xT('float64'), z, { timesteps, prediction: 'v_prediction' }), want, 1e-10);
+  // an eps model cannot start there: the first step would divide by sqrt(alpha-bar) = 0
+  assert.throws(() => sampleDdim(vToy, xT('float64'), z, { timesteps }), /does not determine the image/);
+  // Euler takes alpha-bar 2^-24 at the last step (as diffusers) and stays finite
+  const e = sampleEuler(vToy, xT('float64'), z, { timesteps, prediction: 'v_prediction' });
+  assert.ok((e.toArray() as Float64Array).every(Number.isFinite));
 });

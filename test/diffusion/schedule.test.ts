@@ -61,3 +61,14 @@ test("scheduler_config.json: SD 1.5's and SDXL's parse; unknown or unsupported k
   assert.throws(() => parseSchedulerConfig({ timestep_spacing: 'even' }), /'even' is not one of leading, trailing, linspace/);
   assert.throws(() => parseSchedulerConfig({ steps_offset: '1' }), /steps_offset must be a number/);
 });
+
+test('zero terminal SNR (rescale_betas_zero_snr): alpha-bar ends at exactly 0, starts unchanged; needs v-prediction', async () => {
+  const s = makeSchedule({ ...SD_SCHEDULE, rescaleBetasZeroSnr: true });
+  const ref: [number, number][] = [[0, 0.99915], [1, 0.9982334461401825], [500, 0.24101878275731575], [998, 1.967888056621292e-07]];
+  for (const [t, v] of ref) close(s.alphasCumprod[t]!, v, 1e-12 * Math.max(1, v) + 1e-18, `alpha-bar_${t}`);
+  assert.equal(s.alphasCumprod[999], 0);
+  const { parseSchedulerConfig, scheduleFromConfig } = await import('../../src/diffusion/index.ts');
+  const c = parseSchedulerConfig({ rescale_betas_zero_snr: true, prediction_type: 'v_prediction', timestep_spacing: 'trailing' });
+  assert.equal(scheduleFromConfig(c).alphasCumprod[999], 0);
+  assert.throws(() => parseSchedulerConfig({ rescale_betas_zero_snr: true }), /rescale_betas_zero_snr needs prediction_type 'v_prediction'/);
+});

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randn, randint, tensor, cat, allclose, equal, noGrad, tidy, AdamW, Generator, F } from '../../src/torch/index.ts';
-import { loraLayers } from '../../src/nn/index.ts';
+import { loraLayers, type TimestepEmbedding } from '../../src/nn/index.ts';
 import { PAPER_TRAINING } from '../../src/models/index.ts';
 import { tinyVae, tinyUnet, tinyVlm, tinyAdapter, tinyTextEncoder, tinyMumu } from './tiny.ts';
 
@@ -30,7 +30,7 @@ test('UNet2DConditionModel: noise prediction has the latent shape, for even and 
 
 test('UNet2DConditionModel: SDXL text_time added conditioning', () => {
   const unet = tinyUnet(0, { addition_embed_type: 'text_time', addition_time_embed_dim: 4, projection_class_embeddings_input_dim: 12 + 6 * 4, use_linear_projection: true, transformer_layers_per_block: [1, 2], attention_head_dim: [2, 4] });
-  assert.deepEqual(unet.add_embedding!.linear_1.weight.shape, [64, 36]);
+  assert.deepEqual((unet.add_embedding as TimestepEmbedding).linear_1.weight.shape, [64, 36]);
   assert.equal(unet.up_blocks[1]!.attentions[0]!.transformer_blocks.length, 1);
   assert.equal(unet.mid_block!.attentions[0]!.transformer_blocks.length, 2);
   const x = randn([2, 4, 8, 8]);
@@ -174,4 +174,27 @@ test('training smoke: a few AdamW steps on one batch lower the UNet loss', () =>
   }
   const last = noGrad(() => loss().item());
   assert.ok(last < first * 0.7, `loss ${first} -> ${last}`);
+});
+
+// diffusers' TextTimeEmbedding (addition_embed_type "text") against values computed once with PyTorch 1.13 by
+// test/fixtures/make-pool-reference.py (pinned in test/fixtures/pool-reference.json).
+test("UNet2DConditionModel: addition_embed_type 'text' pools the context into the time embedding (PyTorch values)", async () => {
+  const { readFileSync } = await import('node:fs');
+  const { TextTimeEmbedding } = await import('../../src/nn/index.ts');
+  const { assertClose } = await import('../helpers.ts');
+  type P = { shape: number[]; data: number[] };
+  const ref = JSON.parse(readFileSync(new URL('../fixtures/pool-reference.json', import.meta.url), 'utf8')) as { B: number; T: number; D: number; E: number; H: number; params: Record<string, P>; x: number[]; mask: number[]; unmasked: number[]; masked: number[] };
+  const emb = new TextTimeEmbedding(ref.D, ref.E, ref.H).eval();
+  emb.loadStateDict(Object.fromEntries(Object.entries(ref.params).map(([k, p]) => [k, tensor(Float32Array.from(p.data), { shape: p.shape })])), { strict: true });
+  const x = tensor(Float32Array.from(ref.x), { shape: [ref.B, ref.T, ref.D] });
+  const mask = tensor(Float32Array.from(ref.mask), { shape: [ref.B, ref.T] });
+  assertClose(emb.forward(x), ref.unmasked, 1e-5, 'unmasked');
+  assertClose(emb.forward(x, mask), ref.masked, 1e-5, 'masked');
+  // in the UNet: under diffusers' key names
+  const unet = tinyUnet(0, { addition_embed_type: 'text', addition_embed_type_num_heads: 4 });
+  assert.ok(unet.stateDict()['add_embedding.pool.positional_embedding']);
+  const ctx = randn([2, 3, 24]);
+  const out = unet.forward(randn([2, 4, 8, 8]), 5, ctx);
+  assert.deepEqual(out.shape, [2, 4, 8, 8]);
+  assert.throws(() => tinyUnet(0, { addition_embed_type: 'text', addition_embed_type_num_heads: 5 }), /does not split into addition_embed_type_num_heads 5/);
 });

@@ -30,7 +30,7 @@ for (const stage of STAGES) {
     const groups = paramGroups(built.model, cfg.optimizer.groups);
     const opt = new AdamW(groups.map((g) => ({ name: g.group.name, params: g.params.map(([, p]) => p), lr: g.group.lr, weightDecay: g.group.weight_decay })));
     const m = built.model;
-    const data = await StageData.open(cfg, { tokenizer: built.tokenizer, imageTokenId: m.vlm.config.image_token_id, imageSize: m.vlm.config.vision_config.image_size, tokensPerImage: m.vlm.tokensPerImage });
+    const data = await StageData.open(cfg, runner.prompt);
     const items = await data.batchItems(0);
     const before = new Map(m.namedParameters().map(([n, p]) => [n, Buffer.from(p.toBytes())]));
     const losses: number[] = [];
@@ -110,14 +110,14 @@ test('mumu-stage1 from bootstrap shards: epochs in a seeded order, prompts inter
   const cfg = tinyConfig('mumu-stage1', { steps: 4, data: { ...(tinyRaw('mumu-stage1').data as object), shards } });
   const built = await buildModel(cfg);
   const m = built.model;
-  const data = await StageData.open(cfg, { tokenizer: built.tokenizer, imageTokenId: m.vlm.config.image_token_id, imageSize: m.vlm.config.vision_config.image_size, tokensPerImage: m.vlm.tokensPerImage });
+  const data = await StageData.open(cfg, new StageRunner(cfg, built).prompt);
   const epoch0 = await Promise.all([0, 1, 2, 3, 4].map((i) => data.item(i)));
   assert.equal(new Set(epoch0.map((it) => it.caption || `dropped${Math.random()}`)).size >= 3, true);
   const again = await data.item(3);
-  assert.deepEqual(again.ids, epoch0[3]!.ids);
+  assert.deepEqual(again.prompt!.inputIds, epoch0[3]!.prompt!.inputIds);
   for (const it of epoch0) {
-    const slots = it.ids!.filter((id) => id === m.vlm.config.image_token_id).length;
-    assert.equal(slots, (it.pixels?.length ?? 0) * m.vlm.tokensPerImage);
+    const slots = it.prompt!.inputIds.filter((id) => id === m.vlm.config.image_token_id).length;
+    assert.equal(slots, it.prompt!.images.length * m.vlm.tokensPerImage);
   }
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'mumu-shard-run-'));
   const r = await train(cfg, { out, log: () => {}, progress: false });
@@ -130,14 +130,14 @@ test('mumu-stage2 at data.reference_size 2x the ViT side: 4x tokens per crop, an
   const m = built.model;
   const native = m.vlm.config.vision_config.image_size;
   assert.equal(native, 8);
-  const data = await StageData.open(cfg, { tokenizer: built.tokenizer, imageTokenId: m.vlm.config.image_token_id, imageSize: 16, tokensPerImage: m.vlm.tokensFor(16) });
+  const data = await StageData.open(cfg, new StageRunner(cfg, built).prompt);
   const items = (await data.batchItems(0)).concat(await data.batchItems(1));
-  const withCrops = items.filter((it) => it.pixels?.length);
+  const withCrops = items.filter((it) => it.prompt!.images.length);
   assert.ok(withCrops.length > 0, 'some prompts carry a crop');
   for (const it of withCrops) {
-    assert.equal(it.pixels!.length, 1, 'stage 2: one crop per prompt');
-    assert.equal(it.pixels![0]!.length, 3 * 16 * 16);
-    assert.equal(it.ids!.filter((id) => id === m.vlm.config.image_token_id).length, 4 * m.vlm.tokensPerImage);
+    assert.equal(it.prompt!.images.length, 1, 'stage 2: one crop per prompt');
+    assert.equal(it.prompt!.images[0]!.size, 16);
+    assert.equal(it.prompt!.inputIds.filter((id) => id === m.vlm.config.image_token_id).length, 4 * m.vlm.tokensPerImage);
   }
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'mumu-stage2-ref-'));
   await train(cfg, { out, log: () => {}, progress: false });
@@ -152,4 +152,38 @@ test('mumu-stage2 at data.reference_size 2x the ViT side: 4x tokens per crop, an
   const r = await new MumuPipeline(comps).generate(['a', { image: img }, 'dog face'], { steps: 1, seed: 0 });
   assert.equal(r.images.length, 1);
   assert.throws(() => parseTrainConfig({ ...tinyRaw('mumu-stage2'), data: { ...(tinyRaw('mumu-stage2').data as object), reference_size: 2.5 } }), /data\.reference_size/);
+});
+
+test("the stage's scheduler config drives the loss (v target, zero terminal SNR, Min-SNR) and is exported; EMA warms up", async () => {
+  const { randn, noGrad } = await import('../../src/torch/index.ts');
+  const { addNoise, velocity, sampleTrainTimesteps, minSnrWeights } = await import('../../src/diffusion/index.ts');
+  const { emaDecay } = await import('../../src/train/config.ts');
+  const scheduler = { prediction_type: 'v_prediction', rescale_betas_zero_snr: true, timestep_spacing: 'trailing' };
+  const cfg = tinyConfig('t2i-base', { steps: 2, scheduler, loss: { snr_gamma: 5 }, ema: { decay: 0.99, warmup: true }, samples: { every: 2, count: 2, steps: 2, guidance_scale: 2, seed: 3 } });
+  const built = await buildModel(cfg);
+  assert.equal(built.scheduler.prediction_type, 'v_prediction');
+  const runner = new StageRunner(cfg, built);
+  assert.equal(runner.schedule.alphasCumprod.at(-1), 0);
+  const data = await StageData.open(cfg, runner.prompt);
+  const b = runner.batch(await data.batchItems(0));
+  const m = built.model;
+  // the same draws by hand, in the runner's order: posterior sample, noise, timesteps
+  const want = noGrad(() => {
+    const g = new Generator(5);
+    const x0 = m.vae.scaleLatents(m.vae.encode(b.images!).sample(g));
+    const noise = randn([...x0.shape], { generator: g });
+    const t = sampleTrainTimesteps(runner.schedule, x0.size(0), g);
+    const pred = m.forward(addNoise(runner.schedule, x0, noise, t), t, m.encodeText(b.ids!, b.mask), b.mask);
+    return pred.sub(velocity(runner.schedule, x0, noise, t)).square().mul(minSnrWeights(runner.schedule, t, pred, 5, 'v_prediction')).mean().item();
+  });
+  const got = noGrad(() => runner.loss(b, new Generator(5)).loss.item());
+  assert.ok(Math.abs(got - want) < 1e-6 * Math.max(1, want), `${got} vs ${want}`);
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'mumu-sched-'));
+  await train(cfg, { out, log: () => {}, progress: false });
+  const exported = JSON.parse(fs.readFileSync(path.join(out, 'model', 'scheduler', 'scheduler_config.json'), 'utf8'));
+  assert.deepEqual([exported.prediction_type, exported.rescale_betas_zero_snr, exported.timestep_spacing], ['v_prediction', true, 'trailing']);
+  assert.ok(fs.existsSync(path.join(out, 'samples', 'step-000002.png')), 'sample grid drawn through the pipeline');
+  assert.deepEqual([0, 1, 100, 1000].map((k) => emaDecay(cfg.ema!, k)), [0.1, 2 / 11, 101 / 110, 0.99]);
+  assert.equal(emaDecay({ decay: 0.9, warmup: false }, 0), 0.9);
+  await assert.rejects(buildModel(tinyConfig('t2i-base', { scheduler: { rescale_betas_zero_snr: true } })), /needs prediction_type 'v_prediction'/);
 });
