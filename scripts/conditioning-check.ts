@@ -1,18 +1,35 @@
-// Does a text-to-image base use its captions? Noises 8 fixed EmojiWorld scenes at a few timesteps and compares the
-// UNet's eps error given the right caption, the empty caption and a wrong caption (another scene's). A base that
-// ignores its text has the same error for right and wrong captions (docs/TRAINING.md, "What was tried").
-//   node --import tsx scripts/conditioning-check.ts <model folder with a text_encoder> [weights.safetensors]
-// The optional safetensors file (e.g. a checkpoint's ema.safetensors) is loaded over the folder's weights.
+// Does a text-to-image base use its captions, and does it draw what they ask? The proxy measure of the recipe A/Bs
+// (docs/TRAINING.md, "Recipe A/Bs"), in two parts:
+// 1. the caption gap: 8 fixed EmojiWorld scenes encoded by the VAE, noised at a few timesteps, and the UNet's error
+//    (in its own target, eps or v, per the model's scheduler config) given the right caption, the empty caption and
+//    a wrong caption (another scene's). A base that ignores its text has the same error for right and wrong captions.
+// 2. with --generate: one single-object prompt per concept of the suite vocabulary (a fixed background colour and
+//    style each) and one two-object prompt per pair, drawn through MumuPipeline at two seeds, scored by the
+//    independent evaluator: following (top-K among the 28 concepts, as `mumu eval`), asked style, and background
+//    (the asked colour is the nearest EmojiWorld colour to the image's border pixels). Writes a contact sheet.
+//   node --single-threaded-gc --import tsx scripts/conditioning-check.ts <model folder with a text_encoder>
+//     [--weights F.safetensors] [--generate] [--steps 20] [--guidance 4] [--sheet out.png] [--json out.json]
+import fs from 'node:fs';
+import { parseArgs } from 'node:util';
 import { MumuModel } from '../src/models/index.ts';
 import { PromptTokenizer } from '../src/prompt/index.ts';
-import { EmojiWorld } from '../src/data/emoji-world/index.ts';
+import { EmojiWorld, COLORS, STYLES } from '../src/data/emoji-world/index.ts';
 import { tensor, randn, Generator, noGrad, type Tensor } from '../src/torch/index.ts';
 import { loadSafetensors } from '../src/torch/safetensors.ts';
-import { makeSchedule, addNoise } from '../src/diffusion/index.ts';
+import { addNoise, diffusionTarget, readSchedulerConfig, scheduleFromConfig, SD_SCHEDULER_CONFIG } from '../src/diffusion/index.ts';
+import { MumuPipeline, componentsFromModel } from '../src/pipeline.ts';
+import { EmojiEvaluator } from '../src/eval/evaluator.ts';
+import { Judge, promptFollowing, styleAdherence, type Rgb } from '../src/eval/metrics.ts';
+import { gridRows } from '../src/train/stages.ts';
+import { encodePng } from '../src/cli/png.ts';
 
-const [dir, weights] = process.argv.slice(2);
+const { values: o, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { weights: { type: 'string' }, generate: { type: 'boolean' }, steps: { type: 'string' }, guidance: { type: 'string' }, sheet: { type: 'string' }, json: { type: 'string' } },
+});
+const dir = positionals[0];
 if (!dir) {
-  console.error('usage: conditioning-check.ts <model folder> [weights.safetensors]');
+  console.error('usage: conditioning-check.ts <model folder> [--weights F.safetensors] [--generate] [--steps N] [--guidance G] [--sheet F.png] [--json F.json]');
   process.exit(2);
 }
 const model = MumuModel.load(dir).eval();
@@ -20,9 +37,16 @@ if (!model.text_encoder) {
   console.error(`${dir} has no text_encoder: this check is for the text-only base`);
   process.exit(2);
 }
-if (weights) model.loadStateDict(loadSafetensors(weights).tensors, { strict: false });
+if (o.weights) model.loadStateDict(loadSafetensors(o.weights).tensors, { strict: false });
 const tok = await PromptTokenizer.fromFile(`${dir}/tokenizer/tokenizer.json`);
+const schedFile = `${dir}/scheduler/scheduler_config.json`;
+const scheduler = fs.existsSync(schedFile) ? await readSchedulerConfig(schedFile) : SD_SCHEDULER_CONFIG;
+const schedule = scheduleFromConfig(scheduler);
 const side = model.vae.config.sample_size;
+const VOCAB = ['dog-face', 'cat-face', 'panda', 'frog', 'fox', 'pig-face', 'lion', 'penguin', 'rocket', 'red-apple', 'banana', 'watermelon', 'pizza', 'sun', 'crescent-moon', 'house', 'ghost', 'robot', 'snowman', 'cactus', 'strawberry', 'sunflower', 'soccer-ball', 'guitar', 'automobile', 'airplane', 'birthday-cake', 'fire'];
+const report: Record<string, unknown> = { model: dir, weights: o.weights ?? null, scheduler };
+
+// ---- 1. the caption gap ----
 const world = new EmojiWorld({
   size: side, seed: 99, objectCounts: [0.5, 0.5], backgrounds: { solid: 1 },
   concepts: { slugs: ['dog-face', 'rocket', 'sun', 'red-apple', 'banana', 'frog', 'pizza', 'house'] },
@@ -33,7 +57,6 @@ const pixels = new Float32Array(B * 3 * side * side);
 scenes.forEach((sc, b) => {
   for (let i = 0; i < side * side; i++) for (let c = 0; c < 3; c++) pixels[((b * 3 + c) * side * side) + i] = sc.image.data[i * 3 + c]! / 127.5 - 1;
 });
-
 const encode = (captions: string[]): { context: Tensor; mask: Tensor } => {
   const ids = captions.map((c) => [...(tok.bosId !== undefined ? [tok.bosId] : []), ...tok.encodeText(c)]);
   const T = Math.max(...ids.map((x) => x.length));
@@ -42,20 +65,88 @@ const encode = (captions: string[]): { context: Tensor; mask: Tensor } => {
   const mask = tensor(maskArr, { shape: [B, T] });
   return { context: model.encodeText(tensor(idArr, { shape: [B, T] }), mask), mask };
 };
-
+const gap: { t: number; right: number; empty: number; wrong: number; ratio: number }[] = [];
 noGrad(() => {
-  const schedule = makeSchedule();
   const z = model.vae.scaleLatents(model.vae.encode(tensor(pixels, { shape: [B, 3, side, side] })).mode());
   const captions = scenes.map((s) => s.caption);
   const right = encode(captions), empty = encode(captions.map(() => '')), wrong = encode(captions.map((_, i) => captions[(i + 3) % B]!));
   const g = new Generator(0);
-  console.log('t     right    empty    wrong    wrong/right');
-  for (const t of [50, 200, 500, 800]) {
+  console.log(`caption gap (${scheduler.prediction_type} error)\nt     right    empty    wrong    wrong/right`);
+  for (const t of [50, 200, 500, 800, 950]) {
     const noise = randn([...z.shape], { generator: g });
-    const zt = addNoise(schedule, z, noise, new Array(B).fill(t));
+    const ts = new Array(B).fill(t);
+    const zt = addNoise(schedule, z, noise, ts);
+    const target = diffusionTarget(schedule, z, noise, ts, scheduler.prediction_type);
     const tt = tensor(new BigInt64Array(B).fill(BigInt(t)), { shape: [B] });
-    const err = (c: { context: Tensor; mask: Tensor }) => model.unet.forward(zt, tt, c.context, { encoderAttentionMask: c.mask }).sub(noise).pow(2).mean().item();
+    const err = (c: { context: Tensor; mask: Tensor }) => model.unet.forward(zt, tt, c.context, { encoderAttentionMask: c.mask }).sub(target).pow(2).mean().item();
     const [r, e, w] = [err(right), err(empty), err(wrong)];
+    gap.push({ t, right: r, empty: e, wrong: w, ratio: w / r });
     console.log(`${String(t).padEnd(5)} ${r.toFixed(4)}   ${e.toFixed(4)}   ${w.toFixed(4)}   ${(w / r).toFixed(3)}`);
   }
 });
+report.caption_gap = gap;
+report.mean_gap_ratio = gap.reduce((a, x) => a + x.ratio, 0) / gap.length;
+
+// ---- 2. what it draws ----
+if (o.generate) {
+  const steps = Number(o.steps ?? 20), guidance = Number(o.guidance ?? 4), seeds = [0, 1];
+  const trainStyles = STYLES.filter((s) => s.id !== 'emojione');
+  const colorNames = Object.keys(COLORS);
+  const label = (slug: string) => slug.replace(/-/g, ' ');
+  const article = (w: string) => (/^[aeiou]/.test(w) ? 'an' : 'a');
+  interface Case { named: string[]; style: string; bg: string; caption: string }
+  const cases: Case[] = [];
+  VOCAB.forEach((c, i) => {
+    const style = trainStyles[i % trainStyles.length]!, bg = colorNames[(i * 5) % colorNames.length]!;
+    cases.push({ named: [c], style: style.id, bg, caption: `${article(label(c))} ${label(c)} on ${article(bg)} ${bg} background, ${style.phrase} style` });
+  });
+  for (let i = 0; i < VOCAB.length; i += 2) {
+    const [a, b] = [VOCAB[i]!, VOCAB[(i + 9) % VOCAB.length]!];
+    const style = trainStyles[(i / 2) % trainStyles.length]!, bg = colorNames[(i * 3 + 1) % colorNames.length]!;
+    cases.push({ named: [a, b], style: style.id, bg, caption: `${article(label(a))} ${label(a)} and ${article(label(b))} ${label(b)} on ${article(bg)} ${bg} background, ${style.phrase} style` });
+  }
+  const pipe = new MumuPipeline(componentsFromModel(model, { tokenizer: tok, scheduler, name: dir, encoder: 'text' }));
+  const judge = new Judge(EmojiEvaluator.load('models/evaluator'));
+  const vocab = VOCAB.map((s) => judge.conceptIndex(s));
+  const rows: Rgb[][] = [];
+  const score = { one: { follow: 0, style: 0, bg: 0, n: 0 }, two: { follow: 0, style: 0, bg: 0, n: 0 } };
+  const nearest = (im: Rgb) => {
+    const m = [0, 0, 0];
+    let n = 0;
+    for (let y = 0; y < im.height; y++) for (let x = 0; x < im.width; x++) {
+      if (y > 2 && y < im.height - 3 && x > 2 && x < im.width - 3) continue; // a 3 px border
+      for (let c = 0; c < 3; c++) m[c] += im.data[(y * im.width + x) * 3 + c]!;
+      n++;
+    }
+    const mean = m.map((v) => v / n);
+    return colorNames.reduce((a, b) => (dist(COLORS[b]!, mean) < dist(COLORS[a]!, mean) ? b : a));
+  };
+  const dist = (a: readonly number[], b: number[]) => a.reduce((s, v, i) => s + (v - b[i]!) ** 2, 0);
+  const t0 = performance.now();
+  for (const cs of cases) {
+    const row: Rgb[] = [];
+    for (const seed of seeds) {
+      const r = await pipe.generate([{ text: cs.caption }], { steps, guidanceScale: guidance, seed });
+      const im = r.images[0]! as Rgb;
+      row.push(im);
+      const v = judge.views(im);
+      const f = promptFollowing(cs.named.map((c) => judge.conceptIndex(c)), v.windows.map((w) => w.conceptLogits), vocab);
+      const st = styleAdherence(v.whole.styleLogits, judge.styleIndex(cs.style)).hit ? 1 : 0;
+      const s = cs.named.length === 1 ? score.one : score.two;
+      s.follow += f; s.style += st; s.bg += nearest(im) === cs.bg ? 1 : 0; s.n++;
+    }
+    rows.push(row);
+  }
+  const pct = (x: { follow: number; style: number; bg: number; n: number }) => ({ n: x.n, following: x.follow / x.n, style: x.style / x.n, background: x.bg / x.n });
+  report.generate = { steps, guidance, seeds, one_object: pct(score.one), two_objects: pct(score.two), seconds: (performance.now() - t0) / 1000 };
+  console.log(`generated ${cases.length * seeds.length} images in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  console.log('one object :', JSON.stringify(pct(score.one)));
+  console.log('two objects:', JSON.stringify(pct(score.two)));
+  if (o.sheet) {
+    // 8 cases per sheet row, both seeds side by side
+    const flat: Rgb[][] = [];
+    for (let i = 0; i < rows.length; i += 8) flat.push(rows.slice(i, i + 8).flat());
+    fs.writeFileSync(o.sheet, await encodePng(gridRows(flat)));
+  }
+}
+if (o.json) fs.writeFileSync(o.json, JSON.stringify(report, null, 2) + '\n');

@@ -21,6 +21,9 @@ export interface TrainConfig {
   // a model folder to start from (the previous stage's <out>/model), or null to build fresh weights from model_configs
   init: string | null;
   model_configs: string; // folder of vae.json, unet.json, vlm.json, adapter.json, text_encoder.json
+  // parts built fresh from model_configs/<part>.json (with these keys over the file's) instead of taken from init:
+  // e.g. { "unet": { "addition_embed_type": "text" }, "text_encoder": {} } starts a new base on a trained VAE
+  fresh: Partial<Record<'vlm' | 'adapter' | 'unet' | 'vae' | 'text_encoder', Record<string, unknown>>> | null;
   seed: number;
   steps: number;
   batch_size: number;
@@ -73,6 +76,7 @@ export const DEFAULTS: Omit<TrainConfig, 'stage' | 'optimizer'> & { optimizer: O
   description: '',
   init: null,
   model_configs: 'configs/models',
+  fresh: null,
   seed: 0,
   steps: 100,
   batch_size: 8,
@@ -120,7 +124,7 @@ export function parseTrainConfig(raw: unknown, where = 'train config'): TrainCon
   if (!isObj(raw.optimizer) || !Array.isArray(raw.optimizer.groups) || raw.optimizer.groups.length === 0) {
     throw new Error(`${where}: optimizer.groups must list at least one {name, match, lr, weight_decay}`);
   }
-  const c = merge(where, { ...DEFAULTS, stage: '', optimizer: { ...DEFAULTS.optimizer, groups: [] } } as unknown as Obj, raw, new Set(['train', 'init', 'scheduler', 'ema'])) as unknown as TrainConfig;
+  const c = merge(where, { ...DEFAULTS, stage: '', optimizer: { ...DEFAULTS.optimizer, groups: [] } } as unknown as Obj, raw, new Set(['train', 'init', 'scheduler', 'ema', 'fresh'])) as unknown as TrainConfig;
   num(`${where}: steps`, c.steps, { min: 1, int: true });
   num(`${where}: batch_size`, c.batch_size, { min: 1, int: true });
   num(`${where}: grad_accum`, c.grad_accum, { min: 1, int: true });
@@ -138,6 +142,13 @@ export function parseTrainConfig(raw: unknown, where = 'train config'): TrainCon
     if (c.ema.decay >= 1) throw new Error(`${where}: ema.decay must be below 1`);
     c.ema = { decay: c.ema.decay, warmup: c.ema.warmup ?? false };
     if (typeof c.ema.warmup !== 'boolean') throw new Error(`${where}: ema.warmup must be true or false`);
+  }
+  if (c.fresh !== null) {
+    if (!isObj(c.fresh)) throw new Error(`${where}: fresh must be null or {part: {config keys}}`);
+    for (const [k, v] of Object.entries(c.fresh)) {
+      if (!['vlm', 'adapter', 'unet', 'vae', 'text_encoder'].includes(k)) throw new Error(`${where}: fresh.${k}: not a model part (vlm, adapter, unet, vae, text_encoder)`);
+      if (!isObj(v)) throw new Error(`${where}: fresh.${k} must be an object of config keys ({} for the file as it is)`);
+    }
   }
   if (c.scheduler !== null && !isObj(c.scheduler)) throw new Error(`${where}: scheduler must be null or an object of scheduler_config.json keys`);
   if (c.loss.snr_gamma !== null) num(`${where}: loss.snr_gamma`, c.loss.snr_gamma, { min: 0 });

@@ -10,7 +10,7 @@ import { seeded, type Module } from '../nn/index.ts';
 import {
   MumuModel, VisionLanguageModel, Adapter, UNet2DConditionModel, AutoencoderKL, TextEncoder,
   parseVLMConfig, parseAdapterConfig, parseUNetConfig, parseAutoencoderKLConfig, parseCLIPTextConfig, readJson,
-  type MumuTrainingConfig,
+  type MumuTrainingConfig, type MumuParts,
 } from '../models/index.ts';
 import {
   addNoise, sampleTrainTimesteps, diffusionLoss, parseSchedulerConfig, scheduleFromConfig, readSchedulerConfig, SD_SCHEDULER_CONFIG,
@@ -30,6 +30,21 @@ export interface Built {
   scheduler: SchedulerConfig;
 }
 
+// A component built fresh from model_configs/<name>.json with `overrides` over its keys, under a generator seeded by
+// the run (so a fresh part is the same in every run with this seed).
+const FRESH: Record<string, (raw: unknown) => MumuModel[keyof MumuParts]> = {
+  vlm: (raw) => new VisionLanguageModel(parseVLMConfig(raw)),
+  adapter: (raw) => new Adapter(parseAdapterConfig(raw)),
+  unet: (raw) => new UNet2DConditionModel(parseUNetConfig(raw)),
+  vae: (raw) => new AutoencoderKL(parseAutoencoderKLConfig(raw)),
+  text_encoder: (raw) => new TextEncoder(parseCLIPTextConfig(raw)),
+};
+
+function freshComponent(cfg: TrainConfig, name: string, overrides: object = {}) {
+  const file = path.join(cfg.model_configs, `${name}.json`);
+  return FRESH[name]!({ ...(readJson(file) as object), ...overrides });
+}
+
 export async function buildModel(cfg: TrainConfig): Promise<Built> {
   let model: MumuModel, tokenizerJson: object, scheduler: SchedulerConfig = SD_SCHEDULER_CONFIG;
   if (cfg.init) {
@@ -38,15 +53,20 @@ export async function buildModel(cfg: TrainConfig): Promise<Built> {
     tokenizerJson = JSON.parse(fs.readFileSync(path.join(cfg.init, 'tokenizer', 'tokenizer.json'), 'utf8')) as object;
     const schedFile = path.join(cfg.init, 'scheduler', 'scheduler_config.json');
     if (fs.existsSync(schedFile)) scheduler = await readSchedulerConfig(schedFile);
+    // `fresh`: parts started over from model_configs (e.g. a new UNet architecture on a trained VAE)
+    const fresh = Object.entries(cfg.fresh ?? {});
+    if (fresh.length) {
+      const parts = seeded(cfg.seed, () => Object.fromEntries(fresh.map(([name, over]) => [name, freshComponent(cfg, name, over)])));
+      model = new MumuModel({ vlm: model.vlm, adapter: model.adapter, unet: model.unet, vae: model.vae, text_encoder: model.text_encoder, ...parts } as MumuParts);
+    }
   } else {
-    const dir = cfg.model_configs;
-    const read = (f: string) => readJson(path.join(dir, f));
+    const has = (name: string) => fs.existsSync(path.join(cfg.model_configs, `${name}.json`));
     model = seeded(cfg.seed, () => new MumuModel({
-      vlm: new VisionLanguageModel(parseVLMConfig(read('vlm.json'))),
-      adapter: new Adapter(parseAdapterConfig(read('adapter.json'))),
-      unet: new UNet2DConditionModel(parseUNetConfig(read('unet.json'))),
-      vae: new AutoencoderKL(parseAutoencoderKLConfig(read('vae.json'))),
-      text_encoder: fs.existsSync(path.join(dir, 'text_encoder.json')) ? new TextEncoder(parseCLIPTextConfig(read('text_encoder.json'))) : null,
+      vlm: freshComponent(cfg, 'vlm', cfg.fresh?.vlm) as VisionLanguageModel,
+      adapter: freshComponent(cfg, 'adapter', cfg.fresh?.adapter) as Adapter,
+      unet: freshComponent(cfg, 'unet', cfg.fresh?.unet) as UNet2DConditionModel,
+      vae: freshComponent(cfg, 'vae', cfg.fresh?.vae) as AutoencoderKL,
+      text_encoder: has('text_encoder') ? (freshComponent(cfg, 'text_encoder', cfg.fresh?.text_encoder) as TextEncoder) : null,
     }));
     tokenizerJson = buildWordLevelTokenizer(emojiVocabulary());
   }

@@ -1,0 +1,47 @@
+// How much of a picture survives the VAE? Scores 64 EmojiWorld scenes (the training concepts, 1-2 objects, solid or
+// gradient backgrounds) and their VAE reconstructions with the independent evaluator: prompt following (every object
+// found, as `mumu eval` counts it) and style. A generator on these latents cannot score above its VAE's row, so this
+// is the ceiling the diffusion stages work under (docs/TRAINING.md, "VAE").
+//   node --single-threaded-gc --import tsx scripts/vae-check.ts <model folder> [--sheet out.png] [--json out.json]
+import fs from 'node:fs';
+import { parseArgs } from 'node:util';
+import { MumuModel } from '../src/models/index.ts';
+import { EmojiWorld } from '../src/data/emoji-world/index.ts';
+import { tensor, noGrad } from '../src/torch/index.ts';
+import { EmojiEvaluator } from '../src/eval/evaluator.ts';
+import { Judge, promptFollowing, styleAdherence, type Rgb } from '../src/eval/metrics.ts';
+import { toRgb, gridRows } from '../src/train/stages.ts';
+import { encodePng } from '../src/cli/png.ts';
+
+const { values: o, positionals } = parseArgs({ allowPositionals: true, options: { sheet: { type: 'string' }, json: { type: 'string' } } });
+if (!positionals[0]) {
+  console.error('usage: vae-check.ts <model folder> [--sheet out.png] [--json out.json]');
+  process.exit(2);
+}
+const VOCAB = ['dog-face', 'cat-face', 'panda', 'frog', 'fox', 'pig-face', 'lion', 'penguin', 'rocket', 'red-apple', 'banana', 'watermelon', 'pizza', 'sun', 'crescent-moon', 'house', 'ghost', 'robot', 'snowman', 'cactus', 'strawberry', 'sunflower', 'soccer-ball', 'guitar', 'automobile', 'airplane', 'birthday-cake', 'fire'];
+const vae = MumuModel.load(positionals[0]).eval().vae;
+const side = vae.config.sample_size;
+const world = new EmojiWorld({ size: side, seed: 5, objectCounts: [0.5, 0.5], backgrounds: { solid: 0.7, gradient: 0.3 }, concepts: { slugs: VOCAB } });
+const judge = new Judge(EmojiEvaluator.load('models/evaluator'));
+const vocab = VOCAB.map((s) => judge.conceptIndex(s));
+const N = 64, P = side * side;
+const scenes = Array.from({ length: N }, (_, i) => world.scene(i * 5));
+const px = new Float32Array(N * 3 * P);
+scenes.forEach((sc, b) => { for (let i = 0; i < P; i++) for (let c = 0; c < 3; c++) px[(b * 3 + c) * P + i] = sc.image.data[i * 3 + c]! / 127.5 - 1; });
+const x = tensor(px, { shape: [N, 3, side, side] });
+const rec = noGrad(() => vae.decode(vae.encode(x).mode()));
+const mse = noGrad(() => rec.clamp(-1, 1).sub(x).square().mean().item());
+const rows: Record<string, unknown> = { model: positionals[0], latent: [vae.config.latent_channels, side / vae.downsampleFactor], mse };
+for (const [name, ims] of [['render', toRgb(x)], ['reconstruction', toRgb(rec)]] as const) {
+  let f = 0, st = 0;
+  scenes.forEach((sc, i) => {
+    const v = judge.views(ims[i] as Rgb);
+    f += promptFollowing(sc.objects.map((ob) => judge.conceptIndex(ob.slug)), v.windows.map((w) => w.conceptLogits), vocab);
+    st += styleAdherence(v.whole.styleLogits, judge.styleIndex(sc.style)).hit ? 1 : 0;
+  });
+  rows[name] = { following: f / N, style: st / N };
+  console.log(`${name.padEnd(15)} following ${(f / N).toFixed(3)}  style ${(st / N).toFixed(3)}`);
+}
+console.log(`reconstruction MSE ${mse.toFixed(5)} ([-1, 1] pixels)`);
+if (o.sheet) fs.writeFileSync(o.sheet, await encodePng(gridRows([toRgb(x).slice(0, 16), toRgb(rec).slice(0, 16)])));
+if (o.json) fs.writeFileSync(o.json, JSON.stringify(rows, null, 2) + '\n');
