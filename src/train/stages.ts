@@ -111,10 +111,10 @@ export class StageRunner {
   // the prompt side of those components: the trainer encodes its prompts with it
   readonly prompt: PromptSpec;
 
-  constructor(readonly cfg: TrainConfig, readonly built: Built) {
+  constructor(readonly cfg: TrainConfig, readonly built: Built, readonly device = 'cpu') {
     this.schedule = scheduleFromConfig(built.scheduler);
     const c = componentsFromModel(built.model, {
-      tokenizer: built.tokenizer, scheduler: built.scheduler, name: cfg.stage, encoder: TEXT_STAGES.has(cfg.stage) ? 'text' : 'vlm',
+      tokenizer: built.tokenizer, scheduler: built.scheduler, name: cfg.stage, encoder: TEXT_STAGES.has(cfg.stage) ? 'text' : 'vlm', device,
     });
     this.components = cfg.data.reference_size ? c.atReferenceSize!(cfg.data.reference_size) : c;
     // the VLM stage captions images (one per prompt) even though the text-only components take none
@@ -123,8 +123,12 @@ export class StageRunner {
 
   get model(): MumuModel { return this.built.model; }
 
+  // The items as tensors on the run's device.
   batch(items: Item[]): Batch {
-    return collate(items, this.prompt);
+    const b = collate(items, this.prompt);
+    if (this.device === 'cpu') return b;
+    const to = (t: Tensor | null) => t && t.to(this.device);
+    return { ...b, images: to(b.images), ids: to(b.ids), mask: to(b.mask), labels: to(b.labels), pixels: to(b.pixels) };
   }
 
   private context(b: Batch): Conditioning {
@@ -148,8 +152,8 @@ export class StageRunner {
         // paper section 2.1: MSE on VAE latents, for the target the scheduler config names (eps, or v), optionally
         // Min-SNR weighted (loss.snr_gamma)
         const x0 = noGrad(() => m.vae.scaleLatents(m.vae.encode(b.images!).sample(gen)));
-        const noise = randn([...x0.shape], { generator: gen });
-        const t = sampleTrainTimesteps(this.schedule, x0.size(0), gen);
+        const noise = randn([...x0.shape], { generator: gen, device: x0.device });
+        const t = sampleTrainTimesteps(this.schedule, x0.size(0), gen, x0.device);
         const xt = addNoise(this.schedule, x0, noise, t);
         const c = this.context(b);
         const pred = m.forward(xt, t, c.context, c.mask ?? null);
@@ -197,7 +201,7 @@ export class StageRunner {
           const firsts: Tensor[] = [];
           for (const it of items) {
             const n = it.prompt?.images.length ?? 0;
-            firsts.push(n ? F.interpolate(b.pixels!.narrow(0, k, 1), { size: [S, S], mode: 'nearest' }) : full([1, 3, S, S], -1));
+            firsts.push(n ? F.interpolate(b.pixels!.narrow(0, k, 1), { size: [S, S], mode: 'nearest' }) : full([1, 3, S, S], -1, { device: this.device }));
             k += n;
           }
           return toRgb(cat(firsts, 0));
