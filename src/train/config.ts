@@ -21,8 +21,9 @@ export interface TrainConfig {
   // a model folder to start from (the previous stage's <out>/model), or null to build fresh weights from model_configs
   init: string | null;
   model_configs: string; // folder of vae.json, unet.json, vlm.json, adapter.json, text_encoder.json
-  // parts built fresh from model_configs/<part>.json (with these keys over the file's) instead of taken from init:
-  // e.g. { "unet": { "addition_embed_type": "text" }, "text_encoder": {} } starts a new base on a trained VAE
+  // parts built fresh (new weights) instead of taken from init, from the init's <part>/config.json (or, without init,
+  // model_configs/<part>.json) with these keys over it: e.g. { "unet": { "addition_embed_type": "text" },
+  // "text_encoder": {} } starts a new base on a trained VAE
   fresh: Partial<Record<'vlm' | 'adapter' | 'unet' | 'vae' | 'text_encoder', Record<string, unknown>>> | null;
   seed: number;
   steps: number;

@@ -30,8 +30,9 @@ export interface Built {
   scheduler: SchedulerConfig;
 }
 
-// A component built fresh from model_configs/<name>.json with `overrides` over its keys, under a generator seeded by
-// the run (so a fresh part is the same in every run with this seed).
+// A component built fresh, with `overrides` over its config: the init folder's <name>/config.json (the same
+// architecture, new weights) or, without an init, model_configs/<name>.json. Drawn under a generator seeded by the
+// run, so a fresh part is the same in every run with this seed.
 const FRESH: Record<string, (raw: unknown) => MumuModel[keyof MumuParts]> = {
   vlm: (raw) => new VisionLanguageModel(parseVLMConfig(raw)),
   adapter: (raw) => new Adapter(parseAdapterConfig(raw)),
@@ -41,7 +42,7 @@ const FRESH: Record<string, (raw: unknown) => MumuModel[keyof MumuParts]> = {
 };
 
 function freshComponent(cfg: TrainConfig, name: string, overrides: object = {}) {
-  const file = path.join(cfg.model_configs, `${name}.json`);
+  const file = cfg.init ? path.join(cfg.init, name, 'config.json') : path.join(cfg.model_configs, `${name}.json`);
   return FRESH[name]!({ ...(readJson(file) as object), ...overrides });
 }
 
