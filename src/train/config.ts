@@ -5,7 +5,7 @@ import path from 'node:path';
 import { parseTrainingConfig, type MumuTrainingConfig } from '../models/index.ts';
 import type { ConceptFilter } from '../data/emoji-world/index.ts';
 
-export const STAGES = ['vae', 't2i-base', 'vlm', 'mumu-stage1', 'mumu-stage2', 'style-finetune'] as const;
+export const STAGES = ['vae', 't2i-base', 'vlm', 'adapter-align', 'mumu-stage1', 'mumu-stage2', 'style-finetune'] as const;
 export type StageName = (typeof STAGES)[number];
 
 export interface GroupConfig {

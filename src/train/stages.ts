@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  Tensor, F, Generator, randn, full, cat, noGrad, tidy, tensor,
+  Tensor, F, Generator, randn, full, cat, noGrad, tidy,
 } from '../torch/index.ts';
 import { seeded, type Module } from '../nn/index.ts';
 import {
@@ -149,6 +149,17 @@ export class StageRunner {
         const loss = m.vlm.captionLoss(b.ids!, b.pixels, b.labels!, b.mask);
         return { loss, parts: {} };
       }
+      case 'adapter-align': {
+        // The adapter's warm start (Kosmos-G's AlignerNet, arXiv 2310.02992 section 3.2, in its MSE form): on text-only
+        // prompts, VLM -> adapter is regressed onto the text-only base's text encoder states for the same tokens, so
+        // the MUMU stage starts from a model that already follows text as well as the base, and only has to learn what
+        // the images add. Mean squared error over real tokens.
+        const target = noGrad(() => m.encodeText(b.ids!, b.mask));
+        const pred = m.encodePrompt({ inputIds: b.ids!, pixels: null, attentionMask: b.mask });
+        const w = b.mask!.unsqueeze(-1);
+        const loss = pred.sub(target).square().mul(w).sum().div(w.sum().mul(pred.size(-1)));
+        return { loss, parts: {} };
+      }
       default: {
         // paper section 2.1: MSE on VAE latents, for the target the scheduler config names (eps, or v), optionally
         // Min-SNR weighted (loss.snr_gamma)
@@ -214,22 +225,14 @@ export class StageRunner {
     }
   }
 
-  // Greedy decoding of prompt i's caption from its image (no KV cache: the captions are short).
+  // Greedy decoding of prompt i's caption from its image.
   private greedyCaption(b: Batch, i: number): string {
     const t = this.built.tokenizer;
     const labels = b.labels!.select(0, i).toList() as number[];
     const ids = (b.ids!.select(0, i).toList() as number[]).slice(0, labels.findIndex((l) => l !== -100));
-    const img = b.pixels!.narrow(0, i, 1);
-    const out: number[] = [];
-    for (let k = 0; k < 24; k++) {
-      const x = tensor(BigInt64Array.from([...ids, ...out].map(BigInt)), { shape: [1, ids.length + out.length] });
-      const { logits } = this.model.vlm.forward(x, img, { logits: true });
-      const next = logits!.select(1, -1 + x.size(1)).argmax(-1).item();
-      if (next === t.eosId) break;
-      out.push(next);
-    }
-    return t.decode(out);
+    return t.decode(this.model.vlm.greedy(ids, b.pixels!.narrow(0, i, 1), { eosId: t.eosId }));
   }
+
 }
 
 export interface RGBImage { width: number; height: number; channels: 3; data: Uint8Array }

@@ -17,6 +17,7 @@ const INTENDED: Record<string, RegExp> = {
   't2i-base': /^(unet|text_encoder)\./,
   'style-finetune': /^unet\./,
   vlm: /^vlm\./,
+  'adapter-align': /^adapter\./,
   'mumu-stage1': /^(adapter\.|unet\..*lora_[AB]|vlm\.model\.(connector|text_model)\..*lora_[AB])/,
   'mumu-stage2': /^(adapter\.|unet\..*lora_[AB]|vlm\.model\.(connector|text_model)\..*lora_[AB])/,
 };
