@@ -25,6 +25,9 @@ export interface TrainConfig {
   // model_configs/<part>.json) with these keys over it: e.g. { "unet": { "addition_embed_type": "text" },
   // "text_encoder": {} } starts a new base on a trained VAE
   fresh: Partial<Record<'vlm' | 'adapter' | 'unet' | 'vae' | 'text_encoder', Record<string, unknown>>> | null;
+  // parts taken from other model folders instead of init (e.g. { "vlm": "runs/vlm/model" }: a VLM trained on its own,
+  // joined to a base); their tokenizer must be init's
+  from: Partial<Record<'vlm' | 'adapter' | 'unet' | 'vae' | 'text_encoder', string>> | null;
   seed: number;
   steps: number;
   batch_size: number;
@@ -78,6 +81,7 @@ export const DEFAULTS: Omit<TrainConfig, 'stage' | 'optimizer'> & { optimizer: O
   init: null,
   model_configs: 'configs/models',
   fresh: null,
+  from: null,
   seed: 0,
   steps: 100,
   batch_size: 8,
@@ -125,7 +129,7 @@ export function parseTrainConfig(raw: unknown, where = 'train config'): TrainCon
   if (!isObj(raw.optimizer) || !Array.isArray(raw.optimizer.groups) || raw.optimizer.groups.length === 0) {
     throw new Error(`${where}: optimizer.groups must list at least one {name, match, lr, weight_decay}`);
   }
-  const c = merge(where, { ...DEFAULTS, stage: '', optimizer: { ...DEFAULTS.optimizer, groups: [] } } as unknown as Obj, raw, new Set(['train', 'init', 'scheduler', 'ema', 'fresh'])) as unknown as TrainConfig;
+  const c = merge(where, { ...DEFAULTS, stage: '', optimizer: { ...DEFAULTS.optimizer, groups: [] } } as unknown as Obj, raw, new Set(['train', 'init', 'scheduler', 'ema', 'fresh', 'from'])) as unknown as TrainConfig;
   num(`${where}: steps`, c.steps, { min: 1, int: true });
   num(`${where}: batch_size`, c.batch_size, { min: 1, int: true });
   num(`${where}: grad_accum`, c.grad_accum, { min: 1, int: true });
@@ -149,6 +153,15 @@ export function parseTrainConfig(raw: unknown, where = 'train config'): TrainCon
     for (const [k, v] of Object.entries(c.fresh)) {
       if (!['vlm', 'adapter', 'unet', 'vae', 'text_encoder'].includes(k)) throw new Error(`${where}: fresh.${k}: not a model part (vlm, adapter, unet, vae, text_encoder)`);
       if (!isObj(v)) throw new Error(`${where}: fresh.${k} must be an object of config keys ({} for the file as it is)`);
+    }
+  }
+  if (c.from !== null) {
+    if (!isObj(c.from)) throw new Error(`${where}: from must be null or {part: model folder}`);
+    if (!c.init) throw new Error(`${where}: from needs an init model folder to join the parts to`);
+    for (const [k, v] of Object.entries(c.from)) {
+      if (!['vlm', 'adapter', 'unet', 'vae', 'text_encoder'].includes(k)) throw new Error(`${where}: from.${k}: not a model part (vlm, adapter, unet, vae, text_encoder)`);
+      if (typeof v !== 'string') throw new Error(`${where}: from.${k} must be a model folder path`);
+      if (c.fresh && k in c.fresh) throw new Error(`${where}: ${k} is both fresh and from ${v}`);
     }
   }
   if (c.scheduler !== null && !isObj(c.scheduler)) throw new Error(`${where}: scheduler must be null or an object of scheduler_config.json keys`);
@@ -181,7 +194,8 @@ export function readTrainConfig(file: string): TrainConfig {
   }
   const c = parseTrainConfig(raw, file);
   // paths in a config are relative to the working directory (configs are run from the repo root)
-  return { ...c, model_configs: path.resolve(c.model_configs), init: c.init && path.resolve(c.init), data: { ...c.data, shards: c.data.shards && path.resolve(c.data.shards) } };
+  const from = c.from && Object.fromEntries(Object.entries(c.from).map(([k, v]) => [k, path.resolve(v)]));
+  return { ...c, from, model_configs: path.resolve(c.model_configs), init: c.init && path.resolve(c.init), data: { ...c.data, shards: c.data.shards && path.resolve(c.data.shards) } };
 }
 
 // The EMA decay at optimizer step `step` (0-based: the first update is step 0).

@@ -54,12 +54,16 @@ export async function buildModel(cfg: TrainConfig): Promise<Built> {
     tokenizerJson = JSON.parse(fs.readFileSync(path.join(cfg.init, 'tokenizer', 'tokenizer.json'), 'utf8')) as object;
     const schedFile = path.join(cfg.init, 'scheduler', 'scheduler_config.json');
     if (fs.existsSync(schedFile)) scheduler = await readSchedulerConfig(schedFile);
-    // `fresh`: parts started over from model_configs (e.g. a new UNet architecture on a trained VAE)
+    // `fresh`: parts started over (e.g. a new UNet on a trained VAE); `from`: parts trained elsewhere (a VLM)
     const fresh = Object.entries(cfg.fresh ?? {});
-    if (fresh.length) {
-      const parts = seeded(cfg.seed, () => Object.fromEntries(fresh.map(([name, over]) => [name, freshComponent(cfg, name, over)])));
-      model = new MumuModel({ vlm: model.vlm, adapter: model.adapter, unet: model.unet, vae: model.vae, text_encoder: model.text_encoder, ...parts } as MumuParts);
+    const parts: Partial<MumuParts> = seeded(cfg.seed, () => Object.fromEntries(fresh.map(([name, over]) => [name, freshComponent(cfg, name, over)])));
+    for (const [name, dir] of Object.entries(cfg.from ?? {})) {
+      const tok = path.join(dir, 'tokenizer', 'tokenizer.json');
+      if (!fs.existsSync(tok)) throw new Error(`from.${name}: ${dir} is not a model folder with a tokenizer`);
+      if (JSON.stringify(JSON.parse(fs.readFileSync(tok, 'utf8'))) !== JSON.stringify(tokenizerJson)) throw new Error(`from.${name}: ${dir} has another tokenizer than init ${cfg.init}`);
+      (parts as Record<string, unknown>)[name] = MumuModel.load(dir)[name as keyof MumuParts];
     }
+    if (Object.keys(parts).length) model = new MumuModel({ vlm: model.vlm, adapter: model.adapter, unet: model.unet, vae: model.vae, text_encoder: model.text_encoder, ...parts });
   } else {
     const has = (name: string) => fs.existsSync(path.join(cfg.model_configs, `${name}.json`));
     model = seeded(cfg.seed, () => new MumuModel({

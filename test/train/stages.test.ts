@@ -207,4 +207,12 @@ test("'fresh' parts: new weights (the init's architecture, with overrides) while
   const again = await buildModel(tinyConfig('t2i-base', { init, fresh: { unet: {} }, seed: 7 }));
   assert.ok(equal(again.model.unet.conv_in.weight, b.model.unet.conv_in.weight), 'the same seed draws the same fresh part');
   assert.throws(() => tinyConfig('t2i-base', { fresh: { unet2: {} } }), /fresh\.unet2: not a model part/);
+  // `from`: a part trained elsewhere (here: the fresh-UNet model's UNet) joined to the init's other parts
+  const other = fs.mkdtempSync(path.join(os.tmpdir(), 'mumu-from-'));
+  b.model.save(other);
+  fs.cpSync(path.join(init, 'tokenizer'), path.join(other, 'tokenizer'), { recursive: true });
+  const c = await buildModel(tinyConfig('t2i-base', { init, from: { unet: other } }));
+  assert.ok(equal(c.model.unet.conv_in.weight, b.model.unet.conv_in.weight), 'UNet from the other folder');
+  assert.ok(equal(c.model.vae.encoder.conv_in.weight, kept.model.vae.encoder.conv_in.weight), 'VAE from init');
+  assert.throws(() => tinyConfig('t2i-base', { from: { unet: other } }), /from needs an init/);
 });
