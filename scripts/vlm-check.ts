@@ -3,17 +3,19 @@
 // greedily; the caption must name the concept and the style in exact words ("a dog face, noto style"). Bar: >= 90%
 // each. MUMU's encoder hands the UNet what the VLM understands of a reference, so a VLM that misnames crops caps
 // what the images can add.
-//   node --single-threaded-gc --import tsx scripts/vlm-check.ts <model folder> [--n 200] [--json out.json]
+//   node --single-threaded-gc --import tsx scripts/vlm-check.ts <model folder> [--weights ckpt/weights.safetensors]
+//     [--n 200] [--json out.json]
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { MumuModel } from '../src/models/index.ts';
 import { EmojiWorld, STYLES } from '../src/data/emoji-world/index.ts';
 import { crop, clampBox } from '../src/data/image.ts';
 import { noGrad } from '../src/torch/index.ts';
+import { loadSafetensors } from '../src/torch/safetensors.ts';
 import { PromptTokenizer, encodePrompt, collatePrompts } from '../src/prompt/index.ts';
 import { componentsFromModel } from '../src/pipeline.ts';
 
-const { values: o, positionals } = parseArgs({ allowPositionals: true, options: { n: { type: 'string' }, json: { type: 'string' }, seed: { type: 'string' } } });
+const { values: o, positionals } = parseArgs({ allowPositionals: true, options: { n: { type: 'string' }, json: { type: 'string' }, seed: { type: 'string' }, weights: { type: 'string' } } });
 if (!positionals[0]) {
   console.error('usage: vlm-check.ts <model folder> [--n 200] [--json out.json]');
   process.exit(2);
@@ -21,6 +23,8 @@ if (!positionals[0]) {
 const dir = positionals[0];
 const VOCAB = ['dog-face', 'cat-face', 'panda', 'frog', 'fox', 'pig-face', 'lion', 'penguin', 'rocket', 'red-apple', 'banana', 'watermelon', 'pizza', 'sun', 'crescent-moon', 'house', 'ghost', 'robot', 'snowman', 'cactus', 'strawberry', 'sunflower', 'soccer-ball', 'guitar', 'automobile', 'airplane', 'birthday-cake', 'fire'];
 const model = MumuModel.load(dir).eval();
+// a checkpoint's weights (e.g. runs/vlm/checkpoints/ckpt-N/weights.safetensors) over the folder's
+if (o.weights) model.loadStateDict(loadSafetensors(o.weights).tensors, { strict: false });
 const tokenizer = await PromptTokenizer.fromFile(`${dir}/tokenizer/tokenizer.json`);
 const spec = componentsFromModel(model, { tokenizer }).prompt;
 // the training split only: the held-out concepts are not the VLM's to name
