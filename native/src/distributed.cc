@@ -89,11 +89,28 @@ std::string reasonOf(std::exception_ptr e) {
 
 bool has(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
 
+// A failure of the connections (a peer gone, a timeout) leaves the group unusable; an argument the backend refuses
+// (a dtype Gloo cannot reduce) fails the same way on every rank before anything is sent, and does not.
+bool connectionLost(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const ::gloo::IoException&) {
+    return true;
+  } catch (const std::exception& err) {
+    std::string m = err.what();
+    return has(m, "imed out") || has(m, "imeout") || has(m, "NCCL") || has(m, "closed") || has(m, "reset");
+  } catch (...) {
+    return true;
+  }
+}
+
 std::string failureMessage(const Group& g, const std::string& op, const std::string& why) {
   std::ostringstream o;
   o << "rank " << g.rank << " of " << g.size << ": " << op << " failed: " << why;
   if (has(why, "closed by peer") || has(why, "reset by peer") || has(why, "Broken pipe") || has(why, "Connection refused"))
     o << " (another rank exited or its host went away)";
+  else if ((has(why, "imed out") || has(why, "imeout")) && op.rfind("rendezvous", 0) == 0)
+    o << " (no answer within " << g.timeout.count() / 1000.0 << " s: is every rank started, with the same master address and port?)";
   else if (has(why, "imed out") || has(why, "imeout"))
     o << " (no answer within " << g.timeout.count() / 1000.0 << " s: a rank is missing, stuck or unreachable)";
   return o.str();
@@ -266,8 +283,10 @@ Napi::Value waitAll(Napi::Env env, GroupPtr g, std::string op, std::shared_ptr<s
   return run(env, [g, op, buckets, after]() {
     at::NoGradGuard noGrad;  // grad mode is per thread: copying into parameters must not record a graph
     bool cuda = false;
+    std::string of;
     try {
       for (Bucket& b : *buckets) {
+        if (b.flat.defined()) of = std::string(" of ") + c10::toString(b.flat.scalar_type()) + " tensors";
         b.work->wait();  // bounded by the group's timeout (Gloo's own, NCCL's blocking wait)
         if (after) after(b);
         unpack(b);
@@ -277,8 +296,8 @@ Napi::Value waitAll(Napi::Env env, GroupPtr g, std::string op, std::shared_ptr<s
       if (cuda) at::detail::getCUDAHooks().deviceSynchronize(at::detail::getCUDAHooks().current_device());
 #endif
     } catch (...) {
-      std::string m = failureMessage(*g, op, reasonOf(std::current_exception()));
-      g->fail(m);
+      std::string m = failureMessage(*g, op + of, reasonOf(std::current_exception()));
+      if (connectionLost(std::current_exception())) g->fail(m);
       throw std::runtime_error(m);
     }
   });
@@ -289,13 +308,32 @@ void checkUsable(const Napi::Env& env, Group& g) {
   if (!f.empty()) throw Napi::Error::New(env, "the process group is unusable after an earlier failure: " + f);
 }
 
-c10::intrusive_ptr<c10d::Work> issue(Group& g, const std::string& op, std::function<c10::intrusive_ptr<c10d::Work>()> call) {
+// Gloo in libtorch 1.13 moves these dtypes only (2.x adds bfloat16): refuse others before issuing anything, with the
+// names a user knows, instead of Gloo's "Invalid scalar type" from inside the collective.
+void checkDtypes(const Group& g, const std::vector<at::Tensor>& ts, const std::string& op) {
+#if TORCH_VERSION_MAJOR < 2
+  for (const at::Tensor& t : ts) {
+    if (t.is_cuda() && g.nccl) continue;
+    switch (t.scalar_type()) {
+      case at::kFloat: case at::kDouble: case at::kHalf: case at::kChar: case at::kByte: case at::kInt: case at::kLong:
+        continue;
+      default:
+        throw std::runtime_error(op + ": Gloo (libtorch " TORCH_VERSION ") cannot move " + c10::toString(t.scalar_type()) +
+                                 " tensors (float32, float64, float16, int8, uint8, int32, int64 only): convert them first");
+    }
+  }
+#endif
+}
+
+// Issuing checks the arguments (a dtype the backend cannot reduce, say) before anything is sent: an error here leaves
+// the group usable.
+c10::intrusive_ptr<c10d::Work> issue(Group& g, const std::string& op, const at::Tensor& flat,
+                                     std::function<c10::intrusive_ptr<c10d::Work>()> call) {
   try {
     return call();
   } catch (...) {
-    std::string m = failureMessage(g, op, reasonOf(std::current_exception()));
-    g.fail(m);
-    throw std::runtime_error(m);
+    std::string of = flat.defined() ? std::string(" of ") + c10::toString(flat.scalar_type()) + " tensors" : "";
+    throw std::runtime_error(failureMessage(g, op + of, reasonOf(std::current_exception())));
   }
 }
 
@@ -315,13 +353,14 @@ Napi::Value AllReduce(const Napi::CallbackInfo& i) {
     for (auto& t : ts)
       if (!at::isFloatingType(t.scalar_type()) && !at::isComplexType(t.scalar_type()))
         throw Napi::TypeError::New(i.Env(), std::string("allReduce 'avg' needs floating-point tensors, got ") + c10::toString(t.scalar_type()));
+  checkDtypes(*g, ts, "allReduce");
   at::NoGradGuard noGrad;
   auto buckets = std::make_shared<std::vector<Bucket>>(bucketize(ts, cap));
   pack(*buckets, true);
   std::string what = "allReduce(" + op + ")";
   for (Bucket& b : *buckets) {
     std::vector<at::Tensor> one{b.flat};
-    b.work = issue(*g, what, [&] { return backendFor(*g, b.flat).allreduce(one, opts); });
+    b.work = issue(*g, what, b.flat, [&] { return backendFor(*g, b.flat).allreduce(one, opts); });
   }
   int size = g->size;
   std::function<void(Bucket&)> after = nullptr;
@@ -337,6 +376,7 @@ Napi::Value Broadcast(const Napi::CallbackInfo& i) {
   int64_t root = i64(i[2]);
   int64_t cap = i64(i[3]);
   if (root < 0 || root >= g->size) throw Napi::RangeError::New(i.Env(), "broadcast: root " + std::to_string(root) + " is not a rank of a group of " + std::to_string(g->size));
+  checkDtypes(*g, ts, "broadcast");
   at::NoGradGuard noGrad;
   auto buckets = std::make_shared<std::vector<Bucket>>(bucketize(ts, cap));
   pack(*buckets, /*fillValues=*/g->rank == root);
@@ -345,7 +385,7 @@ Napi::Value Broadcast(const Napi::CallbackInfo& i) {
   std::string what = "broadcast(root " + std::to_string(root) + ")";
   for (Bucket& b : *buckets) {
     std::vector<at::Tensor> one{b.flat};
-    b.work = issue(*g, what, [&] { return backendFor(*g, b.flat).broadcast(one, opts); });
+    b.work = issue(*g, what, b.flat, [&] { return backendFor(*g, b.flat).broadcast(one, opts); });
   }
   return waitAll(i.Env(), g, what, buckets, nullptr);
 }
@@ -356,7 +396,7 @@ Napi::Value Barrier(const Napi::CallbackInfo& i) {
   checkUsable(i.Env(), *g);
   auto buckets = std::make_shared<std::vector<Bucket>>(1);
   (*buckets)[0].inPlace = true;
-  (*buckets)[0].work = issue(*g, "barrier", [&] { return g->gloo->barrier(c10d::BarrierOptions()); });
+  (*buckets)[0].work = issue(*g, "barrier", at::Tensor(), [&] { return g->gloo->barrier(c10d::BarrierOptions()); });
   return waitAll(i.Env(), g, "barrier", buckets, nullptr);
 }
 

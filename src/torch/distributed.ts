@@ -78,8 +78,9 @@ const handles = (ts: Tensor[], what: string) => {
 export class ProcessGroup {
   #h: unknown;
 
+  // bucketBytes: the flat-bucket size of later allReduce / broadcast calls (every rank must use the same)
   constructor(handle: unknown, readonly rank: number, readonly worldSize: number, readonly localRank: number,
-    readonly backend: Backend, readonly timeoutMs: number, readonly bucketBytes: number) {
+    readonly backend: Backend, readonly timeoutMs: number, public bucketBytes: number) {
     this.#h = handle;
   }
 
@@ -89,17 +90,17 @@ export class ProcessGroup {
   }
 
   // In place: every rank's tensors end up holding the elementwise sum / mean / max / min over the ranks.
-  allReduce(tensors: Tensor[], op: ReduceOp = 'sum'): Promise<void> {
+  async allReduce(tensors: Tensor[], op: ReduceOp = 'sum'): Promise<void> {
     return N.distAllReduce(this.#handle('allReduce'), handles(tensors, 'allReduce'), op, this.bucketBytes) as Promise<void>;
   }
 
   // In place: every rank's tensors get root's values.
-  broadcast(tensors: Tensor[], root = 0): Promise<void> {
+  async broadcast(tensors: Tensor[], root = 0): Promise<void> {
     return N.distBroadcast(this.#handle('broadcast'), handles(tensors, 'broadcast'), root, this.bucketBytes) as Promise<void>;
   }
 
   // Resolves once every rank has called it.
-  barrier(): Promise<void> {
+  async barrier(): Promise<void> {
     return N.distBarrier(this.#handle('barrier')) as Promise<void>;
   }
 
