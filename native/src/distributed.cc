@@ -246,20 +246,18 @@ std::vector<Bucket> bucketize(const std::vector<at::Tensor>& ts, int64_t capByte
   return out;
 }
 
-void pack(std::vector<Bucket>& buckets, bool fillValues) {
-  for (Bucket& b : buckets) {
-    if (b.members.size() == 1 && b.members[0].is_contiguous()) {
-      b.flat = b.members[0].view({-1});
-      b.inPlace = true;
-    } else if (fillValues) {
-      std::vector<at::Tensor> flat;
-      for (auto& t : b.members) flat.push_back(t.reshape({-1}));
-      b.flat = at::cat(flat);
-    } else {
-      int64_t n = 0;
-      for (auto& t : b.members) n += t.numel();
-      b.flat = at::empty({n}, b.members[0].options());
-    }
+void pack(Bucket& b, bool fillValues) {
+  if (b.members.size() == 1 && b.members[0].is_contiguous()) {
+    b.flat = b.members[0].view({-1});
+    b.inPlace = true;
+  } else if (fillValues) {
+    std::vector<at::Tensor> flat;
+    for (auto& t : b.members) flat.push_back(t.reshape({-1}));
+    b.flat = at::cat(flat);
+  } else {
+    int64_t n = 0;
+    for (auto& t : b.members) n += t.numel();
+    b.flat = at::empty({n}, b.members[0].options());
   }
 }
 
@@ -356,9 +354,9 @@ Napi::Value AllReduce(const Napi::CallbackInfo& i) {
   checkDtypes(*g, ts, "allReduce");
   at::NoGradGuard noGrad;
   auto buckets = std::make_shared<std::vector<Bucket>>(bucketize(ts, cap));
-  pack(*buckets, true);
   std::string what = "allReduce(" + op + ")";
-  for (Bucket& b : *buckets) {
+  for (Bucket& b : *buckets) {  // each bucket on its way before the next is packed
+    pack(b, true);
     std::vector<at::Tensor> one{b.flat};
     b.work = issue(*g, what, b.flat, [&] { return backendFor(*g, b.flat).allreduce(one, opts); });
   }
@@ -379,11 +377,11 @@ Napi::Value Broadcast(const Napi::CallbackInfo& i) {
   checkDtypes(*g, ts, "broadcast");
   at::NoGradGuard noGrad;
   auto buckets = std::make_shared<std::vector<Bucket>>(bucketize(ts, cap));
-  pack(*buckets, /*fillValues=*/g->rank == root);
   c10d::BroadcastOptions opts;
   opts.rootRank = root;
   std::string what = "broadcast(root " + std::to_string(root) + ")";
   for (Bucket& b : *buckets) {
+    pack(b, /*fillValues=*/g->rank == root);
     std::vector<at::Tensor> one{b.flat};
     b.work = issue(*g, what, b.flat, [&] { return backendFor(*g, b.flat).broadcast(one, opts); });
   }
