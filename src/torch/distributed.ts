@@ -32,7 +32,8 @@ export interface InitOptions {
   backend?: Backend;
   // Bound on every wait: rendezvous, each collective (default MUMU_DIST_TIMEOUT_S seconds, or 60 s).
   timeoutMs?: number;
-  // A file every rank can reach (a shared file system) as the rendezvous store instead of TCP (torch's file://).
+  // A file every rank can reach (a shared file system) as the rendezvous store instead of TCP (torch's file://);
+  // a path no earlier group used (the store keeps its keys in it).
   storePath?: string;
   // Flat buckets for allReduce / broadcast: tensors of one dtype are packed up to this many bytes per collective
   // (DDP's default, 25 MiB); 0 sends each tensor on its own.

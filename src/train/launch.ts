@@ -175,7 +175,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
 // In a worker started by launch(): stop when the launcher goes away (its IPC channel closes, which the kernel does
 // even when the launcher is SIGKILLed). SIGTERM first, so a trainer can finish its step and checkpoint; exit after
 // graceMs regardless. Does nothing outside launch().
-export function watchLauncher(graceMs = 30_000, log: (l: string) => void = (l) => process.stderr.write(l + '\n')): void {
+export function watchLauncher(graceMs = 1000 * Number(process.env.MUMU_LAUNCH_GRACE_S ?? 30), log: (l: string) => void = (l) => process.stderr.write(l + '\n')): void {
   const pid = process.env.MUMU_LAUNCHER_PID;
   if (!pid || !process.channel) return;
   process.on('disconnect', () => {
