@@ -4,9 +4,11 @@
 //
 // The step is the trainer's own (src/train/trainer.ts microStep + optimizerUpdate): collate, VAE encode (no grad),
 // noise, VLM -> adapter -> UNet, eps MSE, backward, grad clipping, AdamW, zero grad. One batch (the config's batch
-// size) is fixed and each step re-seeds the generator, so every step sees the same images, noise and timesteps. The
+// size) is fixed, and its draws are per item (src/train/draws.ts), so every step sees the same images, noise and
+// timesteps. The
 // weights (models/emoji-default, fp16 loaded as fp32, plus the run's LoRA init) and the batch go to a temp
-// safetensors pair the Python peer loads strictly; it checks its draws equal ours and reports its first-step loss,
+// safetensors pair the Python peer loads strictly; it draws from the same per-item seeds, checks its draws equal ours
+// and reports its first-step loss,
 // which must match mumu's (< 1e-4 relative).
 //
 // mumu and Python alternate rounds (this VM's speed drifts) and each keeps its best median step time, wall-clock and
@@ -26,6 +28,7 @@ import { readTrainConfig, type TrainConfig } from '../src/train/config.ts';
 import { StageData } from '../src/train/data.ts';
 import { buildModel, applyPlan, StageRunner } from '../src/train/stages.ts';
 import { buildOptimizer, microStep, optimizerUpdate } from '../src/train/trainer.ts';
+import { itemDrawSeed } from '../src/train/draws.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PY = '/usr/bin/python3'; // the pyenv python3 first on PATH has no torch
@@ -67,23 +70,23 @@ async function benchConfig(file: string) {
   const params = trainable.map(([, p]) => p);
   const data = await StageData.open(cfg, runner.prompt);
   const items = await data.batchItems(0);
-  const gen = new t.Generator(cfg.seed);
-  const state0 = t.keep(gen.getState());
 
   // ---- the batch and the weights, for the Python peer ----
   const dir = mkdtempSync(join(tmpdir(), 'mumu-bench-train-'));
   const b = runner.batch(items);
   const [B, , S] = b.images!.shape as number[];
   const f = model.vae.downsampleFactor, L = model.vae.config.latent_channels;
-  // the draws runner.loss makes, in its order: posterior sample, noise, timesteps
-  const replay = new t.Generator(0).setState(state0);
+  // the draws runner.loss makes, item by item from each item's own generator: posterior sample, noise, timestep
+  const seeds = b.indices.map((j) => itemDrawSeed(cfg.seed, j));
+  const perItem = seeds.map((s) => {
+    const g = new t.Generator(s);
+    return [t.randn([1, L, S! / f, S! / f], { generator: g }), t.randn([1, L, S! / f, S! / f], { generator: g }), t.randint(0, runner.schedule.config.numTrainTimesteps, [1], { generator: g })];
+  });
   const draws = {
-    posterior_eps: t.randn([B!, L, S! / f, S! / f], { generator: replay }),
-    noise: t.randn([B!, L, S! / f, S! / f], { generator: replay }),
-    timesteps: t.randint(0, runner.schedule.config.numTrainTimesteps, [B!], { generator: replay }),
+    posterior_eps: t.cat(perItem.map((d) => d[0]!)), noise: t.cat(perItem.map((d) => d[1]!)), timesteps: t.cat(perItem.map((d) => d[2]!)),
   };
   const batchTensors: Record<string, t.Tensor> = {
-    images: b.images!, input_ids: b.ids!, attention_mask: b.mask!, generator_state: state0, ...draws,
+    images: b.images!, input_ids: b.ids!, attention_mask: b.mask!, item_seeds: t.tensor(BigInt64Array.from(seeds.map(BigInt))), ...draws,
     ...(b.pixels ? { pixel_values: b.pixels } : {}),
   };
   t.saveSafetensors(join(dir, 'batch.safetensors'), batchTensors);
@@ -110,8 +113,7 @@ async function benchConfig(file: string) {
     return [performance.now() - w0, cpuMs() - c0];
   };
   const step = () => {
-    gen.setState(state0);
-    const r = microStep(runner, items, gen, cfg.grad_accum);
+    const r = microStep(runner, items);
     const gradNorm = optimizerUpdate(opt, params, cfg.clip_grad_norm);
     return { loss: r.loss, gradNorm };
   };
@@ -119,10 +121,9 @@ async function benchConfig(file: string) {
   const profile = (n: number): Record<string, number> => {
     const parts: Record<string, number[]> = { forward: [], backward: [], update: [] };
     for (let i = 0; i < n; i++) {
-      gen.setState(state0);
       t.tidy(() => {
         let loss: t.Tensor | undefined;
-        parts.forward!.push(timed(() => void (loss = runner.loss(runner.batch(items), gen).loss).item())[1]);
+        parts.forward!.push(timed(() => void (loss = runner.loss(runner.batch(items)).loss).item())[1]);
         parts.backward!.push(timed(() => loss!.backward())[1]);
       });
       parts.update!.push(timed(() => optimizerUpdate(opt, params, cfg.clip_grad_norm))[1]);

@@ -624,13 +624,13 @@ class AutoencoderKL(nn.Module):
         self.quant_conv = nn.Conv2d(2 * L, 2 * L, 1) if c['use_quant_conv'] else None
         self.post_quant_conv = nn.Conv2d(L, L, 1) if c['use_post_quant_conv'] else None
 
-    def encode_sample_scaled(self, x, generator):  # posterior sample, scaled for the diffusion model
+    def encode_sample_scaled(self, x, gens):  # posterior sample (one generator per item), scaled for the diffusion model
         moments = self.encoder(x)
         if self.quant_conv is not None:
             moments = self.quant_conv(moments)
         mean, logvar = moments.chunk(2, 1)
         std = logvar.clamp(-30, 20).mul(0.5).exp()
-        z = mean + std * torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        z = mean + std * torch.cat([torch.randn((1,) + tuple(mean.shape[1:]), generator=g, dtype=mean.dtype) for g in gens])
         return (z - (self.c['shift_factor'] or 0)) * self.c['scaling_factor']
 
 
@@ -722,8 +722,7 @@ clip = spec['clip_grad_norm'] if spec['clip_grad_norm'] is not None else float('
 batch = load_safetensors(f'{DIR}/batch.safetensors')
 images, ids, key_mask = batch['images'], batch['input_ids'], batch['attention_mask']
 pixels = batch.get('pixel_values')
-state0 = batch['generator_state']
-gen = torch.Generator()
+item_seeds = batch['item_seeds'].tolist()  # each item's own generator (src/train/draws.ts)
 
 # DDPM noise coefficients in float64, as src/diffusion/schedule.ts builds them
 sc = spec['schedule']
@@ -750,11 +749,11 @@ draws = {}
 
 
 def loss_fn():  # runner.loss for the diffusion stages (src/train/stages.ts)
-    gen.set_state(state0)
+    gens = [torch.Generator().manual_seed(s) for s in item_seeds]
     with torch.no_grad():
-        x0 = model.vae.encode_sample_scaled(images, gen)
-    noise = torch.randn(x0.shape, generator=gen)
-    t = torch.randint(0, n_t, (x0.shape[0],), generator=gen)
+        x0 = model.vae.encode_sample_scaled(images, gens)
+    noise = torch.cat([torch.randn((1,) + tuple(x0.shape[1:]), generator=g) for g in gens])
+    t = torch.cat([torch.randint(0, n_t, (1,), generator=g) for g in gens])
     if not draws:
         draws.update(noise=noise, t=t)
     xt = add_noise(x0, noise, t)
@@ -786,7 +785,7 @@ if CHECK:  # the equivalence check; these two steps are the warm-up
     out['first'] = {'loss': l1, 'grad_norm': g1, 'loss2': l2}
     out['draws_match'] = torch.equal(draws['noise'], batch['noise']) and torch.equal(draws['t'], batch['timesteps'])
     if not out['draws_match']:
-        print('mumu_train_peer: warning: this torch draws different noise from the same generator state than mumu', file=sys.stderr)
+        print('mumu_train_peer: warning: this torch draws different noise from the same seeds than mumu', file=sys.stderr)
 else:
     for _ in range(WARMUP):
         step()

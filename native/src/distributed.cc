@@ -1,7 +1,7 @@
 // Data-parallel collectives on libtorch's own distributed engine, c10d: a rendezvous store (TCPStore; FileStore for
 // a shared file system), a process group (Gloo for CPU tensors; NCCL for CUDA tensors when the linked libtorch has
 // it), and the three collectives the trainer needs: all-reduce of a tensor list packed into flat buckets, broadcast
-// from a root, barrier. No protocol of our own: the bytes move through Gloo / NCCL exactly as in torch.distributed.
+// from a root, barrier; and a key set / wait in the store, for waits longer than a collective's timeout. No protocol of our own: the bytes move through Gloo / NCCL exactly as in torch.distributed.
 //
 // Threads. Starting a group (connecting to every peer) and waiting for a collective can block for up to the timeout,
 // so both happen on libuv's worker pool and return Promises: meanwhile the JS thread keeps delivering signals
@@ -414,6 +414,49 @@ Napi::Value Destroy(const Napi::CallbackInfo& i) {
   });
 }
 
+// storeSet(group, key, value) -> Promise<void>: a key in the group's rendezvous store (under "mumu/"), as
+// torch.distributed's store.set. With storeWait, one rank tells the others it has finished work they do not share
+// (rank 0's checkpoints, sample grids, the export), which may take longer than a collective's timeout.
+Napi::Value StoreSet(const Napi::CallbackInfo& i) {
+  GroupPtr g = groupArg(i[0]);
+  std::string key = "mumu/" + str(i[1]), value = str(i[2]);
+  return run(i.Env(), [g, key, value]() {
+    try {
+      g->store->set(key, std::vector<uint8_t>(value.begin(), value.end()));
+    } catch (...) {
+      std::string why = reasonOf(std::current_exception());
+      throw std::runtime_error(failureMessage(*g, "setting '" + key + "' in the store", why));
+    }
+  });
+}
+
+// storeWait(group, key, timeoutMs, what) -> Promise<void>: resolves once a rank has set the key. Bounded by
+// timeoutMs, not by the group's timeout; the store lives in rank 0's process, so when rank 0 exits the wait fails at
+// once (its connection closes) instead of running out the clock.
+Napi::Value StoreWait(const Napi::CallbackInfo& i) {
+  GroupPtr g = groupArg(i[0]);
+  checkUsable(i.Env(), *g);
+  std::string key = "mumu/" + str(i[1]);
+  int64_t ms = i64(i[2]);
+  std::string what = str(i[3]);
+  if (ms <= 0) throw Napi::RangeError::New(i.Env(), "storeWait: the timeout must be a positive number of ms");
+  return run(i.Env(), [g, key, ms, what]() {
+    try {
+      g->store->wait({key}, std::chrono::milliseconds(ms));
+    } catch (...) {
+      std::string why = reasonOf(std::current_exception());
+      std::ostringstream o;
+      o << "rank " << g->rank << " of " << g->size << ": " << what << " failed: " << why;
+      if (has(why, "imed out") || has(why, "imeout"))
+        o << " (not done within " << ms / 1000.0 << " s)";
+      else
+        o << " (rank 0, which hosts the store, exited or its host went away)";
+      g->fail(o.str());
+      throw std::runtime_error(o.str());
+    }
+  });
+}
+
 }  // namespace
 
 void InitDistributed(Napi::Env env, Napi::Object exports) {
@@ -422,6 +465,8 @@ void InitDistributed(Napi::Env env, Napi::Object exports) {
   EXPORT("distBroadcast", Broadcast);
   EXPORT("distBarrier", Barrier);
   EXPORT("distDestroy", Destroy);
+  EXPORT("distStoreSet", StoreSet);
+  EXPORT("distStoreWait", StoreWait);
   exports.Set("withC10d", Napi::Boolean::New(env, true));
   exports.Set("withNccl", Napi::Boolean::New(env, MUMU_WITH_NCCL != 0));
 }
@@ -435,7 +480,7 @@ static Napi::Value Missing(const Napi::CallbackInfo& i) {
   throw Napi::Error::New(i.Env(), "this build of mumu's binding has no distributed support: libtorch's c10d or the Gloo headers were not found at build time (Debian: apt-get install libgloo-dev, then npm run setup)");
 }
 void InitDistributed(Napi::Env env, Napi::Object exports) {
-  for (const char* name : {"distInit", "distAllReduce", "distBroadcast", "distBarrier", "distDestroy"}) EXPORT(name, Missing);
+  for (const char* name : {"distInit", "distAllReduce", "distBroadcast", "distBarrier", "distDestroy", "distStoreSet", "distStoreWait"}) EXPORT(name, Missing);
   exports.Set("withC10d", Napi::Boolean::New(env, false));
   exports.Set("withNccl", Napi::Boolean::New(env, false));
 }

@@ -34,9 +34,13 @@ Several processes (data parallel, docs/TRAINING.md "Distributed"; like torchrun)
   --node-rank    this host's index, 0..nnodes-1 (node 0 hosts the rendezvous store)
   --master-addr  node 0's address (default 127.0.0.1; required with --nnodes > 1)
   --master-port  node 0's store port (default: a free port; required with --nnodes > 1)
-  A worker that fails stops the job with its exit status; Ctrl-C / SIGTERM reach every worker. Set
-  MUMU_DIST_TIMEOUT_S (default 60) to bound every wait for the other ranks. When torchrun's environment is set
-  (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT), this process is that rank and starts no workers.
+  batch_size is the global batch of a step: each of the N ranks takes batch_size / N of it (it must divide by
+  N x grad_accum), and the losses and weights are those of one process. Rank 0 writes DIR; --resume works with
+  any N. A worker that fails stops the job with its exit status; Ctrl-C / SIGTERM reach every worker, and all stop
+  after the same step with one checkpoint. MUMU_DIST_TIMEOUT_S (default 60) bounds every wait for the other ranks
+  in a step, MUMU_DIST_RANK0_TIMEOUT_S (default 1800) their wait for rank 0's checkpoints, samples and export.
+  When torchrun's environment is set (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT), this process is that rank and
+  starts no workers.
 `;
 
 export async function runTrain(argv: string[]): Promise<number> {
@@ -89,10 +93,9 @@ export async function runTrain(argv: string[]): Promise<number> {
     watchLauncher();
     const pg = await dist.initProcessGroup();
     process.stderr.write(`rank ${pg.rank} of ${pg.worldSize} (local rank ${pg.localRank}, ${pg.backend}) joined the group\n`);
-    // Phase 1 of issue 15: every rank runs the single-process trainer by itself (ranks > 0 into <out>/ranks/rank-N,
-    // so their files do not collide); sharding the data and all-reducing the gradients come with the trainer's DDP step.
-    const rankOut = pg.rank === 0 ? out : path.join(out, 'ranks', `rank-${pg.rank}`);
-    const r = await train(cfg, { ...opts, out: rankOut });
+    // data parallel (src/train/ddp.ts): each rank a share of every step's batch, gradients summed over the ranks;
+    // rank 0 writes the run folder, the other ranks nothing
+    const r = await train(cfg, { ...opts, group: pg });
     await dist.barrier();
     await dist.destroy();
     process.stdout.write(`${cfg.stage}: ${r.steps} steps, wall ${r.wallSeconds.toFixed(0)} s${r.modelDir ? `, model ${r.modelDir}` : ''}\n`);

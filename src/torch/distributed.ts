@@ -6,6 +6,7 @@
 //   await t.dist.allReduce(grads, 'avg');                 // every rank ends with the mean, in place
 //   await t.dist.broadcast(params, 0);                    // every rank gets rank 0's values
 //   await t.dist.barrier();
+//   await pg.storeSet('done'); await pg.waitFor('done', ms);  // waits longer than a collective's timeout
 //   await t.dist.destroy();
 //
 // Every collective returns a Promise and waits off the JS thread, so signals and I/O keep flowing while a slow rank
@@ -103,6 +104,18 @@ export class ProcessGroup {
   // Resolves once every rank has called it.
   async barrier(): Promise<void> {
     return N.distBarrier(this.#handle('barrier')) as Promise<void>;
+  }
+
+  // A key in the group's rendezvous store (torch.distributed's store.set), for waitFor on the other ranks.
+  async storeSet(key: string, value = '1'): Promise<void> {
+    return N.distStoreSet(this.#handle('storeSet'), key, value) as Promise<void>;
+  }
+
+  // Resolves once a rank has set the key: how ranks wait for work only one of them does (rank 0's checkpoints,
+  // samples, export), which can outlast the collectives' timeout. Bounded by timeoutMs instead; the store lives in
+  // rank 0's process, so if rank 0 exits the wait fails at once. `what` names the wait in errors.
+  async waitFor(key: string, timeoutMs: number, what = `waiting for '${key}'`): Promise<void> {
+    return N.distStoreWait(this.#handle('waitFor'), key, Math.round(timeoutMs), what) as Promise<void>;
   }
 
   // Closes the connections. Ranks that still call collectives on theirs then fail (a peer went away).

@@ -1,5 +1,5 @@
 // Checkpoints: a folder ckpt-<step>/ holding the trainable weights (and their EMA), the optimiser moments and
-// state.json (step, RNG state, the sha256 and size of every file). It is written under a temporary name, every file
+// state.json (step, data position, the sha256 and size of every file). It is written under a temporary name, every file
 // fsynced, then renamed into place, so a kill at any moment leaves either the old set or the new one. Loading checks
 // every file against state.json; a corrupt or truncated checkpoint is reported and the previous one is tried.
 import fs from 'node:fs';
@@ -14,7 +14,9 @@ export interface CheckpointState {
   step: number; // optimizer steps done
   microStep: number; // micro-batches consumed (the data position)
   optimizer: { step: number; groups: { name: string; lr: number; betas: [number, number]; eps: number; weightDecay: number; size: number }[] };
-  rng: { generator: string }; // base64 of the torch Generator state
+  // The loss's random draws are per item (src/train/draws.ts), so a checkpoint needs no RNG state; checkpoints
+  // written before that hold the torch Generator's (base64), now unused.
+  rng?: { generator: string };
   files: Record<string, { sha256: string; bytes: number }>;
   extra: Record<string, unknown>;
 }

@@ -2,6 +2,10 @@
 // same scene and bootstrap draws `mumu bootstrap` would write to shard sample i. So the data position of a run is
 // just its micro-batch counter, and a resumed run reads exactly the batches the killed one would have.
 //
+// Data parallel: optimizer step s reads items s*B .. s*B+B-1 (B = batch_size, the global batch) in grad_accum
+// micro-batches of M = B / grad_accum, and rank r of N takes the positions j = r (mod N) of each (src/data/split.ts,
+// the rule the shard reader uses too). So the ranks together read exactly the single-process stream, in any world size.
+//
 // Prompts and reference images go through src/prompt (encodePrompt, collatePrompts), the code generation uses, so
 // what the model learns from is exactly what it is asked at generation: the same tokenising, the same image
 // preparation (pad to square with black and resize in one pass), the same collation.
@@ -14,6 +18,7 @@ import { defaultConfig } from '../data/bootstrap/rules.ts';
 import { GroundTruthDetector } from '../data/detect/ground-truth.ts';
 import { crop, clampBox, type RawImage } from '../data/image.ts';
 import { deriveSeed, Rng } from '../data/rng.ts';
+import { rankPositions } from '../data/split.ts';
 import { readManifest } from '../data/shards/run.ts';
 import { readShard } from '../data/shards/tar.ts';
 import { parseSample, decodeSample, type EncodedSample } from '../data/shards/reader.ts';
@@ -34,6 +39,7 @@ export function emojiVocabulary(): string[] {
 
 // One training example as plain arrays (cheap to move between threads).
 export interface Item {
+  index: number; // position in the stage's data stream: the item is a function of (data seed, index)
   caption: string;
   image?: Float32Array; // (3, S, S) in [-1, 1]: the target (vae, diffusion stages)
   // the prompt as the pipeline encodes it (t2i: text; vlm: the image then the caption; mumu: interleaved)
@@ -45,6 +51,7 @@ export interface Item {
 }
 
 export interface Batch {
+  indices: number[]; // the items' stream positions (their random draws derive from them)
   captions: string[];
   images: Tensor | null; // (B, 3, S, S)
   ids: Tensor | null; // (B, T) int64, right-padded
@@ -108,7 +115,7 @@ export class StageData {
   }
 
   // The VLM's captioning example: [BOS] <image tokens> caption [EOS], the loss on the caption and EOS only.
-  private async captioning(caption: string, image: RawImage): Promise<Item> {
+  private async captioning(caption: string, image: RawImage): Promise<Omit<Item, 'index'>> {
     const t = this.prompt.tokenizer;
     const { prompt } = await this.encode([{ image }]);
     const words = [...t.encodeText(caption), ...(t.eosId !== undefined ? [t.eosId] : [])];
@@ -120,7 +127,7 @@ export class StageData {
   }
 
   // Item i of a shard run: epoch e = floor(i / n) visits the samples in a permutation seeded by (data seed, e).
-  private async shardItem(index: number): Promise<Item> {
+  private async shardItem(index: number): Promise<Omit<Item, 'index'>> {
     const all = this.#shards!, n = all.length, epoch = Math.floor(index / n);
     let order = this.#epochOrder.get(epoch);
     if (!order) {
@@ -147,7 +154,10 @@ export class StageData {
   }
 
   async item(index: number): Promise<Item> {
-    if (this.#shards) return this.shardItem(index);
+    return { ...(await (this.#shards ? this.shardItem(index) : this.sceneItem(index))), index };
+  }
+
+  private async sceneItem(index: number): Promise<Omit<Item, 'index'>> {
     const { cfg, prompt } = this;
     const scene = this.world.scene(index);
     switch (cfg.stage) {
@@ -193,10 +203,14 @@ export class StageData {
     }
   }
 
-  // Micro-batch k: items k*B .. k*B + B - 1.
-  async batchItems(k: number): Promise<Item[]> {
-    const B = this.cfg.batch_size;
-    return Promise.all(Array.from({ length: B }, (_, j) => this.item(k * B + j)));
+  // Items of micro-batch k (positions k*M .. k*M + M - 1, M = batch_size / grad_accum) that rank r of N reads.
+  batchItems(k: number, rank = 0, worldSize = 1): Promise<Item[]> {
+    const M = this.cfg.batch_size / this.cfg.grad_accum;
+    return this.items(rankPositions(k * M, M, rank, worldSize));
+  }
+
+  items(indices: readonly number[]): Promise<Item[]> {
+    return Promise.all(indices.map((j) => this.item(j)));
   }
 }
 
@@ -220,7 +234,7 @@ export function collate(items: Item[], spec: PromptSpec): Batch {
       labels = tensor(lab, { shape: [B, T] });
     }
   }
-  return { captions: items.map((it) => it.caption), images, ids, mask, labels, pixels, dropped: items.filter((it) => it.dropped).length };
+  return { indices: items.map((it) => it.index), captions: items.map((it) => it.caption), images, ids, mask, labels, pixels, dropped: items.filter((it) => it.dropped).length };
 }
 
 // Keeps up to `depth` future micro-batches in flight. get(k) must be called with k = 0, 1, 2, ... from the start

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  Tensor, F, Generator, randn, full, cat, noGrad, tidy,
+  Tensor, F, full, cat, noGrad, tidy,
 } from '../torch/index.ts';
 import { seeded, type Module } from '../nn/index.ts';
 import {
@@ -13,13 +13,14 @@ import {
   type MumuTrainingConfig, type MumuParts,
 } from '../models/index.ts';
 import {
-  addNoise, sampleTrainTimesteps, diffusionLoss, parseSchedulerConfig, scheduleFromConfig, readSchedulerConfig, SD_SCHEDULER_CONFIG,
+  addNoise, diffusionLoss, parseSchedulerConfig, scheduleFromConfig, readSchedulerConfig, SD_SCHEDULER_CONFIG,
   type NoiseSchedule, type Conditioning, type SchedulerConfig,
 } from '../diffusion/index.ts';
 import { buildWordLevelTokenizer, PromptTokenizer, type PromptSpec } from '../prompt/index.ts';
 import { MumuPipeline, componentsFromModel, type MumuComponents } from '../pipeline.ts';
 import type { TrainConfig, GroupConfig } from './config.ts';
 import { emojiVocabulary, collate, type Batch, type Item, type StageData } from './data.ts';
+import { ItemDraws } from './draws.ts';
 
 export interface Built {
   model: MumuModel;
@@ -140,11 +141,27 @@ export class StageRunner {
     return this.components.encode({ inputIds: b.ids!, attentionMask: b.mask!, pixelValues: b.pixels, imagesPerPrompt: [] });
   }
 
-  loss(b: Batch, gen: Generator): LossOut {
+  // What the stage's loss averages over, counted from the items alone, so the trainer can learn a step's count over
+  // every micro-batch and rank before the first backward pass and weight each part by its share (the mean over
+  // ranks is then the single-process mean): the caption loss's target tokens for the VLM, the prompt tokens for
+  // adapter-align, items otherwise. Must match what loss() divides by.
+  get countsTokens(): boolean { return this.cfg.stage === 'vlm' || this.cfg.stage === 'adapter-align'; }
+
+  lossCount(items: readonly Item[]): number {
+    if (this.cfg.stage === 'vlm') return items.reduce((n, it) => n + it.labels!.slice(1).filter((l) => l !== -100).length, 0);
+    if (this.cfg.stage === 'adapter-align') return items.reduce((n, it) => n + it.prompt!.inputIds.length, 0);
+    return items.length;
+  }
+
+  // The mean loss over the batch's items (tokens for vlm / adapter-align). Every random draw (VAE posterior sample,
+  // noise, timestep) is the item's own (src/train/draws.ts), so it does not depend on how items are batched.
+  loss(b: Batch): LossOut {
     const m = this.model;
+    const draws = new ItemDraws(this.cfg.seed, b.indices, this.device);
     switch (this.cfg.stage) {
       case 'vae': {
-        const { sample, posterior } = m.vae.forward(b.images!, { sample: true, generator: gen });
+        const posterior = m.vae.encode(b.images!);
+        const sample = m.vae.decode(posterior.mean.add(posterior.std.mul(draws.randn(posterior.mean.shape.slice(1)))));
         const rec = F.mseLoss(sample, b.images!);
         const kl = posterior.kl().mean();
         return { loss: rec.add(kl.mul(this.cfg.loss.kl_weight)), parts: { rec, kl } };
@@ -167,9 +184,12 @@ export class StageRunner {
       default: {
         // paper section 2.1: MSE on VAE latents, for the target the scheduler config names (eps, or v), optionally
         // Min-SNR weighted (loss.snr_gamma)
-        const x0 = noGrad(() => m.vae.scaleLatents(m.vae.encode(b.images!).sample(gen)));
-        const noise = randn([...x0.shape], { generator: gen, device: x0.device });
-        const t = sampleTrainTimesteps(this.schedule, x0.size(0), gen, x0.device);
+        const x0 = noGrad(() => {
+          const posterior = m.vae.encode(b.images!);
+          return m.vae.scaleLatents(posterior.mean.add(posterior.std.mul(draws.randn(posterior.mean.shape.slice(1)))));
+        });
+        const noise = draws.randn(x0.shape.slice(1));
+        const t = draws.randint(0, this.schedule.config.numTrainTimesteps);
         const xt = addNoise(this.schedule, x0, noise, t);
         const c = this.context(b);
         const pred = m.forward(xt, t, c.context, c.mask ?? null);

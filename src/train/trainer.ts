@@ -1,10 +1,12 @@
 // The training loop shared by every stage: AdamW with per-group learning rates and weight decay, warm-up then cosine
 // (or constant) schedule, gradient accumulation and clipping, optional EMA of the trainable weights, seeded
-// everything; checkpoints every N steps (resumable exactly), metrics as JSONL, a loss plot and sample grids.
+// everything; checkpoints every N steps (resumable exactly), metrics as JSONL, a loss plot and sample grids. One
+// process, or one rank of several (data parallel, src/train/ddp.ts): batch_size is the global batch of a step.
 import fs from 'node:fs';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
-import { AdamW, Generator, clipGradNorm, manualSeed, noGrad, tidy, keep, fromBytes, cuda, type Tensor } from '../torch/index.ts';
+import { AdamW, Generator, clipGradNorm, manualSeed, noGrad, tidy, keep, cuda, type Tensor } from '../torch/index.ts';
+import type { ProcessGroup } from '../torch/distributed.ts';
 import type { MumuModel } from '../models/index.ts';
 import { savePretrained } from '../pipeline.ts';
 import { encodePng } from '../cli/png.ts';
@@ -12,6 +14,7 @@ import { lrFactor, emaDecay, type TrainConfig } from './config.ts';
 import { StageData, Prefetcher, type Item } from './data.ts';
 import { buildModel, applyPlan, paramGroups, StageRunner, gridRows } from './stages.ts';
 import { saveCheckpoint, loadLatestCheckpoint, pruneCheckpoints, listCheckpoints } from './checkpoint.ts';
+import { DataParallel } from './ddp.ts';
 import { plotLoss } from '../plot.ts';
 
 export interface TrainOptions {
@@ -22,8 +25,10 @@ export interface TrainOptions {
   log?: (line: string) => void;
   progress?: boolean;
   // 'cpu' (default) or 'cuda' / 'cuda:N': the model, batches and random draws live there (the Generator stays on the
-  // CPU, so a run draws the same numbers on any device)
+  // CPU, so a run draws the same numbers on any device); with several ranks, 'cuda' is cuda:<local rank>
   device?: string;
+  // this process's rank of a data-parallel job (dist.initProcessGroup); none: a single process
+  group?: ProcessGroup | null;
 }
 
 export interface MetricRecord {
@@ -37,6 +42,7 @@ export interface MetricRecord {
   samples_per_s: number;
   dropped: number;
   elapsed_s: number;
+  allreduce_s?: number; // data parallel: rank 0's wall time in the step's gradient all-reduce
 }
 
 export interface TrainResult {
@@ -66,13 +72,15 @@ export function buildOptimizer(model: MumuModel, cfg: TrainConfig): { groups: Re
   return { groups, trainable, opt };
 }
 
-// One micro-batch: collate, forward, loss, backward (scaled for gradient accumulation); gradients accumulate.
-export function microStep(runner: StageRunner, items: Item[], gen: Generator, gradAccum: number): { loss: number; parts: Record<string, number>; dropped: number } {
+// One micro-batch: collate, forward, loss, backward; gradients accumulate. `weight` is the micro-batch's share of the
+// step's loss count over every micro-batch and rank (runner.lossCount), so the accumulated gradient, summed over the
+// ranks, is the gradient of the step's mean loss. Returns the weighted loss (the sum of them is the step's loss).
+export function microStep(runner: StageRunner, items: Item[], weight = 1): { loss: number; parts: Record<string, number>; dropped: number } {
   return tidy(() => {
     const b = runner.batch(items);
-    const { loss, parts: p } = runner.loss(b, gen);
-    loss.div(gradAccum).backward();
-    return { loss: loss.item(), parts: Object.fromEntries(Object.entries(p).map(([k, v]) => [k, v.item()])), dropped: b.dropped };
+    const { loss, parts: p } = runner.loss(b);
+    (weight === 1 ? loss : loss.mul(weight)).backward();
+    return { loss: loss.item() * weight, parts: Object.fromEntries(Object.entries(p).map(([k, v]) => [k, v.item() * weight])), dropped: b.dropped };
   });
 }
 
@@ -85,33 +93,42 @@ export function optimizerUpdate(opt: AdamW, params: Tensor[], clip: number | nul
 }
 
 export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainResult> {
-  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const dp = new DataParallel(o.group ?? null);
+  const main = dp.isMain; // rank 0 (or the only process) writes the run folder; the other ranks write nothing
+  const log = main ? (o.log ?? ((l: string) => process.stderr.write(l + '\n'))) : () => {};
   const out = path.resolve(o.out);
   const ckptDir = path.join(out, 'checkpoints');
   const metricsFile = path.join(out, 'metrics.jsonl');
-  fs.mkdirSync(path.join(out, 'samples'), { recursive: true });
-  if (!o.resume && listCheckpoints(ckptDir).length) throw new Error(`${out} already has checkpoints: pass --resume to continue, or choose another --out`);
-  fs.writeFileSync(path.join(out, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
+  const N = dp.worldSize;
+  if (cfg.batch_size % (N * cfg.grad_accum) !== 0) throw new Error(`batch_size ${cfg.batch_size} (the global batch of a step) must divide by world size ${N} x grad_accum ${cfg.grad_accum}`);
+  if (main) {
+    fs.mkdirSync(path.join(out, 'samples'), { recursive: true });
+    if (!o.resume && listCheckpoints(ckptDir).length) throw new Error(`${out} already has checkpoints: pass --resume to continue, or choose another --out`);
+    fs.writeFileSync(path.join(out, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
+  }
 
   manualSeed(cfg.seed);
   const built = await buildModel(cfg);
   const { model } = built;
   applyPlan(model, cfg);
-  const device = o.device ?? 'cpu';
+  // several ranks on one host: one GPU each when there are enough (NCCL needs that), else they share
+  const device = o.device === 'cuda' && dp.group && cuda.isAvailable() ? `cuda:${dp.group.localRank % cuda.deviceCount()}` : (o.device ?? 'cpu');
   if (device !== 'cpu') {
     if (!cuda.isAvailable()) throw new Error(`device '${device}': ${cuda.compiled ? 'this libtorch build has CUDA but sees no GPU' : 'this libtorch build has no CUDA support'}`);
     model.to(device);
   }
   const runner = new StageRunner(cfg, built, device);
   const { groups, trainable, opt } = buildOptimizer(model, cfg);
-  const ema = cfg.ema ? new Map(trainable.map(([n, p]) => [n, keep(p.detach().clone())])) : null;
-  const gen = new Generator(cfg.seed);
+  const ema = cfg.ema && main ? new Map(trainable.map(([n, p]) => [n, keep(p.detach().clone())])) : null;
   const counts = model.parameterCounts();
   log(`${cfg.stage}: ${trainable.reduce((n, [, p]) => n + p.numel, 0).toLocaleString('en')} trainable parameters in ${groups.map((g) => `${g.group.name} (${g.params.length} tensors, lr ${g.group.lr})`).join(', ')}`);
-  log(`parts: ${Object.entries(counts).map(([k, v]) => `${k} ${v.trainable}/${v.total}`).join(', ')}`);
+  log(`parts: ${Object.entries(counts).map(([k, v]) => `${k} ${v.trainable}/${v.total}`).join(', ')}${N > 1 ? `; ${N} ranks, ${cfg.batch_size / N} items each per step` : ''}`);
 
-  let step = 0, micro = 0, resumedFrom: number | null = null;
-  if (o.resume) {
+  // Resuming: rank 0 reads its newest checkpoint and hands the position and optimizer hyper-parameters to the others
+  // (the weights and optimizer moments follow in the broadcast below), so every rank resumes from the same one.
+  interface Resumed { step: number; micro: number; optimizer: { step: number; groups: ReturnType<AdamW['stateDict']>['groups'] } }
+  let resumed: Resumed | null = null;
+  if (o.resume && main) {
     const ck = loadLatestCheckpoint(ckptDir, log);
     if (ck) {
       const names = new Set(Object.keys(ck.weights));
@@ -123,24 +140,27 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
         if (ema && ck.ema) for (const [n, t] of ema) t.copy_(ck.ema[n]!);
       });
       opt.loadStateDict({ step: ck.state.optimizer.step, groups: ck.state.optimizer.groups, tensors: ck.optimizer });
-      const st = Buffer.from(ck.state.rng.generator, 'base64');
-      gen.setState(fromBytes(new Uint8Array(st), [st.length], 'uint8'));
-      step = ck.state.step;
-      micro = ck.state.microStep;
-      resumedFrom = step;
-      log(`resumed from ${ck.dir} (step ${step})`);
+      resumed = { step: ck.state.step, micro: ck.state.microStep, optimizer: ck.state.optimizer };
+      log(`resumed from ${ck.dir} (step ${resumed.step})`);
     } else log('no checkpoint to resume from: starting at step 0');
   }
+  if (N > 1) {
+    resumed = await dp.broadcastJson(resumed);
+    if (resumed && !main) opt.loadStateDict({ ...resumed.optimizer, tensors: opt.stateDict().tensors });
+    await dp.broadcastModel(model, resumed ? Object.values(opt.stateDict().tensors) : []);
+  }
+  let step = resumed?.step ?? 0, micro = resumed?.micro ?? 0;
+  const resumedFrom = resumed ? step : null;
   // metrics after the resumed step were made by a run whose later state is lost: drop them
-  const metrics = readMetrics(metricsFile).filter((m) => m.step <= step);
-  fs.writeFileSync(metricsFile, metrics.map((m) => JSON.stringify(m) + '\n').join(''));
+  const metrics = main ? readMetrics(metricsFile).filter((m) => m.step <= step) : [];
+  if (main) fs.writeFileSync(metricsFile, metrics.map((m) => JSON.stringify(m) + '\n').join(''));
 
   const data = await StageData.open(cfg, runner.prompt);
-  const prefetch = new Prefetcher((k) => data.batchItems(k), cfg.data.prefetch);
-  const sampleItems: Item[] = cfg.samples.every > 0 ? await runner.sampleItems(data) : [];
+  const prefetch = new Prefetcher((k) => data.batchItems(k, dp.rank, N), cfg.data.prefetch);
+  const sampleItems: Item[] = main && cfg.samples.every > 0 ? await runner.sampleItems(data) : [];
 
   const end = Math.min(cfg.steps, o.stopAt ?? cfg.steps);
-  const useBar = o.progress ?? process.stderr.isTTY;
+  const useBar = main && (o.progress ?? process.stderr.isTTY);
   const bar = useBar ? new cliProgress.SingleBar({
     format: `${cfg.stage} |{bar}| {value}/{total} | loss {loss} | {ips} it/s | wait {wait}% | ETA {eta_formatted}`, etaBuffer: 50, hideCursor: true,
   }, cliProgress.Presets.shades_classic) : null;
@@ -158,7 +178,8 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
   const plot = () => plotLoss(path.join(out, 'loss.png'), `${cfg.stage}: training loss`, [{ name: 'loss', color: '#1f5fbf', points: metrics.map((m) => [m.step, m.loss]) }]);
 
   let savedAt = step; // the resumed checkpoint, or nothing at step 0
-  const checkpoint = async () => {
+  // rank 0 writes it; the others wait (every rank calls this at the same steps)
+  const checkpoint = () => dp.rank0(`checkpoint at step ${step}`, async () => {
     saveCheckpoint(ckptDir, {
       weights: Object.fromEntries(trainable),
       ema: ema ? Object.fromEntries(ema) : null,
@@ -166,18 +187,17 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
       state: {
         step, microStep: micro,
         optimizer: (({ step: s, groups: g }) => ({ step: s, groups: g }))(opt.stateDict()),
-        rng: { generator: Buffer.from(tidy(() => gen.getState().toBytes())).toString('base64') },
-        extra: { stage: cfg.stage, loss: metrics.at(-1)?.loss ?? null },
+        extra: { stage: cfg.stage, loss: metrics.at(-1)?.loss ?? null, world_size: N },
       },
     });
     pruneCheckpoints(ckptDir, cfg.checkpoint.keep);
     await plot();
-    savedAt = step;
-  };
+  }).then(() => { savedAt = step; });
 
-  if (step === 0 && cfg.samples.every > 0) await writeSamples(0);
-  // SIGINT / SIGTERM: finish the step in flight, checkpoint, export the model as it is, exit cleanly (a time box)
-  let stopRequested = false;
+  if (step === 0 && cfg.samples.every > 0) await dp.rank0('samples at step 0', () => writeSamples(0));
+  // SIGINT / SIGTERM: finish the step in flight, checkpoint, export the model as it is, exit cleanly (a time box).
+  // With several ranks the request rides with the next step's gradients, so all of them stop after that step.
+  let stopRequested = false, stopping = false;
   const onSignal = () => {
     if (stopRequested) process.exit(130);
     stopRequested = true;
@@ -185,26 +205,44 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  while (step < end && !stopRequested) {
+  // the step's loss count over every micro-batch and rank: the global batch for item means, summed for token means
+  const stepCount = async (local: number) => (N === 1 ? local : runner.countsTokens ? dp.sum(local) : cfg.batch_size);
+  const params = trainable.map(([, p]) => p);
+  while (step < end && !stopping) {
     // one turn of the event loop per step: signals are delivered and the prefetched batches' I/O callbacks run
     // (awaiting an already-settled promise alone never leaves the microtask queue)
     await new Promise((r) => setImmediate(r));
-    if (stopRequested) break;
+    if (N === 1 && stopRequested) break;
     const ts = performance.now();
     const factor = lrFactor(cfg.schedule, step, cfg.steps);
     opt.groups.forEach((g, i) => (g.lr = groups[i]!.group.lr * factor));
     let lossSum = 0, wait = 0, dropped = 0;
     const parts: Record<string, number> = {};
-    for (let j = 0; j < cfg.grad_accum; j++, micro++) {
+    const batches: Item[][] = [];
+    for (let j = 0; j < cfg.grad_accum; j++) {
       const tw = performance.now();
-      const items = await prefetch.get(micro);
+      batches.push(await prefetch.get(micro + j));
       wait += (performance.now() - tw) / 1000;
-      const r = microStep(runner, items, gen, cfg.grad_accum);
-      dropped += r.dropped;
-      lossSum += r.loss / cfg.grad_accum;
-      for (const [k, v] of Object.entries(r.parts)) parts[k] = (parts[k] ?? 0) + v / cfg.grad_accum;
     }
-    const gradNorm = optimizerUpdate(opt, trainable.map(([, p]) => p), cfg.clip_grad_norm);
+    const localCounts = batches.map((items) => runner.lossCount(items));
+    const total = await stepCount(localCounts.reduce((a, b) => a + b, 0));
+    for (const [j, items] of batches.entries()) {
+      const r = microStep(runner, items, localCounts[j]! / total);
+      dropped += r.dropped;
+      lossSum += r.loss;
+      for (const [k, v] of Object.entries(r.parts)) parts[k] = (parts[k] ?? 0) + v;
+    }
+    micro += cfg.grad_accum;
+    let allreduceS: number | undefined;
+    if (N > 1) {
+      const names = Object.keys(parts).sort();
+      const r = await dp.reduceGradients(params, [lossSum, ...names.map((k) => parts[k]!), dropped, stopRequested ? 1 : 0]);
+      [lossSum, dropped] = [r.stats[0]!, r.stats[names.length + 1]!];
+      names.forEach((k, i) => (parts[k] = r.stats[i + 1]!));
+      stopping = r.stats[names.length + 2]! > 0;
+      allreduceS = r.seconds;
+    } else stopping = stopRequested;
+    const gradNorm = optimizerUpdate(opt, params, cfg.clip_grad_norm);
     if (ema) {
       const d = emaDecay(cfg.ema!, step);
       noGrad(() => { for (const [n, p] of trainable) ema.get(n)!.lerp_(p, 1 - d); });
@@ -213,25 +251,27 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
     const stepS = (performance.now() - ts) / 1000;
     waitTotal += wait;
     timeTotal += stepS;
-    const rec: MetricRecord = {
-      step, loss: lossSum, ...(Object.keys(parts).length ? { parts } : {}),
-      lr: Object.fromEntries(opt.groups.map((g) => [g.name, g.lr])), grad_norm: gradNorm, step_s: stepS, data_wait_s: wait,
-      samples_per_s: (cfg.batch_size * cfg.grad_accum) / stepS, dropped, elapsed_s: elapsedBefore + (performance.now() - t0) / 1000,
-    };
-    metrics.push(rec);
-    fs.appendFileSync(metricsFile, JSON.stringify(rec) + '\n');
     if (!Number.isFinite(lossSum)) throw new Error(`loss is ${lossSum} at step ${step}: training diverged (lower the learning rates?)`);
-
-    const recent = metrics.slice(-cfg.log_every);
-    const avg = recent.reduce((a, m) => a + m.loss, 0) / recent.length;
-    bar?.update(step, { loss: avg.toPrecision(4), ips: (1 / stepS).toFixed(2), wait: ((100 * waitTotal) / timeTotal).toFixed(1) });
-    if (!bar && (step % cfg.log_every === 0 || step === end)) {
-      const rate = recent.length / recent.reduce((a, m) => a + m.step_s, 0);
-      const eta = (cfg.steps - step) / rate;
-      log(`step ${step}/${cfg.steps} loss ${avg.toPrecision(4)} ${rate.toFixed(2)} it/s ${(rate * cfg.batch_size * cfg.grad_accum).toFixed(1)} samples/s data-wait ${((100 * waitTotal) / timeTotal).toFixed(1)}% ETA ${Math.round(eta)}s`);
+    if (main) {
+      const rec: MetricRecord = {
+        step, loss: lossSum, ...(Object.keys(parts).length ? { parts } : {}),
+        lr: Object.fromEntries(opt.groups.map((g) => [g.name, g.lr])), grad_norm: gradNorm, step_s: stepS, data_wait_s: wait,
+        samples_per_s: cfg.batch_size / stepS, dropped, elapsed_s: elapsedBefore + (performance.now() - t0) / 1000,
+        ...(allreduceS !== undefined ? { allreduce_s: allreduceS } : {}),
+      };
+      metrics.push(rec);
+      fs.appendFileSync(metricsFile, JSON.stringify(rec) + '\n');
+      const recent = metrics.slice(-cfg.log_every);
+      const avg = recent.reduce((a, m) => a + m.loss, 0) / recent.length;
+      bar?.update(step, { loss: avg.toPrecision(4), ips: (1 / stepS).toFixed(2), wait: ((100 * waitTotal) / timeTotal).toFixed(1) });
+      if (!bar && (step % cfg.log_every === 0 || step === end)) {
+        const rate = recent.length / recent.reduce((a, m) => a + m.step_s, 0);
+        const eta = (cfg.steps - step) / rate;
+        log(`step ${step}/${cfg.steps} loss ${avg.toPrecision(4)} ${rate.toFixed(2)} it/s ${(rate * cfg.batch_size).toFixed(1)} samples/s data-wait ${((100 * waitTotal) / timeTotal).toFixed(1)}% ETA ${Math.round(eta)}s`);
+      }
     }
-    if (step % cfg.checkpoint.every === 0 || step === end || stopRequested) await checkpoint();
-    if (cfg.samples.every > 0 && (step % cfg.samples.every === 0 || step === end)) await writeSamples(step);
+    if (step % cfg.checkpoint.every === 0 || step === end || stopping) await checkpoint();
+    if (cfg.samples.every > 0 && (step % cfg.samples.every === 0 || step === end)) await dp.rank0(`samples at step ${step}`, () => writeSamples(step));
   }
   bar?.stop();
   // a stop that arrived between steps: the last finished step is not checkpointed yet
@@ -240,22 +280,25 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
   process.off('SIGTERM', onSignal);
 
   let modelDir: string | null = null;
-  if (step >= cfg.steps || o.stopAt === undefined || stopRequested) {
-    modelDir = path.join(out, 'model');
-    if (ema) noGrad(() => { for (const [n, p] of trainable) p.copy_(ema.get(n)!); });
-    if (cfg.stage === 'vae') await setLatentScale(runner, data, log);
-    if (cfg.export.dtype !== 'float32') model.to(cfg.export.dtype);
-    await savePretrained(model, modelDir, { tokenizer: built.tokenizerJson, scheduler: built.scheduler, processor: { max_images: cfg.stage === 'mumu-stage2' ? 1 : 4, reference_size: cfg.data.reference_size } });
-    log(`model written to ${modelDir}`);
+  // (with several ranks only what they agreed on decides: every rank must reach the same rank0() calls)
+  if (step >= cfg.steps || o.stopAt === undefined || (N === 1 ? stopRequested : stopping)) {
+    modelDir = main ? path.join(out, 'model') : null;
+    await dp.rank0('the export', async () => {
+      if (ema) noGrad(() => { for (const [n, p] of trainable) p.copy_(ema.get(n)!); });
+      if (cfg.stage === 'vae') await setLatentScale(runner, data, log);
+      if (cfg.export.dtype !== 'float32') model.to(cfg.export.dtype);
+      await savePretrained(model, modelDir!, { tokenizer: built.tokenizerJson, scheduler: built.scheduler, processor: { max_images: cfg.stage === 'mumu-stage2' ? 1 : 4, reference_size: cfg.data.reference_size } });
+      log(`model written to ${modelDir}`);
+    });
   }
   const summary = {
-    stage: cfg.stage, steps: step, of_steps: cfg.steps, stopped_early: step < cfg.steps, resumed_from: resumedFrom,
+    stage: cfg.stage, steps: step, of_steps: cfg.steps, stopped_early: step < cfg.steps, resumed_from: resumedFrom, world_size: N,
     final_loss: metrics.slice(-20).reduce((a, m) => a + m.loss, 0) / Math.max(1, metrics.slice(-20).length),
     wall_s_this_process: timeTotal, total_elapsed_s: metrics.at(-1)?.elapsed_s ?? 0,
     data_wait_fraction: timeTotal ? waitTotal / timeTotal : 0,
-    samples_per_s: timeTotal ? ((step - (resumedFrom ?? 0)) * cfg.batch_size * cfg.grad_accum) / timeTotal : 0,
+    samples_per_s: timeTotal ? ((step - (resumedFrom ?? 0)) * cfg.batch_size) / timeTotal : 0,
   };
-  fs.writeFileSync(path.join(out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+  if (main) fs.writeFileSync(path.join(out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   return { steps: step, startedAt: resumedFrom ?? 0, metrics, wallSeconds: timeTotal, dataWaitFraction: summary.data_wait_fraction, modelDir, resumedFrom };
 }
 

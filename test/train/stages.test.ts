@@ -37,7 +37,7 @@ for (const stage of STAGES) {
     const losses: number[] = [];
     for (let i = 0; i < 8; i++) {
       losses.push(tidy(() => {
-        const { loss } = runner.loss(runner.batch(items), new Generator(0)); // same noise and timesteps every step
+        const { loss } = runner.loss(runner.batch(items)); // the items' own draws: the same noise and timesteps every step
         loss.backward();
         return loss.item();
       }));
@@ -156,8 +156,9 @@ test('mumu-stage2 at data.reference_size 2x the ViT side: 4x tokens per crop, an
 });
 
 test("the stage's scheduler config drives the loss (v target, zero terminal SNR, Min-SNR) and is exported; EMA warms up", async () => {
-  const { randn, noGrad } = await import('../../src/torch/index.ts');
-  const { addNoise, velocity, sampleTrainTimesteps, minSnrWeights } = await import('../../src/diffusion/index.ts');
+  const { randn, randint, cat, noGrad } = await import('../../src/torch/index.ts');
+  const { addNoise, velocity, minSnrWeights } = await import('../../src/diffusion/index.ts');
+  const { itemDrawSeed } = await import('../../src/train/draws.ts');
   const { emaDecay } = await import('../../src/train/config.ts');
   const scheduler = { prediction_type: 'v_prediction', rescale_betas_zero_snr: true, timestep_spacing: 'trailing' };
   const cfg = tinyConfig('t2i-base', { steps: 2, scheduler, loss: { snr_gamma: 5 }, ema: { decay: 0.99, warmup: true }, samples: { every: 2, count: 2, steps: 2, guidance_scale: 2, seed: 3 } });
@@ -168,16 +169,19 @@ test("the stage's scheduler config drives the loss (v target, zero terminal SNR,
   const data = await StageData.open(cfg, runner.prompt);
   const b = runner.batch(await data.batchItems(0));
   const m = built.model;
-  // the same draws by hand, in the runner's order: posterior sample, noise, timesteps
+  // the same draws by hand, each item from its own generator seeded by (run seed, item index), in the runner's
+  // order: posterior sample, noise, timestep
   const want = noGrad(() => {
-    const g = new Generator(5);
-    const x0 = m.vae.scaleLatents(m.vae.encode(b.images!).sample(g));
-    const noise = randn([...x0.shape], { generator: g });
-    const t = sampleTrainTimesteps(runner.schedule, x0.size(0), g);
+    const gens = b.indices.map((j) => new Generator(itemDrawSeed(cfg.seed, j)));
+    const post = m.vae.encode(b.images!);
+    const L = post.mean.shape.slice(1);
+    const x0 = m.vae.scaleLatents(post.mean.add(post.std.mul(cat(gens.map((g) => randn([1, ...L], { generator: g }))))));
+    const noise = cat(gens.map((g) => randn([1, ...L], { generator: g })));
+    const t = cat(gens.map((g) => randint(0, runner.schedule.config.numTrainTimesteps, [1], { generator: g })));
     const pred = m.forward(addNoise(runner.schedule, x0, noise, t), t, m.encodeText(b.ids!, b.mask), b.mask);
     return pred.sub(velocity(runner.schedule, x0, noise, t)).square().mul(minSnrWeights(runner.schedule, t, pred, 5, 'v_prediction')).mean().item();
   });
-  const got = noGrad(() => runner.loss(b, new Generator(5)).loss.item());
+  const got = noGrad(() => runner.loss(b).loss.item());
   assert.ok(Math.abs(got - want) < 1e-6 * Math.max(1, want), `${got} vs ${want}`);
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'mumu-sched-'));
   await train(cfg, { out, log: () => {}, progress: false });

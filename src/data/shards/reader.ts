@@ -1,12 +1,14 @@
-// Streaming reader for the shards: shard-level split across ranks (processes) and worker threads, shard order and
-// a sample shuffle buffer seeded per epoch, as WebDataset does. Every (rank, worker) pair gets a disjoint set of
-// shards, so together they read each sample of an epoch exactly once.
+// Streaming reader for the shards: shard order and a sample shuffle buffer seeded per epoch, as WebDataset does.
+// Worker threads of one process split the shards (whole shards each); ranks (processes) split the stream by the
+// trainer's rule (src/data/split.ts): rank r keeps the positions j with j mod worldSize = r, so the ranks' streams,
+// interleaved, are exactly the single-process stream. Together they read each sample of an epoch exactly once.
 import path from 'node:path';
 import type { Segment } from '../bootstrap/prompt.ts';
 import { decodeImage, type RawImage } from '../image.ts';
 import { deriveSeed, Rng } from '../rng.ts';
 import { readManifest } from './run.ts';
 import { readShard, type ShardSample } from './tar.ts';
+import { ownsPosition } from '../split.ts';
 
 export interface SampleMeta {
   key: string;
@@ -46,28 +48,34 @@ export async function decodeSample(s: EncodedSample): Promise<{ key: string; met
   return { key: s.key, meta: s.meta, target: await decodeImage(s.target), images: await Promise.all(s.images.map((b) => decodeImage(b))) };
 }
 
-// The shard files this (rank, worker) reads this epoch.
+// The shard files this worker reads this epoch (every rank reads the same ones and keeps its positions).
 export function assignShards(files: readonly string[], opts: ReadOptions = {}): string[] {
-  const { rank = 0, worldSize = 1, workerId = 0, numWorkers = 1, seed = 0, epoch = 0, shuffleBuffer = 0 } = opts;
-  if (rank < 0 || rank >= worldSize) throw new Error(`rank ${rank} outside world size ${worldSize}`);
+  const { workerId = 0, numWorkers = 1, seed = 0, epoch = 0, shuffleBuffer = 0 } = opts;
   if (workerId < 0 || workerId >= numWorkers) throw new Error(`worker ${workerId} outside ${numWorkers} workers`);
   const order = shuffleBuffer > 0 ? new Rng(deriveSeed(seed, epoch, 'shard-order')).shuffle(files) : files.slice();
-  const slot = rank * numWorkers + workerId, slots = worldSize * numWorkers;
-  return order.filter((_, i) => i % slots === slot);
+  return order.filter((_, i) => i % numWorkers === workerId);
 }
 
 export async function* streamSamples(dir: string, opts: ReadOptions = {}): AsyncGenerator<EncodedSample> {
   const manifest = await readManifest(dir);
   const files = manifest.shards.filter((s) => s.samples > 0).map((s) => s.file);
+  const { rank = 0, worldSize = 1 } = opts;
+  if (!Number.isInteger(worldSize) || worldSize < 1 || !Number.isInteger(rank) || rank < 0 || rank >= worldSize) throw new Error(`rank ${rank} outside world size ${worldSize}`);
   const mine = assignShards(files, opts);
   const bufSize = opts.shuffleBuffer ?? 0;
-  const rng = new Rng(deriveSeed(opts.seed ?? 0, opts.epoch ?? 0, `buffer:${opts.rank ?? 0}:${opts.workerId ?? 0}`));
+  // the same buffer draws on every rank (the stream label of rank 0 when ranks split whole shards: a single-process
+  // stream keeps its order)
+  const rng = new Rng(deriveSeed(opts.seed ?? 0, opts.epoch ?? 0, `buffer:0:${opts.workerId ?? 0}`));
+  let position = 0;
+  const kept = function* (s: EncodedSample) {
+    if (ownsPosition(position++, rank, worldSize)) yield s;
+  };
   const buf: EncodedSample[] = [];
   for (const f of mine)
     for await (const s of readShard(path.join(dir, f))) {
       const sample = parseSample(s);
       if (bufSize <= 0) {
-        yield sample;
+        yield* kept(sample);
         continue;
       }
       if (buf.length < bufSize) {
@@ -77,7 +85,7 @@ export async function* streamSamples(dir: string, opts: ReadOptions = {}): Async
       const j = rng.int(buf.length);
       const out = buf[j]!;
       buf[j] = sample;
-      yield out;
+      yield* kept(out);
     }
-  for (const s of rng.shuffle(buf)) yield s;
+  for (const s of rng.shuffle(buf)) yield* kept(s);
 }
