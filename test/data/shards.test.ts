@@ -51,14 +51,20 @@ test('an EmojiWorld run writes a manifest, and readers split it across ranks and
     assert.equal(s.images.length, s.meta.prompt.filter((p) => p.type === 'image').length);
   }
   assert.equal(new Set(all).size, 45);
+  // ranks x worker threads read every sample once; with one worker per rank, the ranks' streams interleaved (rank r
+  // takes positions r mod N, the trainer's split) are the single-process stream
+  const read = async (o: Parameters<typeof streamSamples>[1]) => {
+    const keys: string[] = [];
+    for await (const s of streamSamples(out, { shuffleBuffer: 8, seed: 1, ...o })) keys.push(s.key);
+    return keys;
+  };
   const parts: string[][] = [];
-  for (let rank = 0; rank < 2; rank++)
-    for (let workerId = 0; workerId < 2; workerId++) {
-      const keys: string[] = [];
-      for await (const s of streamSamples(out, { rank, worldSize: 2, workerId, numWorkers: 2, shuffleBuffer: 8, seed: 1 })) keys.push(s.key);
-      parts.push(keys);
-    }
+  for (let rank = 0; rank < 2; rank++) for (let workerId = 0; workerId < 2; workerId++) parts.push(await read({ rank, worldSize: 2, workerId, numWorkers: 2 }));
   assert.deepEqual(parts.flat().sort(), all.slice().sort());
+  const single = await read({});
+  const ranks = await Promise.all([0, 1, 2].map((rank) => read({ rank, worldSize: 3 })));
+  assert.deepEqual(ranks.map((r) => r.length), [15, 15, 15]);
+  assert.deepEqual(single.map((_, j) => ranks[j % 3]![Math.floor(j / 3)]), single);
   // Shuffled, and the same shuffle for the same seed and epoch.
   const order = async (epoch: number) => {
     const keys: string[] = [];

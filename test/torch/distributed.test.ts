@@ -97,6 +97,17 @@ test('a frozen rank (SIGSTOP): the other times out with a clear message', { time
   }
 });
 
+test('store waits: longer than the collectives\' timeout; rank 0 exiting ends them at once, with a clear message', { timeout: 60_000 }, async () => {
+  const port = await freePort();
+  const ranks = [0, 1].map((r) => startRank(r, port, { DIST_TEST_MODE: 'wait', DIST_TEST_TIMEOUT_MS: '3000' }));
+  const exits = await Promise.all(ranks.map((r) => r.exit));
+  exits.forEach((e, i) => assert.equal(e.code, 0, `rank ${i}: ${ranks[i]!.err}`));
+  const o = JSON.parse(ranks[1]!.out.trim().split('\n').at(-1)!);
+  assert.ok(o.waitedMs > 4000, `rank 1 waited ${o.waitedMs} ms for a key set after 5 s (the group's timeout is 3 s)`);
+  assert.match(o.error, /^rank 1 of 2: waiting for rank 0 \(the export\) failed: .*\(rank 0, which hosts the store, exited or its host went away\)$/);
+  assert.ok(o.failedAfterMs < 10_000, `noticed after ${o.failedAfterMs} ms (the wait's bound is 20 s)`);
+});
+
 test('a missing peer and a wrong master port: the rendezvous times out with a clear error', { timeout: 60_000 }, async () => {
   const [p1, p2] = [await freePort(), await freePort()];
   const t0 = performance.now();
@@ -130,6 +141,9 @@ test('a group of one (file store): collectives are identities, argument errors a
   await assert.rejects(pg.broadcast([x], 1), /root 1 is not a rank of a group of 1/);
   await assert.rejects(pg.allReduce([x, 3 as never]), /expected an array of Tensors/);
   await pg.allReduce([x]); // still usable after refused arguments
+  await pg.storeSet('k', 'v');
+  await pg.waitFor('k', 1000);
+  await assert.rejects(pg.waitFor('never', 300, 'waiting for rank 0 (samples)'), /^Error: rank 0 of 1: waiting for rank 0 \(samples\) failed: .*\(not done within 0\.3 s\)$/);
   await pg.destroy();
   await assert.rejects(pg.barrier(), /barrier: the process group was destroyed/);
   await assert.rejects(t.dist.newGroup({ rank: 2, worldSize: 2 }), /rank must be in 0\.\.1, got 2/);
