@@ -10,10 +10,14 @@
 // keeps its best median, of wall-clock time and of the process's CPU time (all threads: Gloo's included), which other
 // load on a shared machine changes far less. Ratio = Python time / mumu time (>= 1: mumu as fast or faster).
 //
-// Phase 2 (the trainer's DDP step) adds the samples/s of 1 process x 2 threads vs 2 processes x 1 thread and the
-// all-reduce's share of a step: see PHASE 2 below. Writes the "## ddp" section of docs/BENCHMARKS.md (notes below
-// its marker line are kept) and ends with one JSON line.
-//   node --import tsx bench/ddp.ts [--no-record]     BENCH_ITERS (10), BENCH_WARMUP (2), BENCH_ROUNDS (3)
+// Then the trainer itself (`mumu train`, the same config from random weights, global batch 8): 1 process x 2 threads
+// vs 2 processes x 1 thread (`--nproc 2`), alternating, BENCH_TRAIN_ROUNDS rounds of BENCH_TRAIN_WARMUP + BENCH_TRAIN_STEPS
+// steps each: samples/s from rank 0's step times (median), the step's all-reduce time (metrics.jsonl allreduce_s) and
+// its share of the step, and the CPU time per step of the whole job (every rank, all threads: read from
+// /proc/<pid>/stat as the steps go by). Writes the "## ddp" section of docs/BENCHMARKS.md (notes below its marker
+// line are kept) and ends with one JSON line.
+//   node --import tsx bench/ddp.ts [--no-record]     BENCH_ITERS (10), BENCH_WARMUP (2), BENCH_ROUNDS (3),
+//   BENCH_TRAIN_STEPS (6), BENCH_TRAIN_WARMUP (2), BENCH_TRAIN_ROUNDS (2)
 import { spawn, spawnSync } from 'node:child_process';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -30,6 +34,10 @@ const BUCKET = 25 * 1024 * 1024;
 const ITERS = Number(process.env.BENCH_ITERS ?? 10);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const TRAIN_STEPS = Number(process.env.BENCH_TRAIN_STEPS ?? 6);
+const TRAIN_WARMUP = Number(process.env.BENCH_TRAIN_WARMUP ?? 2);
+const TRAIN_ROUNDS = Number(process.env.BENCH_TRAIN_ROUNDS ?? 2);
+const BIN = join(ROOT, 'bin', 'mumu.js');
 const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
 
@@ -92,10 +100,69 @@ async function runPair(side: 'mumu' | 'python', shapesFile: string, bucketBytes:
   return (await Promise.all(runs))[0]!;
 }
 
-// ---- PHASE 2 (issue 15): samples/s of the MUMU stage, 1 process x 2 threads vs 2 processes x 1 thread, and the
-// all-reduce's share of a step. Needs the trainer's DDP step (sharded data, all-reduced gradients); until then null.
-function samplesPerSecond(): null {
-  return null;
+// ---- the trainer: samples/s of the MUMU stage, 1 process x 2 threads vs 2 processes x 1 thread ----
+interface TrainSide { samples_per_s: number; step_s: number; cpu_s_per_step: number; allreduce_s: number | null; allreduce_share: number | null }
+
+// user + system CPU seconds of a live process, all its threads (/proc/<pid>/stat fields 14 and 15, in clock ticks)
+const TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+function cpuSeconds(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[11]) + Number(rest[12])) / TICKS;
+  } catch {
+    return NaN; // gone
+  }
+}
+
+// One `mumu train` job; the CPU time of its processes is sampled each time rank 0 finishes a step.
+async function trainJob(cfgFile: string, nproc: number): Promise<TrainSide> {
+  const out = mkdtempSync(join(tmpdir(), 'mumu-bench-ddp-train-'));
+  const total = TRAIN_WARMUP + TRAIN_STEPS;
+  // one step more than measured: the processes are still alive (their CPU readable) when step `total` is written
+  const args = ['--single-threaded-gc', BIN, 'train', '--config', cfgFile, '--out', join(out, 'run'), '--stop-at', String(total + 1), ...(nproc > 1 ? ['--nproc', String(nproc)] : [])];
+  const p = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, MUMU_NUM_THREADS: String(2 / nproc) } });
+  let err = '';
+  p.stderr.on('data', (d) => (err += d));
+  p.stdout.resume();
+  const exit = new Promise<number | null>((res) => p.on('close', (code) => res(code)));
+  const metricsFile = join(out, 'run', 'metrics.jsonl');
+  const lines = () => (existsSync(metricsFile) ? readFileSync(metricsFile, 'utf8').split('\n').filter((l) => l.trim()).length : 0);
+  const pids = () => (nproc > 1 ? [...err.matchAll(/\[launch\] rank \d+: pid (\d+)/g)].map((m) => Number(m[1])) : [p.pid!]);
+  const cpuAt = new Map<number, number>(); // step -> CPU seconds of the job's workers when rank 0 wrote it
+  let done = false;
+  void exit.then(() => (done = true));
+  for (let seen = 0; !done;) {
+    const n = lines();
+    if (n > seen) {
+      seen = n;
+      for (const mark of [TRAIN_WARMUP, total]) if (n >= mark && !cpuAt.has(mark)) cpuAt.set(mark, pids().reduce((a, pid) => a + cpuSeconds(pid), 0));
+    }
+    await new Promise((res) => setTimeout(res, 10));
+  }
+  if ((await exit) !== 0) throw new Error(`mumu train (--nproc ${nproc}) failed:\n${err}`);
+  const recs = readFileSync(metricsFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step_s: number; allreduce_s?: number }).slice(TRAIN_WARMUP, total);
+  rmSync(out, { recursive: true, force: true });
+  const stepS = median(recs.map((r) => r.step_s));
+  const ar = nproc > 1 ? median(recs.map((r) => r.allreduce_s!)) : null;
+  const cpu = (cpuAt.get(total)! - cpuAt.get(TRAIN_WARMUP)!) / TRAIN_STEPS;
+  if (!Number.isFinite(cpu)) throw new Error(`could not read the CPU time of the job's processes (${pids().join(', ')})`);
+  return { samples_per_s: 8 / stepS, step_s: stepS, cpu_s_per_step: cpu, allreduce_s: ar, allreduce_share: ar === null ? null : ar / stepS };
+}
+
+async function samplesPerSecond(cfgFile: string) {
+  const best: Record<'one' | 'two', TrainSide[]> = { one: [], two: [] };
+  for (let r = 0; r < TRAIN_ROUNDS; r++) {
+    for (const [k, nproc] of [['one', 1], ['two', 2]] as const) {
+      const s = await trainJob(cfgFile, nproc);
+      best[k].push(s);
+      log(`train, round ${r + 1}, ${nproc === 1 ? '1 process x 2 threads' : '2 processes x 1 thread'}: ${s.samples_per_s.toFixed(2)} samples/s, ${s.step_s.toFixed(2)} s/step, ${s.cpu_s_per_step.toFixed(2)} CPU s/step${s.allreduce_s !== null ? `, all-reduce ${(1000 * s.allreduce_s).toFixed(0)} ms (${(100 * s.allreduce_share!).toFixed(1)}%)` : ''}`);
+    }
+  }
+  // each side's best round, wall and CPU apart (other load slows rounds down, never up)
+  const pick = (xs: TrainSide[]) => ({ ...xs.reduce((a, b) => (b.step_s < a.step_s ? b : a)), cpu_s_per_step: Math.min(...xs.map((x) => x.cpu_s_per_step)) });
+  const one = pick(best.one), two = pick(best.two);
+  return { one_process_2_threads: one, two_processes_1_thread: two, ratio_wall: two.samples_per_s / one.samples_per_s, ratio_cpu: one.cpu_s_per_step / two.cpu_s_per_step };
 }
 
 async function main() {
@@ -148,8 +215,10 @@ async function main() {
       mumu_gb_per_s: bytes / best.mumu / 1e6, python_gb_per_s: python ? bytes / python / 1e6 : null,
     });
   }
+  // the trainer on the same stage: random weights (configs/models), no sample grids, global batch 8
+  writeFileSync(join(dir, 'train.json'), JSON.stringify({ ...JSON.parse(readFileSync(join(ROOT, CONFIG), 'utf8')), init: null, model_configs: join(ROOT, 'configs', 'models'), samples: { every: 0 }, checkpoint: { every: 1000, keep: 1 } }));
+  const samples = await samplesPerSecond(join(dir, 'train.json'));
   rmSync(dir, { recursive: true, force: true });
-  const samples = samplesPerSecond();
 
   const cpu = cpus();
   const machine = `${cpu.length} x ${cpu[0]?.model.trim() ?? 'unknown CPU'}`;
@@ -170,8 +239,16 @@ async function main() {
     '|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.mode} | ${r.collectives} | ${f1(r.mumu_ms)} | ${f1(r.python_ms)} | ${ratio(r.ratio)} | ${f1(r.mumu_cpu_ms)} | ${f1(r.python_cpu_ms)} | ${ratio(r.ratio_cpu)} | ${r.mumu_gb_per_s.toFixed(2)} | ${r.python_gb_per_s == null ? 'n/a' : r.python_gb_per_s.toFixed(2)} |`),
     '',
-    'Samples/s of the MUMU stage, 1 process x 2 threads vs 2 processes x 1 thread, and the all-reduce\'s share of a step:',
-    'not measured yet (phase 2 of issue 15, the trainer\'s DDP step).',
+    `The trainer on the same stage (\`mumu train\`, random weights, global batch 8, ${bytes.toLocaleString('en')} gradient bytes all-reduced per step in`,
+    `${buckets} buckets): rank 0's median step time over ${TRAIN_STEPS} steps after ${TRAIN_WARMUP}, best of ${TRAIN_ROUNDS} alternating rounds; CPU s/step: every process`,
+    'of the job, all threads, over the same steps. Ratios: 2 processes / 1 process for samples/s (>= 1: data parallel',
+    'faster), 1 process / 2 processes for CPU s/step (>= 1: data parallel cheaper).',
+    '',
+    '| layout | samples/s | s/step | CPU s/step | all-reduce ms/step | all-reduce share |',
+    '|---|---|---|---|---|---|',
+    ...([['1 process x 2 threads', samples.one_process_2_threads], ['2 processes x 1 thread', samples.two_processes_1_thread]] as const).map(([k, x]) =>
+      `| ${k} | ${x.samples_per_s.toFixed(2)} | ${x.step_s.toFixed(2)} | ${x.cpu_s_per_step.toFixed(2)} | ${x.allreduce_s === null ? '-' : (1000 * x.allreduce_s).toFixed(0)} | ${x.allreduce_share === null ? '-' : (100 * x.allreduce_share).toFixed(1) + '%'} |`),
+    `| ratio | ${samples.ratio_wall.toFixed(2)}x | | ${samples.ratio_cpu.toFixed(2)}x | | |`,
     '',
   ].join('\n');
   console.log(section);
@@ -192,7 +269,7 @@ async function main() {
   console.log(JSON.stringify({
     bench: 'ddp', date, machine, libtorch: t.torchVersion, config: CONFIG, world_size: 2, threads_per_rank: 1,
     tensors: shapes.length, parameters: numel, gradient_bytes: bytes, warmup: WARMUP, iters: ITERS, rounds: ROUNDS,
-    allreduce: rows, samples_per_s: samples, // samples_per_s: phase 2
+    allreduce: rows, train: samples, train_steps: TRAIN_STEPS, train_warmup: TRAIN_WARMUP, train_rounds: TRAIN_ROUNDS,
   }));
 }
 

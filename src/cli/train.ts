@@ -76,6 +76,8 @@ export async function runTrain(argv: string[]): Promise<number> {
   const opts = { out, resume: v.resume ?? false, stopAt, progress: v.progress, device: v.device };
 
   const env = dist.launchEnv();
+  const world = env?.worldSize ?? nproc * nnodes;
+  if (cfg.batch_size % (world * cfg.grad_accum) !== 0) throw new UsageError(`batch_size ${cfg.batch_size} (the global batch of a step) must divide by the ${world} ranks x grad_accum ${cfg.grad_accum}`, 'train');
   if (!env && (nproc > 1 || nnodes > 1)) {
     const workerArgs = ['train', '--config', v.config, '--out', out, ...(v.resume ? ['--resume'] : []),
       ...(stopAt !== undefined ? ['--stop-at', String(stopAt)] : []), ...(v.progress ? ['--progress'] : []), ...(v.device ? ['--device', v.device] : [])];

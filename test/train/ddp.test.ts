@@ -19,6 +19,7 @@ import { listCheckpoints } from '../../src/train/checkpoint.ts';
 import { rankPositions } from '../../src/data/split.ts';
 import { freePort } from '../../src/train/launch.ts';
 import { tinyRaw } from './helpers.ts';
+import { main } from '../../src/cli/main.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = fileURLToPath(new URL('../../bin/mumu.js', import.meta.url));
@@ -84,6 +85,23 @@ for (const stage of ['vae', 't2i-base', 'vlm', 'adapter-align', 'mumu-stage1'] a
     assert.ok(worst < 1e-5, `${stage}: gradients differ by ${worst} of the largest`);
   });
 }
+
+test('batch_size is the global batch: it must divide by ranks x grad_accum (a usage error before any worker starts)', async () => {
+  const dir = tmp('mumu-ddp-usage-');
+  const cfg = configFile(dir, tinyRaw('mumu-stage1', { batch_size: 8, grad_accum: 2 }));
+  const w = process.stderr.write.bind(process.stderr);
+  let err = '';
+  process.stderr.write = ((x: string) => ((err += x), true)) as typeof process.stderr.write;
+  try {
+    assert.equal(await main(['train', '--config', cfg, '--out', path.join(dir, 'run'), '--nproc', '3']), 2);
+  } finally {
+    process.stderr.write = w;
+  }
+  assert.match(err, /batch_size 8 \(the global batch of a step\) must divide by the 3 ranks x grad_accum 2/);
+  assert.ok(!fs.existsSync(path.join(dir, 'run')));
+  await assert.rejects(train(parseTrainConfig(tinyRaw('mumu-stage1', { batch_size: 6, grad_accum: 4 })), { out: path.join(dir, 'run') }), /batch_size 6 \(the global batch of a step\) must divide by world size 1 x grad_accum 4/);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
 
 // ---- real processes ----
 interface Job { pid: number; out: string; err: string; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> }
