@@ -14,7 +14,8 @@ import {
   encodePrompt, collatePrompts, PromptError, PromptTokenizer, type PromptBatch, type PromptInput, type PromptSpec, type EncodedPrompt,
 } from './prompt/index.ts';
 import { MumuModel, checkImageSide } from './models/index.ts';
-import { encodePng } from './cli/png.ts';
+import type { RgbImage } from './image/index.ts';
+import { imagesFromTensor } from './image/tensor.ts';
 
 // What a loaded model gives the pipeline. `fromPretrained` builds it from a model folder; tests and other backends
 // may build one directly.
@@ -59,14 +60,8 @@ export interface GenerateOptions {
   onStep?: (info: StepInfo) => void;
 }
 
-// Row-major RGB, 8 bits per channel.
-export interface GeneratedImage {
-  width: number;
-  height: number;
-  channels: 3;
-  data: Uint8Array;
-  seed: number;
-}
+// An output image and the seed that re-makes it alone.
+export type GeneratedImage = RgbImage & { seed: number };
 
 export interface GenerateResult {
   images: GeneratedImage[];
@@ -125,7 +120,8 @@ export class MumuPipeline {
     const timings = { encode: 0, unet: 0, denoise: 0, decode: 0, total: 0, unetCalls: 0 };
     const sync = c.device.startsWith('cuda') ? () => cuda.synchronize() : () => {};
 
-    const pixels = noGrad(() => tidy(() => {
+    let t3 = 0;
+    const decoded = noGrad(() => tidy(() => {
       const t1 = now();
       const prompts = uncond ? [uncond, cond] : [cond];
       const batch = collatePrompts(prompts, c.prompt);
@@ -151,17 +147,12 @@ export class MumuPipeline {
       sync();
       timings.denoise = now() - t2;
 
-      const t3 = now();
-      const img = c.decode(latents).clamp(-1, 1).add(1).mul(127.5).round().to('uint8').permute(0, 2, 3, 1).contiguous().cpu();
-      timings.decode = now() - t3;
-      return img;  // (n, H, W, 3) uint8
+      t3 = now();
+      return c.decode(latents);  // (n, 3, H, W) in [-1, 1]
     }));
-    const [, H, W] = pixels.shape as [number, number, number, number];
-    const bytes = pixels.toBytes();
-    pixels.dispose();
-    const images = Array.from({ length: n }, (_, i): GeneratedImage => ({
-      width: W!, height: H!, channels: 3, data: bytes.slice(i * H! * W! * 3, (i + 1) * H! * W! * 3), seed: seed + i,
-    }));
+    const images = imagesFromTensor(decoded).map((im, i): GeneratedImage => ({ ...im, seed: seed + i }));
+    decoded.dispose();
+    timings.decode = now() - t3;
     timings.total = now() - t0;
     return { images, prompt: cond.text, negativePrompt: uncond?.text ?? '', seed, steps, guidanceScale: scale, sampler, timings };
   }
@@ -187,10 +178,6 @@ export function generationInfo(r: GenerateResult, image: GeneratedImage, model: 
     `Steps: ${r.steps}, Sampler: ${sampler}, CFG scale: ${r.guidanceScale}, Seed: ${image.seed}, Size: ${image.width}x${image.height}, Model: ${model}`,
   ].join('\n');
   return info;
-}
-
-export function imageToPng(image: Pick<GeneratedImage, 'width' | 'height' | 'channels' | 'data'>, text: Record<string, string> = {}): Promise<Buffer> {
-  return encodePng(image, text);
 }
 
 // The prompt side of a model folder, `tokenizer/processor_config.json` (all keys optional): how many images a

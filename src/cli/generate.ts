@@ -1,13 +1,12 @@
 // `mumu generate` and `mumu info`.
 import { parseArgs } from 'node:util';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve, join, parse as parsePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import cliProgress from 'cli-progress';
 import { UsageError, intFlag, floatFlag } from './errors.ts';
-import { readText, encodePng } from './png.ts';
-import { imageGrid } from './grid.ts';
+import { readText, encodePng, imageGrid, readImageFile, ImageFileError } from '../image/index.ts';
 // parse.ts and image.ts only: the prompt is checked before libtorch is loaded, so a bad prompt fails fast
 import { parsePromptText, isEmptyPrompt, PromptError } from '../prompt/parse.ts';
 import { checkImage } from '../prompt/image.ts';
@@ -194,9 +193,9 @@ export async function runInfo(argv: string[]): Promise<number> {
   const file = parsed.positionals[0]!;
   let bytes: Buffer;
   try {
-    bytes = readFileSync(file);
+    bytes = await readImageFile(file);
   } catch (e) {
-    throw new Error(`cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new Error(e instanceof ImageFileError ? e.message : `cannot read ${file} (${(e as Error).message})`);
   }
   let text: Record<string, string>;
   try {

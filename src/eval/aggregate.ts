@@ -1,10 +1,11 @@
 // Scores of outputs -> the report's numbers: means per metric, diversity across seeds, consistency across prompts.
-import { diversity, cosine, COPY_PASTE_THRESHOLD, type Rgb } from './metrics.ts';
+import { diversity, cosine, COPY_PASTE_THRESHOLD } from './metrics.ts';
+import type { RgbImage } from '../image/index.ts';
 import type { Case } from './tasks.ts';
 
 export type SystemName = 'mumu' | 'mumu-caption' | 'text-only' | 'describe' | 'lora-merge' | 'render';
 
-export interface Output { case: Case; system: SystemName; seed: number | null; image: Rgb; scores: Scores }
+export interface Output { case: Case; system: SystemName; seed: number | null; image: RgbImage; scores: Scores }
 export interface Scores {
   preservation: number; // NaN when the case has no object reference
   control: number; // the same statistic for an object the prompt does not ask for (chance level)

@@ -2,7 +2,7 @@
 // included: the judge must know what it judges), as single-object crops and as 1-3 object scenes. Drawn from its
 // own seed stream, with its own withheld (concept, style) pairs, so its accuracy can be measured on drawings it never
 // saw. Nothing here depends on how any generator was trained.
-import { alphaOver, blank, hflip, boxArea, intersect, type Box, type RawImage } from '../data/image.ts';
+import { alphaOver, blank, hflip, boxArea, intersect, type Box, type RawImage } from '../image/index.ts';
 import { deriveSeed, hashString, Rng } from '../data/rng.ts';
 import { drawBackgroundSpec, renderBackground } from '../data/emoji-world/background.ts';
 import { STYLES, type Concept } from '../data/emoji-world/catalog.ts';

@@ -6,11 +6,11 @@ import path from 'node:path';
 import { MumuPipeline, loadComponents, componentsFromModel, type MumuComponents } from '../pipeline.ts';
 import { MumuModel } from '../models/index.ts';
 import { unloadLora, ADAPTER_CONFIG } from '../nn/index.ts';
-import { encodePng } from '../cli/png.ts';
+import { encodePng, gridRows, type RgbImage } from '../image/index.ts';
 import { EmojiEvaluator, type EvaluatorReport } from './evaluator.ts';
 import {
-  Judge, conceptPreservation, promptFollowing, conceptsPresent, styleAdherence, copyPaste, cosine, areaResize,
-  COPY_PASTE_THRESHOLD, type Rgb,
+  Judge, conceptPreservation, promptFollowing, conceptsPresent, styleAdherence, copyPaste, cosine,
+  COPY_PASTE_THRESHOLD,
 } from './metrics.ts';
 import { readSuite, buildCases, conceptLabel, stylePhrase, type Case, type Suite, type Segment } from './tasks.ts';
 import { aggregate, mean, num, pct, type Output, type Scores, type SystemName } from './aggregate.ts';
@@ -40,7 +40,7 @@ const SYSTEMS_FOR: Record<Case['task'], SystemName[]> = {
   character: ['mumu', 'mumu-caption', 'text-only', 'describe', 'render'],
 };
 
-interface Generator { (c: Case, seed: number): Promise<Rgb> }
+interface Generator { (c: Case, seed: number): Promise<RgbImage> }
 // title / note: where a system's row says more than its name (which merge ran)
 interface SystemState { name: SystemName; gen: Generator | null; why: string; title?: string; note?: string }
 
@@ -57,8 +57,6 @@ export interface RunOptions {
   log?: (s: string) => void;
 }
 
-const toRgb = (im: { width: number; height: number; data: Uint8Array }): Rgb => ({ width: im.width, height: im.height, channels: 3, data: im.data });
-
 async function generator(c: MumuComponents, o: { steps: number; guidance: number }, prompt: (cs: Case) => string | Segment[]): Promise<Generator> {
   const pipes = new Map<number, MumuPipeline>();
   // a case with a reference size: the same components, only the prompt side (image side, placeholders) changed
@@ -73,7 +71,7 @@ async function generator(c: MumuComponents, o: { steps: number; guidance: number
     const p = prompt(cs);
     const pipe = pipeFor(cs.referenceSize);
     const r = await pipe.generate(typeof p === 'string' ? p : p.map((s) => (typeof s === 'string' ? s : { image: s.image })), { steps: o.steps, guidanceScale: o.guidance, seed });
-    return toRgb(r.images[0]!);
+    return r.images[0]!;
   };
 }
 
@@ -203,7 +201,7 @@ export async function runSuite(o: RunOptions): Promise<{ outputs: Output[]; syst
   return { outputs, systems };
 }
 
-export function score(judge: Judge, c: Case, image: Rgb, vocab: number[]): Scores {
+export function score(judge: Judge, c: Case, image: RgbImage, vocab: number[]): Scores {
   const v = judge.views(image);
   const wins = v.windows.map((w) => w.embedding);
   const objs = c.references.filter((r) => r.role === 'object');
@@ -231,25 +229,7 @@ export function score(judge: Judge, c: Case, image: Rgb, vocab: number[]): Score
 }
 
 // ---- grids: one PNG per task; a row per case: references, then each system's outputs (seeds left to right) ----
-// Cells are square images scaled to `cell`, except separator bars (narrower than a cell, full height), kept as they are.
-function gridImage(rows: Rgb[][], cell: number, gap = 2): Rgb {
-  const fit = (im: Rgb) => (im.height === cell && im.width <= cell ? im : areaResize(im, cell));
-  const widthOf = (row: Rgb[]) => row.reduce((w, im) => w + fit(im).width + gap, -gap);
-  const W = Math.max(...rows.map(widthOf)), H = rows.length * cell + (rows.length - 1) * gap;
-  const data = new Uint8Array(W * H * 3).fill(255);
-  rows.forEach((row, r) => {
-    let x0 = 0;
-    const y0 = r * (cell + gap);
-    for (const im0 of row) {
-      const im = fit(im0);
-      for (let y = 0; y < cell; y++) data.set(im.data.subarray(y * im.width * 3, (y + 1) * im.width * 3), ((y0 + y) * W + x0) * 3);
-      x0 += im.width + gap;
-    }
-  });
-  return { width: W, height: H, channels: 3, data };
-}
-
-const gray = (w: number, h = w): Rgb => ({ width: w, height: h, channels: 3, data: new Uint8Array(w * h * 3).fill(200) });
+const gray = (w: number, h = w): RgbImage => ({ width: w, height: h, channels: 3, data: new Uint8Array(w * h * 3).fill(200) });
 
 export const gridFile = (task: string) => `${task}.png`;
 
@@ -267,7 +247,8 @@ async function writeGrids(dir: string, cases: Case[], outputs: Output[]): Promis
       const outs = systems.flatMap((s) => [gray(6, cell), ...outputs.filter((o) => o.case === c && o.system === s).map((o) => o.image)]);
       return [...refs, ...outs];
     });
-    const png = await encodePng(gridImage(rows, cell));
+    // white between cells; the thin gray bars before each system's outputs keep their width
+    const png = await encodePng(gridRows(rows, { cell, background: 255 }));
     fs.writeFileSync(path.join(dir, gridFile(task)), png);
   }
 }

@@ -11,13 +11,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { alphaOver, blank, boxArea, intersect, crop, padToSquare, type Box, type RawImage } from '../data/image.ts';
+import { alphaOver, blank, boxArea, intersect, crop, padToSquare, areaResize, type Box, type RgbImage } from '../image/index.ts';
 import { deriveSeed, Rng } from '../data/rng.ts';
 import { COLORS } from '../data/emoji-world/background.ts';
 import { STYLES, allConcepts, isHeldOutConcept, isHeldOutStyle } from '../data/emoji-world/catalog.ts';
 import { sprite } from '../data/emoji-world/render.ts';
 import { OBJECT_SCALE, MAX_OVERLAP, joinPhrases } from '../data/emoji-world/scene.ts';
-import { areaResize, type Rgb } from './metrics.ts';
 
 interface SceneItem { concepts: string[]; style: string; background: string }
 export type TaskSpec =
@@ -101,7 +100,7 @@ const labelOf = (() => {
 })();
 const stylePhrase = (id: string) => STYLES.find((s) => s.id === id)!.phrase;
 
-export interface RenderedScene { image: Rgb; boxes: Box[] }
+export interface RenderedScene { image: RgbImage; boxes: Box[] }
 
 // An EmojiWorld-style scene with the given objects, style and solid background (layout from the content seed, as
 // EmojiWorld does, so the same content in another style has the same layout).
@@ -124,17 +123,17 @@ export function renderScene(concepts: string[], style: string, background: strin
     alphaOver(image, sp.image, b.x, b.y);
     boxes.push({ x: b.x + sp.tight.x, y: b.y + sp.tight.y, w: sp.tight.w, h: sp.tight.h });
   }
-  return { image: image as Rgb, boxes };
+  return { image: image as RgbImage, boxes };
 }
 
 // A bootstrap crop (paper section 4-5): the object's box cut from the scene, padded to a square with black.
-export function cropObject(scene: RenderedScene, k: number): Rgb {
-  return padToSquare(crop(scene.image as RawImage, scene.boxes[k]!)).image as Rgb;
+export function cropObject(scene: RenderedScene, k: number): RgbImage {
+  return padToSquare(crop(scene.image, scene.boxes[k]!)).image as RgbImage;
 }
 
 // ---- cases ----
-export interface Reference { image: Rgb; concept: string | null; style: string; role: 'object' | 'style' }
-export type Segment = string | { image: Rgb };
+export interface Reference { image: RgbImage; concept: string | null; style: string; role: 'object' | 'style' }
+export type Segment = string | { image: RgbImage };
 
 export interface Case {
   task: TaskSpec['kind'];
@@ -151,10 +150,10 @@ export interface Case {
   tokensPerImage?: number; // ... which gives this many tokens per image (set when a model is loaded)
   seeds?: number[]; // instead of the suite's seeds
   group?: string; // tokens-per-image: the item all its settings share (one unrelated control for all of them)
-  oracle: Rgb; // the EmojiWorld render of what is asked (an upper reference, not a generation)
+  oracle: RgbImage; // the EmojiWorld render of what is asked (an upper reference, not a generation)
   // an object the prompt does not ask for, drawn like the first reference: its preservation score against the
   // output is the chance level of the best-window statistic
-  control: Rgb | null;
+  control: RgbImage | null;
 }
 
 export interface CaseOptions { outSize: number; refSize?: number }
@@ -166,7 +165,7 @@ function split(concepts: string[], styles: string[]): Case['split'] {
 const article = (w: string) => (/^[aeiou]/.test(w) ? 'an' : 'a');
 
 // "a <img> dog face and a <img> rocket on a blue background, noto style": each crop right before its words.
-function interleave(concepts: string[], refs: (Rgb | null)[], tail: string): { segments: Segment[]; caption: string } {
+function interleave(concepts: string[], refs: (RgbImage | null)[], tail: string): { segments: Segment[]; caption: string } {
   const segments: Segment[] = [];
   let text = '';
   concepts.forEach((c, i) => {
@@ -184,7 +183,7 @@ function interleave(concepts: string[], refs: (Rgb | null)[], tail: string): { s
   return { segments: segments.filter((s) => typeof s !== 'string' || s.length > 0), caption: joinPhrases(concepts.map(labelOf)) + tail };
 }
 
-function degrade(img: Rgb, r: number): Rgb {
+function degrade(img: RgbImage, r: number): RgbImage {
   if (!r) return img;
   const small = areaResize(img, r);
   const data = new Uint8Array(img.width * img.height * 3);

@@ -3,15 +3,17 @@
 // where every `<` opens an image tag, `\<` is a literal `<`, and paths are relative to the working folder.
 // API form: an array of text strings and { image } segments, taken literally (no tags, no escapes).
 
-// Raw pixels, row-major, 8 bits per channel (RGBA unless channels says otherwise).
-export interface RawImage {
+// Pixels as an API caller hands them in: row-major, 8 bits per channel, RGBA unless channels says otherwise (a
+// canvas ImageData fits as it is). Checked, then read like a file, by prompt/image.ts; inside mumu images are
+// src/image's RawImage.
+export interface PixelsInput {
   width: number;
   height: number;
   data: Uint8Array | Uint8ClampedArray;
   channels?: 1 | 3 | 4;
 }
 // A file path, encoded bytes (PNG, JPEG, WebP, ...), or pixels.
-export type ImageInput = string | Uint8Array | RawImage;
+export type ImageInput = string | Uint8Array | PixelsInput;
 export type PromptSegment = string | { text: string } | { image: ImageInput };
 export type PromptInput = string | PromptSegment[];
 
@@ -76,7 +78,7 @@ export function parsePromptText(prompt: string): PromptPart[] {
   return parts;
 }
 
-const isRaw = (x: unknown): x is RawImage =>
+const isPixels = (x: unknown): x is PixelsInput =>
   typeof x === 'object' && x !== null && 'width' in x && 'height' in x && 'data' in x;
 
 export function parsePrompt(prompt: PromptInput): PromptPart[] {
@@ -88,7 +90,7 @@ export function parsePrompt(prompt: PromptInput): PromptPart[] {
     if (seg && typeof seg === 'object' && 'text' in seg && typeof seg.text === 'string') return { kind: 'text', text: seg.text, where };
     if (seg && typeof seg === 'object' && 'image' in seg) {
       const img = seg.image;
-      if (typeof img === 'string' || img instanceof Uint8Array || isRaw(img)) return { kind: 'image', source: img, where };
+      if (typeof img === 'string' || img instanceof Uint8Array || isPixels(img)) return { kind: 'image', source: img, where };
       throw new PromptError('an image must be a file path, encoded image bytes, or { width, height, data } pixels', where);
     }
     throw new PromptError('expected a string, { text } or { image }', where);

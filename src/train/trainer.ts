@@ -7,10 +7,10 @@ import cliProgress from 'cli-progress';
 import { AdamW, Generator, clipGradNorm, manualSeed, noGrad, tidy, keep, fromBytes, type Tensor } from '../torch/index.ts';
 import type { MumuModel } from '../models/index.ts';
 import { savePretrained } from '../pipeline.ts';
-import { encodePng } from '../cli/png.ts';
+import { encodePng, gridRows } from '../image/index.ts';
 import { lrFactor, emaDecay, type TrainConfig } from './config.ts';
 import { StageData, Prefetcher, type Item } from './data.ts';
-import { buildModel, applyPlan, paramGroups, StageRunner, gridRows } from './stages.ts';
+import { buildModel, applyPlan, paramGroups, StageRunner } from './stages.ts';
 import { saveCheckpoint, loadLatestCheckpoint, pruneCheckpoints, listCheckpoints } from './checkpoint.ts';
 import { plotLoss } from '../plot.ts';
 

@@ -1,6 +1,6 @@
 // The multimodal prompt as stored in shards: text and image segments in reading order. An image segment points at
 // one of the sample's conditioning images by index (file `img<index>.png` in the shard).
-import type { Box } from '../image.ts';
+import type { Box } from '../../image/index.ts';
 import type { ControlKind } from './controls.ts';
 
 export interface TextSegment { type: 'text'; text: string }

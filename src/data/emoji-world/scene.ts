@@ -2,7 +2,7 @@
 // ground-truth box of every object. Scene i is a pure function of (seed, split, i), so workers and resumed runs
 // agree. Consecutive training scenes share one content drawn in several styles (paper section 4: "we paired each
 // content with many different styles" to make the model separate content from style).
-import { alphaOver, boxArea, intersect, type Box, type RawImage } from '../image.ts';
+import { alphaOver, boxArea, intersect, type Box, type RawImage } from '../../image/index.ts';
 import { deriveSeed, Rng } from '../rng.ts';
 import { backgroundPhrase, drawBackgroundSpec, renderBackground, BACKGROUND_WEIGHTS, type BackgroundKind, type BackgroundSpec } from './background.ts';
 import { isHeldOutStyle, selectConcepts, STYLES, type Concept, type ConceptFilter, type Style } from './catalog.ts';
