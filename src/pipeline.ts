@@ -2,7 +2,8 @@
 // guidance at scale 6, no negative prompt). The encoder (VLM + adapter) runs once per call, on the prompt and the
 // unconditional prompt together; each denoising step is one UNet call on the whole batch [uncond x n, cond x n].
 import { existsSync } from 'node:fs';
-import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { writeFile, mkdir } from 'node:fs/promises';
+import { readConfig, readJson } from './config.ts';
 import { join } from 'node:path';
 import { Generator, randn, cat, noGrad, tidy, cuda, type Tensor } from './torch/index.ts';
 import {
@@ -194,20 +195,11 @@ export interface ProcessorConfig {
 export const DEFAULT_PROCESSOR: ProcessorConfig = { max_images: 4, image_mean: [0.5, 0.5, 0.5], image_std: [0.5, 0.5, 0.5], max_length: null, reference_size: null };
 
 function parseProcessorConfig(raw: unknown, where: string): ProcessorConfig {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${where}: expected a JSON object`);
-  const out = { ...DEFAULT_PROCESSOR } as Record<string, unknown>;
-  for (const [k, v] of Object.entries(raw)) {
-    if (k.startsWith('_')) continue;
-    if (!(k in DEFAULT_PROCESSOR)) throw new Error(`${where}: unknown key '${k}' (known: ${Object.keys(DEFAULT_PROCESSOR).join(', ')})`);
-    out[k] = v;
-  }
-  const c = out as unknown as ProcessorConfig;
-  if (!Number.isInteger(c.max_images) || c.max_images < 0) throw new Error(`${where}: max_images must be a non-negative integer`);
-  if (c.reference_size !== null && (!Number.isInteger(c.reference_size) || c.reference_size < 1)) throw new Error(`${where}: reference_size must be a positive integer or null`);
-  return c;
+  return readConfig(where, raw, {
+    defaults: DEFAULT_PROCESSOR,
+    rules: { max_images: { int: true, min: 0 }, reference_size: { int: true, min: 1 }, max_length: { int: true, min: 1 } },
+  });
 }
-
-const readJsonIf = async (file: string): Promise<unknown> => (existsSync(file) ? JSON.parse(await readFile(file, 'utf8')) : undefined);
 
 // A model folder (diffusers-like: model_index.json; unet/, vae/, vlm/, adapter/ from src/models; tokenizer/ and
 // scheduler/ from here) -> components.
@@ -221,7 +213,7 @@ export async function loadComponents(dir: string, o: LoadOptions = {}): Promise<
   if (!existsSync(tokFile)) throw new Error(`${dir} has no tokenizer/tokenizer.json`);
   const tokenizer = await PromptTokenizer.fromFile(tokFile);
   const procFile = join(dir, 'tokenizer', 'processor_config.json');
-  const proc = parseProcessorConfig((await readJsonIf(procFile)) ?? {}, procFile);
+  const proc = parseProcessorConfig(existsSync(procFile) ? readJson(procFile) : {}, procFile);
   const schedFile = join(dir, 'scheduler', 'scheduler_config.json');
   const scheduler = existsSync(schedFile) ? await readSchedulerConfig(schedFile) : SD_SCHEDULER_CONFIG;
 

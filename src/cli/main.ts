@@ -74,9 +74,11 @@ export async function main(argv: string[]): Promise<number> {
     const err = e instanceof Error ? e : new Error(String(e));
     const usage = err instanceof UsageError;
     const lines = err.message.split('\n');
+    // a header that ends in ':' (a config's name over its list of problems) is printed with the first problem
+    if (lines.length > 1 && lines[0]!.endsWith(':')) lines.splice(0, 2, `${lines[0]} ${lines[1]!.trim()}`);
     const where = usage ? (err.command ?? command ?? '') : '';
     let line = `mumu${where ? ` ${where}` : ''}: ${lines[0]}`;
-    if (lines.length > 1 && !debug) line += ` (+${lines.length - 1} more lines with --debug)`;
+    if (lines.length > 1 && !debug) line += ` (+${lines.length - 1} more with --debug)`;
     if (usage) line += ` (see mumu ${where ? `${where} ` : ''}--help)`;
     process.stderr.write(line + '\n');
     if (debug) process.stderr.write((err.stack ?? err.message) + '\n');

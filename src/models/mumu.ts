@@ -11,6 +11,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Tensor } from '../torch/index.ts';
 import { Module, injectLora, type LoraConfig } from '../nn/index.ts';
+import { fileURLToPath } from 'node:url';
+import { readConfig } from '../config.ts';
 import { parseConfig, readJson } from './config.ts';
 import { UNet2DConditionModel } from './unet.ts';
 import { AutoencoderKL } from './vae.ts';
@@ -36,25 +38,26 @@ export interface MumuTrainingConfig {
   unet_lora_target_modules: string[];
 }
 
-// Paper Table 1.
-export const PAPER_TRAINING: MumuTrainingConfig = {
-  vision_model: 'frozen', connector: 'lora', text_model: 'lora', adapter: 'full', unet: 'lora', vae: 'frozen', text_encoder: 'frozen',
-  lora_r: 8, lora_alpha: 8, lora_dropout: 0,
-  vlm_lora_target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
-  unet_lora_target_modules: ['to_q', 'to_k', 'to_v', 'to_out.0'],
+const PART_MODES = ['frozen', 'lora', 'full'] as const;
+const WHOLE_MODES = ['frozen', 'full'] as const;
+const MODE_RULES = {
+  vision_model: { choices: PART_MODES }, connector: { choices: PART_MODES }, text_model: { choices: PART_MODES }, unet: { choices: PART_MODES },
+  adapter: { choices: WHOLE_MODES }, vae: { choices: WHOLE_MODES }, text_encoder: { choices: WHOLE_MODES },
 };
 
+// Paper Table 1, written once: configs/models/mumu.json, every key required (this object only gives their kinds).
+const PLAN_KINDS: MumuTrainingConfig = {
+  vision_model: 'frozen', connector: 'frozen', text_model: 'frozen', adapter: 'frozen', unet: 'frozen', vae: 'frozen', text_encoder: 'frozen',
+  lora_r: 0, lora_alpha: 0, lora_dropout: 0, vlm_lora_target_modules: [], unet_lora_target_modules: [],
+};
+const PLAN_FILE = fileURLToPath(new URL('../../configs/models/mumu.json', import.meta.url));
+export const PAPER_TRAINING: MumuTrainingConfig = readConfig(PLAN_FILE, readJson(PLAN_FILE), {
+  defaults: PLAN_KINDS, required: Object.keys(PLAN_KINDS) as (keyof MumuTrainingConfig)[], rules: MODE_RULES,
+});
+
+// A plan: Table 1 with the given keys over it.
 export function parseTrainingConfig(raw: unknown): MumuTrainingConfig {
-  const c = parseConfig<MumuTrainingConfig>('mumu training', raw, { defaults: PAPER_TRAINING });
-  const modes: Record<string, readonly string[]> = {
-    vision_model: ['frozen', 'lora', 'full'], connector: ['frozen', 'lora', 'full'], text_model: ['frozen', 'lora', 'full'],
-    unet: ['frozen', 'lora', 'full'], adapter: ['frozen', 'full'], vae: ['frozen', 'full'], text_encoder: ['frozen', 'full'],
-  };
-  for (const [k, allowed] of Object.entries(modes)) {
-    const v = (c as unknown as Record<string, string>)[k]!;
-    if (!allowed.includes(v)) throw new Error(`mumu training config: ${k} = '${v}' (one of ${allowed.join(', ')})`);
-  }
-  return c;
+  return parseConfig<MumuTrainingConfig>('mumu training', raw, { defaults: PAPER_TRAINING, rules: MODE_RULES });
 }
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
