@@ -7,7 +7,7 @@ import { readConfig, readJson } from './config.ts';
 import { join } from 'node:path';
 import { Generator, randn, cat, noGrad, tidy, cuda, type Tensor } from './torch/index.ts';
 import {
-  classifierFreeGuidance, inferenceTimesteps, sampleDdim, sampleEuler, type Conditioning, type CondModel,
+  classifierFreeGuidance, inferenceTimesteps, SAMPLERS, DEFAULT_SAMPLER, isSamplerName, samplerChoices, type SamplerName, type Conditioning, type CondModel,
   readSchedulerConfig, writeSchedulerConfig, scheduleFromConfig, SD_SCHEDULER_CONFIG,
   type NoiseSchedule, type SchedulerConfig, type StepInfo, type DenoiseModel,
 } from './diffusion/index.ts';
@@ -44,8 +44,6 @@ export interface LoadOptions {
   // encode reference images at this side (px, a multiple of the ViT's patch size) instead of its native one
   referenceSize?: number;
 }
-
-export type SamplerName = 'ddim' | 'euler' | 'euler_a';
 
 export interface GenerateOptions {
   steps?: number;
@@ -98,12 +96,14 @@ export class MumuPipeline {
     const scale = o.guidanceScale ?? 6;
     const n = o.numImages ?? 1;
     const seed = o.seed ?? randomSeed();
-    const sampler = o.sampler ?? 'ddim';
+    const sampler = o.sampler ?? DEFAULT_SAMPLER;
     if (!Number.isInteger(steps) || steps < 1 || steps > c.scheduler.num_train_timesteps) throw new RangeError(`steps must be an integer in 1..${c.scheduler.num_train_timesteps}, got ${steps}`);
     if (!Number.isInteger(n) || n < 1) throw new RangeError(`numImages must be a positive integer, got ${n}`);
     if (!Number.isFinite(scale)) throw new RangeError(`guidanceScale must be a number, got ${scale}`);
     if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`seed must be a non-negative integer, got ${seed}`);
-    if (!['ddim', 'euler', 'euler_a'].includes(sampler)) throw new RangeError(`sampler must be ddim, euler or euler_a, got ${sampler}`);
+    if (!isSamplerName(sampler)) throw new RangeError(`sampler must be ${samplerChoices()}, got ${sampler}`);
+    const sample = await SAMPLERS[sampler].load();
+    const eta = o.eta ?? SAMPLERS[sampler].eta;
     const t0 = now();
 
     const cond = await encodePrompt(prompt, c.prompt, { cwd: o.cwd });
@@ -143,8 +143,7 @@ export class MumuPipeline {
       const noise = cat(Array.from({ length: n }, (_, i) =>
         randn([1, ...c.latentShape], { generator: new Generator(seed + i) })), 0).to(c.device);
       const t2 = now();
-      const opts = { timesteps, prediction: c.scheduler.prediction_type, eta: o.eta ?? (sampler === 'euler_a' ? 1 : 0), generator: new Generator(seed), onStep: o.onStep };
-      const latents = sampler === 'ddim' ? sampleDdim(model, noise, c.schedule, opts) : sampleEuler(model, noise, c.schedule, opts);
+      const latents = sample(model, noise, c.schedule, { timesteps, prediction: c.scheduler.prediction_type, eta, generator: new Generator(seed), onStep: o.onStep });
       sync();
       timings.denoise = now() - t2;
 
@@ -172,11 +171,10 @@ export function generationInfo(r: GenerateResult, image: GeneratedImage, model: 
     sampler: r.sampler, model, size: `${image.width}x${image.height}`, software: 'mumu',
   };
   if (r.negativePrompt) info.negative_prompt = r.negativePrompt;
-  const sampler = { ddim: 'DDIM', euler: 'Euler', euler_a: 'Euler a' }[r.sampler];
   info.parameters = [
     r.prompt,
     ...(r.negativePrompt ? [`Negative prompt: ${r.negativePrompt}`] : []),
-    `Steps: ${r.steps}, Sampler: ${sampler}, CFG scale: ${r.guidanceScale}, Seed: ${image.seed}, Size: ${image.width}x${image.height}, Model: ${model}`,
+    `Steps: ${r.steps}, Sampler: ${SAMPLERS[r.sampler].label}, CFG scale: ${r.guidanceScale}, Seed: ${image.seed}, Size: ${image.width}x${image.height}, Model: ${model}`,
   ].join('\n');
   return info;
 }

@@ -10,9 +10,19 @@ import { readText, encodePng, imageGrid, readImageFile, ImageFileError } from '.
 // parse.ts and image.ts only: the prompt is checked before libtorch is loaded, so a bad prompt fails fast
 import { parsePromptText, isEmptyPrompt, PromptError } from '../prompt/parse.ts';
 import { checkImage } from '../prompt/image.ts';
-import type { GenerateResult, SamplerName } from '../pipeline.ts';
+import { SAMPLERS, SAMPLER_NAMES, DEFAULT_SAMPLER, isSamplerName, samplerChoices } from '../diffusion/samplers.ts';
+import type { GenerateResult } from '../pipeline.ts';
 
 export const DEFAULT_MODEL = fileURLToPath(new URL('../../models/emoji-default', import.meta.url));
+
+// "ddim (default, the paper's), euler, or euler_a (ancestral)"
+function samplerHelp(): string {
+  const items = SAMPLER_NAMES.map((n) => {
+    const notes = [...(n === DEFAULT_SAMPLER ? ['default'] : []), ...(SAMPLERS[n].about ? [SAMPLERS[n].about] : [])];
+    return notes.length ? `${n} (${notes.join(', ')})` : n;
+  });
+  return `${items.slice(0, -1).join(', ')}, or ${items.at(-1)}`;
+}
 
 export const GENERATE_HELP = `Usage: mumu generate "<prompt>" [-o out.png] [options]
 
@@ -30,7 +40,7 @@ Options:
   --steps N           denoising steps (default 50, as the paper)
   --guidance S        classifier-free guidance scale (default 6, as the paper; 1 turns guidance off)
   --negative TEXT     negative prompt, text or multimodal (default: none, the empty prompt)
-  --sampler NAME      ddim (default, the paper's), euler, or euler_a (ancestral)
+  --sampler NAME      ${samplerHelp()}
   --eta X             DDIM eta: 0 deterministic (default), 1 ancestral
   --model DIR         model folder (default models/emoji-default)
   --reference-size PX encode the prompt's images at PX x PX instead of the model's native side (the ViT's position
@@ -115,8 +125,8 @@ export async function runGenerate(argv: string[]): Promise<number> {
   const steps = intFlag('steps', v.steps, 1, 1000) ?? 50;
   const guidance = floatFlag('guidance', v.guidance, 0, 100) ?? 6;
   const eta = floatFlag('eta', v.eta, 0, 1);
-  const sampler = (v.sampler ?? 'ddim') as SamplerName;
-  if (!['ddim', 'euler', 'euler_a'].includes(sampler)) throw new UsageError(`--sampler must be ddim, euler or euler_a, got '${sampler}'`, 'generate');
+  const sampler = v.sampler ?? DEFAULT_SAMPLER;
+  if (!isSamplerName(sampler)) throw new UsageError(`--sampler must be ${samplerChoices()}, got '${sampler}'`, 'generate');
   const referenceSize = intFlag('reference-size', v['reference-size'], 1, 4096);
   const device = v.device ?? 'cpu';
   if (device !== 'cpu' && !device.startsWith('cuda')) throw new UsageError(`--device must be cpu or cuda, got '${device}'`, 'generate');
