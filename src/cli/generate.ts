@@ -1,11 +1,10 @@
 // `mumu generate` and `mumu info`.
-import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve, join, parse as parsePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import cliProgress from 'cli-progress';
-import { UsageError, intFlag, floatFlag } from './errors.ts';
+import { UsageError, intFlag, floatFlag, parseCommand } from './args.ts';
 import { readText, encodePng, imageGrid, readImageFile, ImageFileError } from '../image/index.ts';
 // parse.ts and image.ts only: the prompt is checked before libtorch is loaded, so a bad prompt fails fast
 import { parsePromptText, isEmptyPrompt, PromptError } from '../prompt/parse.ts';
@@ -71,17 +70,7 @@ const OPTIONS = {
   'reference-size': { type: 'string' },
   device: { type: 'string' },
   'no-progress': { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
 } as const;
-
-function parse(argv: string[], command: string) {
-  try {
-    return parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (e) {
-    // node's messages carry a hint about '--' that is noise here; keep the first sentence
-    throw new UsageError((e as Error).message.split('. ')[0]!.replace(/\.$/, ''), command);
-  }
-}
 
 // A model folder is usable when it has model_index.json.
 function resolveModel(flag: string | undefined): string {
@@ -110,11 +99,9 @@ async function precheckPrompt(prompt: string, label = ''): Promise<void> {
 }
 
 export async function runGenerate(argv: string[]): Promise<number> {
-  const { values: v, positionals } = parse(argv, 'generate');
-  if (v.help) {
-    process.stdout.write(GENERATE_HELP);
-    return 0;
-  }
+  const parsed = parseCommand(argv, { command: 'generate', help: GENERATE_HELP, options: OPTIONS, positionals: true });
+  if (!parsed) return 0;
+  const { values: v, positionals } = parsed;
   if (positionals.length === 0) throw new UsageError('missing the prompt, e.g. mumu generate "a <img:dog.png> dog"', 'generate');
   if (positionals.length > 1) throw new UsageError(`expected one prompt, got ${positionals.length} arguments (put the prompt in quotes)`, 'generate');
   const prompt = positionals[0]!;
@@ -189,16 +176,8 @@ export async function runGenerate(argv: string[]): Promise<number> {
 }
 
 export async function runInfo(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true });
-  } catch (e) {
-    throw new UsageError((e as Error).message.split('. ')[0]!, 'info');
-  }
-  if (parsed.values.help) {
-    process.stdout.write(INFO_HELP);
-    return 0;
-  }
+  const parsed = parseCommand(argv, { command: 'info', help: INFO_HELP, options: { json: { type: 'boolean' } }, positionals: true });
+  if (!parsed) return 0;
   if (parsed.positionals.length !== 1) throw new UsageError('expected one PNG file', 'info');
   const file = parsed.positionals[0]!;
   let bytes: Buffer;

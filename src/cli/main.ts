@@ -2,7 +2,7 @@
 // starts fast and works before every subcommand exists (bootstrap, train and eval land from other issues).
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { UsageError } from './errors.ts';
+import { UsageError } from './args.ts';
 
 export const HELP = `mumu: image generation from multimodal prompts (text interleaved with images), after MUMU (arXiv 2406.18790)
 

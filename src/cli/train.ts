@@ -1,9 +1,8 @@
 // `mumu train --config configs/<stage>.json [--resume] [--out DIR]`: one training stage (src/train).
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { readTrainConfig } from '../train/config.ts';
 import { train } from '../train/trainer.ts';
-import { intFlag, UsageError } from './errors.ts';
+import { intFlag, parseCommand, UsageError } from './args.ts';
 
 export const TRAIN_HELP = `Usage:
   mumu train --config configs/<stage>.json [--out DIR] [--resume] [--stop-at STEP]
@@ -21,27 +20,18 @@ Options:
 `;
 
 export async function runTrain(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv, strict: true, allowPositionals: false,
-      options: {
-        config: { type: 'string' }, out: { type: 'string' }, resume: { type: 'boolean' }, 'stop-at': { type: 'string' },
-        progress: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    throw new UsageError((e as Error).message, 'train');
-  }
+  const parsed = parseCommand(argv, {
+    command: 'train',
+    help: TRAIN_HELP,
+    options: { config: { type: 'string' }, out: { type: 'string' }, resume: { type: 'boolean' }, 'stop-at': { type: 'string' }, progress: { type: 'boolean' } },
+  });
+  if (!parsed) return 0;
   const v = parsed.values;
-  if (v.help) {
-    process.stdout.write(TRAIN_HELP);
-    return 0;
-  }
   if (!v.config) throw new UsageError('--config FILE is required', 'train');
+  const stopAt = intFlag('stop-at', v['stop-at'], 1);
   const cfg = readTrainConfig(v.config);
   const out = v.out ?? path.join('runs', path.basename(v.config).replace(/\.json$/, ''));
-  const r = await train(cfg, { out, resume: v.resume ?? false, stopAt: intFlag('stop-at', v['stop-at'], 1), progress: v.progress });
+  const r = await train(cfg, { out, resume: v.resume ?? false, stopAt, progress: v.progress });
   process.stdout.write(`${cfg.stage}: ${r.steps} steps, wall ${r.wallSeconds.toFixed(0)} s, data wait ${(100 * r.dataWaitFraction).toFixed(1)}% of step time${r.modelDir ? `, model ${r.modelDir}` : ''}\n`);
   return 0;
 }
