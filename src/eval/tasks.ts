@@ -11,12 +11,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { alphaOver, blank, boxArea, intersect, crop, padToSquare, areaResize, type Box, type RgbImage } from '../image/index.ts';
+import { alphaOver, blank, crop, padToSquare, areaResize, type Box, type RgbImage } from '../image/index.ts';
 import { deriveSeed, Rng } from '../data/rng.ts';
 import { COLORS } from '../data/emoji-world/background.ts';
 import { STYLES, allConcepts, isHeldOutConcept, isHeldOutStyle } from '../data/emoji-world/catalog.ts';
 import { sprite } from '../data/emoji-world/render.ts';
-import { OBJECT_SCALE, MAX_OVERLAP, joinPhrases } from '../data/emoji-world/scene.ts';
+import { layoutSquares, joinPhrases, article } from '../data/emoji-world/scene.ts';
 
 interface SceneItem { concepts: string[]; style: string; background: string }
 export type TaskSpec =
@@ -107,22 +107,12 @@ export interface RenderedScene { image: RgbImage; boxes: Box[] }
 export function renderScene(concepts: string[], style: string, background: string, size: number, seed: number): RenderedScene {
   const rng = new Rng(deriveSeed(seed, 0, `eval-scene:${concepts.join('+')}`));
   const image = blank(size, size, 3, COLORS[background]!);
-  const [lo, hi] = OBJECT_SCALE[Math.min(concepts.length, OBJECT_SCALE.length) - 1]!;
-  const placed: Box[] = [];
   const boxes: Box[] = [];
-  for (const slug of concepts) {
-    let side = Math.max(8, Math.round(rng.uniform(lo, hi) * size));
-    let b: Box = { x: 0, y: 0, w: side, h: side };
-    for (let attempt = 0; attempt < 200; attempt++) {
-      if (attempt > 0 && attempt % 20 === 0) side = Math.max(8, Math.round(side * 0.85));
-      b = { x: rng.intIn(0, size - side), y: rng.intIn(0, size - side), w: side, h: side };
-      if (placed.every((o) => boxArea(intersect(o, b)) <= MAX_OVERLAP * Math.min(boxArea(o), boxArea(b)))) break;
-    }
-    placed.push(b);
-    const sp = sprite(style, slug, b.w);
+  layoutSquares(rng, concepts.length, size).forEach((b, k) => {
+    const sp = sprite(style, concepts[k]!, b.w);
     alphaOver(image, sp.image, b.x, b.y);
     boxes.push({ x: b.x + sp.tight.x, y: b.y + sp.tight.y, w: sp.tight.w, h: sp.tight.h });
-  }
+  });
   return { image: image as RgbImage, boxes };
 }
 
@@ -161,8 +151,6 @@ export interface CaseOptions { outSize: number; refSize?: number }
 function split(concepts: string[], styles: string[]): Case['split'] {
   return concepts.some(isHeldOutConcept) || styles.some(isHeldOutStyle) ? 'held-out' : 'train';
 }
-
-const article = (w: string) => (/^[aeiou]/.test(w) ? 'an' : 'a');
 
 // "a <img> dog face and a <img> rocket on a blue background, noto style": each crop right before its words.
 function interleave(concepts: string[], refs: (RgbImage | null)[], tail: string): { segments: Segment[]; caption: string } {
