@@ -258,7 +258,7 @@ export function componentsFromModel(model: MumuModel, o: ModelComponentsOptions)
     },
     encode: text
       ? (b) => ({ context: model.encodeText(b.inputIds, b.attentionMask), mask: b.attentionMask })
-      : (b) => ({ context: model.encodePrompt({ inputIds: b.inputIds, pixels: b.pixelValues, attentionMask: b.attentionMask }), mask: b.attentionMask }),
+      : (b) => ({ context: model.encodePrompt(b), mask: b.attentionMask }),
     unet: (x, t, cond) => unet.forward(x, t, cond.context, { encoderAttentionMask: cond.mask ?? null }),
     decode: (latents) => vae.decode(vae.unscaleLatents(latents)),
     latentShape: [unet.config.in_channels, latentSide, latentSide],

@@ -12,7 +12,8 @@ import {
   Judge, conceptPreservation, promptFollowing, conceptsPresent, styleAdherence, copyPaste, cosine,
   COPY_PASTE_THRESHOLD,
 } from './metrics.ts';
-import { readSuite, buildCases, conceptLabel, stylePhrase, type Case, type Suite, type Segment } from './tasks.ts';
+import { readSuite, buildCases, conceptLabel, stylePhrase, type Case, type Suite } from './tasks.ts';
+import type { PromptSegment } from '../prompt/index.ts';
 import { aggregate, mean, num, pct, type Output, type Scores, type SystemName } from './aggregate.ts';
 import { mergedComponents } from './merge.ts';
 import { TOKENS_NOTE, tokensTable, tokensSummary, writeTokensPlot, TOKENS_PLOT } from './tokens.ts';
@@ -57,7 +58,7 @@ export interface RunOptions {
   log?: (s: string) => void;
 }
 
-async function generator(c: MumuComponents, o: { steps: number; guidance: number }, prompt: (cs: Case) => string | Segment[]): Promise<Generator> {
+async function generator(c: MumuComponents, o: { steps: number; guidance: number }, prompt: (cs: Case) => string | PromptSegment[]): Promise<Generator> {
   const pipes = new Map<number, MumuPipeline>();
   // a case with a reference size: the same components, only the prompt side (image side, placeholders) changed
   const pipeFor = (side = 0) => {
@@ -70,7 +71,7 @@ async function generator(c: MumuComponents, o: { steps: number; guidance: number
   return async (cs, seed) => {
     const p = prompt(cs);
     const pipe = pipeFor(cs.referenceSize);
-    const r = await pipe.generate(typeof p === 'string' ? p : p.map((s) => (typeof s === 'string' ? s : { image: s.image })), { steps: o.steps, guidanceScale: o.guidance, seed });
+    const r = await pipe.generate(p, { steps: o.steps, guidanceScale: o.guidance, seed });
     return r.images[0]!;
   };
 }
@@ -363,7 +364,7 @@ function markdown(m: MarkdownInput): string {
       + ` (generated systems: seeds ${m.suite.seeds.join(', ')} left to right).`, '');
     L.push('<details><summary>prompts</summary>', '');
     for (const c of m.cases.filter((x) => x.task === task)) {
-      const text = c.segments.map((s) => (typeof s === 'string' ? s : '<img>')).join('');
+      const text = c.segments.map((s) => (typeof s === 'string' ? s : 'text' in s ? s.text : '<img>')).join('');
       L.push(`- \`${c.id}\` (${c.split}${c.setting ? `, ${c.setting}` : ''}): \`${text}\``);
     }
     L.push('', '</details>', '');

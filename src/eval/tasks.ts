@@ -16,7 +16,9 @@ import { deriveSeed, Rng } from '../data/rng.ts';
 import { COLORS } from '../data/emoji-world/background.ts';
 import { STYLES, allConcepts, isHeldOutConcept, isHeldOutStyle } from '../data/emoji-world/catalog.ts';
 import { sprite } from '../data/emoji-world/render.ts';
-import { layoutSquares, joinPhrases, article } from '../data/emoji-world/scene.ts';
+import { layoutSquares, phraseList, article } from '../data/emoji-world/scene.ts';
+import { insertImages, toPromptSegments } from '../data/bootstrap/prompt.ts';
+import type { PromptSegment } from '../prompt/parse.ts';
 
 interface SceneItem { concepts: string[]; style: string; background: string }
 export type TaskSpec =
@@ -123,12 +125,11 @@ export function cropObject(scene: RenderedScene, k: number): RgbImage {
 
 // ---- cases ----
 export interface Reference { image: RgbImage; concept: string | null; style: string; role: 'object' | 'style' }
-export type Segment = string | { image: RgbImage };
 
 export interface Case {
   task: TaskSpec['kind'];
   id: string;
-  segments: Segment[]; // the multimodal prompt
+  segments: PromptSegment[]; // the multimodal prompt
   caption: string; // the same prompt with words only (what the text-only model gets)
   references: Reference[];
   named: string[]; // concepts the output should show
@@ -152,23 +153,13 @@ function split(concepts: string[], styles: string[]): Case['split'] {
   return concepts.some(isHeldOutConcept) || styles.some(isHeldOutStyle) ? 'held-out' : 'train';
 }
 
-// "a <img> dog face and a <img> rocket on a blue background, noto style": each crop right before its words.
-function interleave(concepts: string[], refs: (RgbImage | null)[], tail: string): { segments: Segment[]; caption: string } {
-  const segments: Segment[] = [];
-  let text = '';
-  concepts.forEach((c, i) => {
-    const sep = i === 0 ? '' : i === concepts.length - 1 ? ' and ' : ', ';
-    const label = labelOf(c);
-    text += `${sep}${article(label)} `;
-    if (refs[i]) {
-      segments.push(text);
-      segments.push({ image: refs[i]! });
-      text = '';
-    }
-    text += label;
-  });
-  segments.push(text + tail);
-  return { segments: segments.filter((s) => typeof s !== 'string' || s.length > 0), caption: joinPhrases(concepts.map(labelOf)) + tail };
+// "a <img> dog face and a <img> rocket on a blue background, noto style": each crop right before its words, as the
+// bootstrap inserts them (paper section 4); a null reference leaves its words alone.
+function promptWithCrops(concepts: string[], refs: (RgbImage | null)[], tail: string): { segments: PromptSegment[]; caption: string } {
+  const { text, at } = phraseList(concepts.map(labelOf));
+  const caption = text + tail;
+  const images = refs.flatMap((r, i) => (r ? [{ at: at[i]!, segment: { type: 'image' as const, index: i, role: 'object' as const } }] : []));
+  return { segments: toPromptSegments(insertImages(caption, images), refs), caption };
 }
 
 function degrade(img: RgbImage, r: number): RgbImage {
@@ -202,7 +193,7 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
           const crops = it.concepts.map((_, j) => cropObject(scene, j));
           for (const r of settings) {
             const refs = crops.map((c) => degrade(c, r));
-            const { segments, caption } = interleave(it.concepts, refs, tailOf(it.background, it.style));
+            const { segments, caption } = promptWithCrops(it.concepts, refs, tailOf(it.background, it.style));
             cases.push({
               task: t.kind, id: id(k, t.kind === 'tokens-per-image' ? `-r${r || 'full'}` : ''), segments, caption,
               references: crops.map((image, j) => ({ image, concept: it.concepts[j]!, style: it.style, role: 'object' as const })),
@@ -215,7 +206,7 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
           // the model's ViT when the cases run
           if (!tok || k >= (t.reference_size_items ?? t.items.length)) return;
           for (const px of t.reference_sizes ?? []) {
-            const { segments, caption } = interleave(it.concepts, crops, tailOf(it.background, it.style));
+            const { segments, caption } = promptWithCrops(it.concepts, crops, tailOf(it.background, it.style));
             cases.push({
               task: t.kind, id: id(k, `-s${px}`), segments, caption,
               references: crops.map((image, j) => ({ image, concept: it.concepts[j]!, style: it.style, role: 'object' as const })),
@@ -230,7 +221,7 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
       case 'harmonise':
         t.items.forEach((it, k) => {
           const crops = it.concepts.map((c, j) => cropObject(renderScene([c], it.ref_styles[j % it.ref_styles.length]!, it.background, R, seed + j), 0));
-          const { segments, caption } = interleave(it.concepts, crops, tailOf(it.background, it.style));
+          const { segments, caption } = promptWithCrops(it.concepts, crops, tailOf(it.background, it.style));
           cases.push({
             task: t.kind, id: id(k), segments, caption,
             references: crops.map((image, j) => ({ image, concept: it.concepts[j]!, style: it.ref_styles[j % it.ref_styles.length]!, role: 'object' as const })),
@@ -243,10 +234,10 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
         t.items.forEach((it, k) => {
           // the style image: other objects in the wanted style, on black; the text never names the style
           const ref = areaResize(renderScene(it.style_ref, it.style, 'black', R, seed + 99).image, R);
-          const { segments: head, caption } = interleave(it.concepts, it.concepts.map(() => null), tailOf(it.background, null));
+          const { segments: head, caption } = promptWithCrops(it.concepts, it.concepts.map(() => null), tailOf(it.background, null));
           const last = head.pop() as string;
           // the image stands where the style's name stands in training captions ("..., openmoji style")
-          const segments: Segment[] = [...head, `${last}, `, { image: ref }, ' style'];
+          const segments: PromptSegment[] = [...head, `${last}, `, { image: ref }, ' style'];
           cases.push({
             task: t.kind, id: id(k), segments, caption: `${caption}, ${stylePhrase(it.style)} style`,
             references: [{ image: ref, concept: null, style: it.style, role: 'style' }],
@@ -260,7 +251,7 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
           const scene = renderScene(it.concepts, it.style, it.background, R, seed);
           const crops = it.concepts.map((_, j) => cropObject(scene, j));
           // no style words: the style should come from the fine-tuned UNet
-          const { segments, caption } = interleave(it.concepts, crops, tailOf(it.background, null));
+          const { segments, caption } = promptWithCrops(it.concepts, crops, tailOf(it.background, null));
           cases.push({
             task: t.kind, id: id(k), segments, caption,
             references: crops.map((image, j) => ({ image, concept: it.concepts[j]!, style: it.style, role: 'object' as const })),
@@ -274,7 +265,7 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
         const ref = cropObject(renderScene([concept], style, 'white', R, seed), 0);
         t.contexts.forEach((c, k) => {
           const concepts = [concept, ...c.others];
-          const { segments, caption } = interleave(concepts, concepts.map((_, j) => (j === 0 ? ref : null)), tailOf(c.background, style));
+          const { segments, caption } = promptWithCrops(concepts, concepts.map((_, j) => (j === 0 ? ref : null)), tailOf(c.background, style));
           cases.push({
             task: t.kind, id: id(k), segments, caption,
             references: [{ image: ref, concept, style, role: 'object' }],

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Tensor } from '../torch/index.ts';
 import { Module, injectLora, type LoraConfig } from '../nn/index.ts';
+import type { PromptBatch } from '../prompt/encode.ts';
 import { fileURLToPath } from 'node:url';
 import { readConfig } from '../config.ts';
 import { parseConfig, readJson } from './config.ts';
@@ -70,12 +71,6 @@ export interface MumuParts {
   text_encoder?: TextEncoder | null;
 }
 
-export interface PromptBatch {
-  inputIds: Tensor; // (B, T) with image placeholders
-  pixels: Tensor | null; // (N, C, S, S)
-  attentionMask: Tensor | null; // (B, T), 1 = real token
-}
-
 export class MumuModel extends Module {
   vlm: VisionLanguageModel;
   adapter: Adapter;
@@ -123,9 +118,10 @@ export class MumuModel extends Module {
     return this;
   }
 
-  // The UNet's cross-attention context for a batch of multimodal prompts: (B, T, cross_attention_dim).
-  encodePrompt({ inputIds, pixels, attentionMask }: PromptBatch): Tensor {
-    const { lastHiddenState } = this.vlm.forward(inputIds, pixels, { attentionMask });
+  // The UNet's cross-attention context for a batch of multimodal prompts (src/prompt's collatePrompts; a null mask:
+  // every token is real): (B, T, cross_attention_dim).
+  encodePrompt({ inputIds, pixelValues, attentionMask }: Pick<PromptBatch, 'inputIds' | 'pixelValues'> & { attentionMask: Tensor | null }): Tensor {
+    const { lastHiddenState } = this.vlm.forward(inputIds, pixelValues, { attentionMask });
     return this.adapter.forward(lastHiddenState, attentionMask);
   }
 

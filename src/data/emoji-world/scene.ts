@@ -76,10 +76,19 @@ export function layoutSquares(rng: Rng, n: number, size: number): Box[] {
   return out;
 }
 
-export function joinPhrases(phrases: string[]): string {
-  const np = phrases.map((p) => `${article(p)} ${p}`);
-  return np.length <= 2 ? np.join(' and ') : `${np.slice(0, -1).join(', ')} and ${np.at(-1)}`;
+// "a dog face, a sun and a rocket", with where each phrase starts (crops go right before their words).
+export function phraseList(phrases: string[]): { text: string; at: number[] } {
+  let text = '';
+  const at: number[] = [];
+  phrases.forEach((p, i) => {
+    text += `${i === 0 ? '' : i === phrases.length - 1 ? ' and ' : ', '}${article(p)} `;
+    at.push(text.length);
+    text += p;
+  });
+  return { text, at };
 }
+
+export const joinPhrases = (phrases: string[]): string => phraseList(phrases).text;
 
 export class EmojiWorld {
   readonly opts: Required<Omit<WorldOptions, 'concepts' | 'styles'>> & Pick<WorldOptions, 'concepts' | 'styles'>;
