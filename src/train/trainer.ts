@@ -10,7 +10,7 @@ import { savePretrained } from '../pipeline.ts';
 import { encodePng, gridRows } from '../image/index.ts';
 import { lrFactor, emaDecay, type TrainConfig } from './config.ts';
 import { StageData, Prefetcher, type Item } from './data.ts';
-import { buildModel, applyPlan, paramGroups, StageRunner } from './stages.ts';
+import { buildModel, applyPlan, paramGroups, StageRunner, type Built } from './stages.ts';
 import { saveCheckpoint, loadLatestCheckpoint, pruneCheckpoints, listCheckpoints } from './checkpoint.ts';
 import { plotLoss } from '../plot.ts';
 
@@ -81,6 +81,14 @@ export function optimizerUpdate(opt: AdamW, params: Tensor[], clip: number | nul
   return gradNorm;
 }
 
+// What a step updates and a checkpoint holds.
+interface TrainState {
+  trainable: [string, Tensor][];
+  ema: Map<string, Tensor> | null;
+  opt: AdamW;
+  gen: Generator;
+}
+
 export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const out = path.resolve(o.out);
@@ -98,30 +106,18 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
   const { groups, trainable, opt } = buildOptimizer(model, cfg);
   const ema = cfg.ema ? new Map(trainable.map(([n, p]) => [n, keep(p.detach().clone())])) : null;
   const gen = new Generator(cfg.seed);
+  const state: TrainState = { trainable, ema, opt, gen };
   const counts = model.parameterCounts();
   log(`${cfg.stage}: ${trainable.reduce((n, [, p]) => n + p.numel, 0).toLocaleString('en')} trainable parameters in ${groups.map((g) => `${g.group.name} (${g.params.length} tensors, lr ${g.group.lr})`).join(', ')}`);
   log(`parts: ${Object.entries(counts).map(([k, v]) => `${k} ${v.trainable}/${v.total}`).join(', ')}`);
 
   let step = 0, micro = 0, resumedFrom: number | null = null;
   if (o.resume) {
-    const ck = loadLatestCheckpoint(ckptDir, log);
-    if (ck) {
-      const names = new Set(Object.keys(ck.weights));
-      const mine = new Set(trainable.map(([n]) => n));
-      const diff = [...names].filter((n) => !mine.has(n)).concat([...mine].filter((n) => !names.has(n)));
-      if (diff.length) throw new Error(`${ck.dir} does not fit this config's trainable parameters (e.g. ${diff[0]})`);
-      noGrad(() => {
-        for (const [n, p] of trainable) p.copy_(ck.weights[n]!);
-        if (ema && ck.ema) for (const [n, t] of ema) t.copy_(ck.ema[n]!);
-      });
-      opt.loadStateDict({ step: ck.state.optimizer.step, groups: ck.state.optimizer.groups, tensors: ck.optimizer });
-      const st = Buffer.from(ck.state.rng.generator, 'base64');
-      gen.setState(fromBytes(new Uint8Array(st), [st.length], 'uint8'));
-      step = ck.state.step;
-      micro = ck.state.microStep;
+    const at = resume(ckptDir, state, log);
+    if (at) {
+      ({ step, micro } = at);
       resumedFrom = step;
-      log(`resumed from ${ck.dir} (step ${step})`);
-    } else log('no checkpoint to resume from: starting at step 0');
+    }
   }
   // metrics after the resumed step were made by a run whose later state is lost: drop them
   const metrics = readMetrics(metricsFile).filter((m) => m.step <= step);
@@ -139,7 +135,7 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
   bar?.start(cfg.steps, step, { loss: '-', ips: '-', wait: '-' });
   const t0 = performance.now();
   const elapsedBefore = metrics.at(-1)?.elapsed_s ?? 0;
-  let waitTotal = 0, timeTotal = 0;
+  const time = { wait: 0, total: 0 };
 
   const writeSamples = async (s: number) => {
     if (!sampleItems.length) return;
@@ -147,23 +143,10 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
     if (rows.length) await fs.promises.writeFile(path.join(out, 'samples', `step-${String(s).padStart(6, '0')}.png`), await encodePng(gridRows(rows)));
     if (text.length) await fs.promises.writeFile(path.join(out, 'samples', `step-${String(s).padStart(6, '0')}.txt`), text.join('\n') + '\n');
   };
-  const plot = () => plotLoss(path.join(out, 'loss.png'), `${cfg.stage}: training loss`, [{ name: 'loss', color: '#1f5fbf', points: metrics.map((m) => [m.step, m.loss]) }]);
 
   let savedAt = step; // the resumed checkpoint, or nothing at step 0
   const checkpoint = async () => {
-    saveCheckpoint(ckptDir, {
-      weights: Object.fromEntries(trainable),
-      ema: ema ? Object.fromEntries(ema) : null,
-      optimizer: opt.stateDict().tensors,
-      state: {
-        step, microStep: micro,
-        optimizer: (({ step: s, groups: g }) => ({ step: s, groups: g }))(opt.stateDict()),
-        rng: { generator: Buffer.from(tidy(() => gen.getState().toBytes())).toString('base64') },
-        extra: { stage: cfg.stage, loss: metrics.at(-1)?.loss ?? null },
-      },
-    });
-    pruneCheckpoints(ckptDir, cfg.checkpoint.keep);
-    await plot();
+    await saveState(ckptDir, cfg, state, { step, micro, metrics }, out);
     savedAt = step;
   };
 
@@ -185,43 +168,19 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
     const ts = performance.now();
     const factor = lrFactor(cfg.schedule, step, cfg.steps);
     opt.groups.forEach((g, i) => (g.lr = groups[i]!.group.lr * factor));
-    let lossSum = 0, wait = 0, dropped = 0;
-    const parts: Record<string, number> = {};
-    for (let j = 0; j < cfg.grad_accum; j++, micro++) {
-      const tw = performance.now();
-      const items = await prefetch.get(micro);
-      wait += (performance.now() - tw) / 1000;
-      const r = microStep(runner, items, gen, cfg.grad_accum);
-      dropped += r.dropped;
-      lossSum += r.loss / cfg.grad_accum;
-      for (const [k, v] of Object.entries(r.parts)) parts[k] = (parts[k] ?? 0) + v / cfg.grad_accum;
-    }
-    const gradNorm = optimizerUpdate(opt, trainable.map(([, p]) => p), cfg.clip_grad_norm);
-    if (ema) {
-      const d = emaDecay(cfg.ema!, step);
-      noGrad(() => { for (const [n, p] of trainable) ema.get(n)!.lerp_(p, 1 - d); });
-    }
+    const { lossSum, parts, wait, dropped, gradNorm } = await optimizerStep(cfg, runner, state, prefetch, micro, step);
+    micro += cfg.grad_accum;
     step++;
     const stepS = (performance.now() - ts) / 1000;
-    waitTotal += wait;
-    timeTotal += stepS;
+    time.wait += wait;
+    time.total += stepS;
     const rec: MetricRecord = {
       step, loss: lossSum, ...(Object.keys(parts).length ? { parts } : {}),
       lr: Object.fromEntries(opt.groups.map((g) => [g.name, g.lr])), grad_norm: gradNorm, step_s: stepS, data_wait_s: wait,
       samples_per_s: (cfg.batch_size * cfg.grad_accum) / stepS, dropped, elapsed_s: elapsedBefore + (performance.now() - t0) / 1000,
     };
-    metrics.push(rec);
-    fs.appendFileSync(metricsFile, JSON.stringify(rec) + '\n');
-    if (!Number.isFinite(lossSum)) throw new Error(`loss is ${lossSum} at step ${step}: training diverged (lower the learning rates?)`);
+    recordStep(cfg, rec, { metrics, metricsFile, time, bar, end, log });
 
-    const recent = metrics.slice(-cfg.log_every);
-    const avg = recent.reduce((a, m) => a + m.loss, 0) / recent.length;
-    bar?.update(step, { loss: avg.toPrecision(4), ips: (1 / stepS).toFixed(2), wait: ((100 * waitTotal) / timeTotal).toFixed(1) });
-    if (!bar && (step % cfg.log_every === 0 || step === end)) {
-      const rate = recent.length / recent.reduce((a, m) => a + m.step_s, 0);
-      const eta = (cfg.steps - step) / rate;
-      log(`step ${step}/${cfg.steps} loss ${avg.toPrecision(4)} ${rate.toFixed(2)} it/s ${(rate * cfg.batch_size * cfg.grad_accum).toFixed(1)} samples/s data-wait ${((100 * waitTotal) / timeTotal).toFixed(1)}% ETA ${Math.round(eta)}s`);
-    }
     if (step % cfg.checkpoint.every === 0 || step === end || stopRequested) await checkpoint();
     if (cfg.samples.every > 0 && (step % cfg.samples.every === 0 || step === end)) await writeSamples(step);
   }
@@ -231,24 +190,115 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
 
-  let modelDir: string | null = null;
-  if (step >= cfg.steps || o.stopAt === undefined || stopRequested) {
-    modelDir = path.join(out, 'model');
-    if (ema) noGrad(() => { for (const [n, p] of trainable) p.copy_(ema.get(n)!); });
-    if (cfg.stage === 'vae') await setLatentScale(runner, data, log);
-    if (cfg.export.dtype !== 'float32') model.to(cfg.export.dtype);
-    await savePretrained(model, modelDir, { tokenizer: built.tokenizerJson, scheduler: built.scheduler, processor: { max_images: cfg.stage === 'mumu-stage2' ? 1 : 4, reference_size: cfg.data.reference_size } });
-    log(`model written to ${modelDir}`);
-  }
+  const exported = step >= cfg.steps || o.stopAt === undefined || stopRequested;
+  const modelDir = exported ? await exportModel(path.join(out, 'model'), cfg, built, state, runner, data, log) : null;
   const summary = {
     stage: cfg.stage, steps: step, of_steps: cfg.steps, stopped_early: step < cfg.steps, resumed_from: resumedFrom,
     final_loss: metrics.slice(-20).reduce((a, m) => a + m.loss, 0) / Math.max(1, metrics.slice(-20).length),
-    wall_s_this_process: timeTotal, total_elapsed_s: metrics.at(-1)?.elapsed_s ?? 0,
-    data_wait_fraction: timeTotal ? waitTotal / timeTotal : 0,
-    samples_per_s: timeTotal ? ((step - (resumedFrom ?? 0)) * cfg.batch_size * cfg.grad_accum) / timeTotal : 0,
+    wall_s_this_process: time.total, total_elapsed_s: metrics.at(-1)?.elapsed_s ?? 0,
+    data_wait_fraction: time.total ? time.wait / time.total : 0,
+    samples_per_s: time.total ? ((step - (resumedFrom ?? 0)) * cfg.batch_size * cfg.grad_accum) / time.total : 0,
   };
   fs.writeFileSync(path.join(out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
-  return { steps: step, startedAt: resumedFrom ?? 0, metrics, wallSeconds: timeTotal, dataWaitFraction: summary.data_wait_fraction, modelDir, resumedFrom };
+  return { steps: step, startedAt: resumedFrom ?? 0, metrics, wallSeconds: time.total, dataWaitFraction: summary.data_wait_fraction, modelDir, resumedFrom };
+}
+
+// The model folder: the EMA weights in place of the trained ones, the VAE's latent scale measured (vae stage), cast
+// to the export dtype.
+async function exportModel(dir: string, cfg: TrainConfig, built: Built, s: TrainState, runner: StageRunner, data: StageData, log: (l: string) => void): Promise<string> {
+  const { model } = built;
+  const ema = s.ema;
+  if (ema) noGrad(() => { for (const [n, p] of s.trainable) p.copy_(ema.get(n)!); });
+  if (cfg.stage === 'vae') await setLatentScale(runner, data, log);
+  if (cfg.export.dtype !== 'float32') model.to(cfg.export.dtype);
+  await savePretrained(model, dir, { tokenizer: built.tokenizerJson, scheduler: built.scheduler, processor: { max_images: cfg.stage === 'mumu-stage2' ? 1 : 4, reference_size: cfg.data.reference_size } });
+  log(`model written to ${dir}`);
+  return dir;
+}
+
+// One optimizer step: grad_accum micro-batches from `micro` on (the wait for the prefetcher measured), the update,
+// the EMA.
+async function optimizerStep(cfg: TrainConfig, runner: StageRunner, s: TrainState, prefetch: Prefetcher, micro: number, step: number) {
+  let lossSum = 0, wait = 0, dropped = 0;
+  const parts: Record<string, number> = {};
+  for (let j = 0; j < cfg.grad_accum; j++) {
+    const tw = performance.now();
+    const items = await prefetch.get(micro + j);
+    wait += (performance.now() - tw) / 1000;
+    const r = microStep(runner, items, s.gen, cfg.grad_accum);
+    dropped += r.dropped;
+    lossSum += r.loss / cfg.grad_accum;
+    for (const [k, v] of Object.entries(r.parts)) parts[k] = (parts[k] ?? 0) + v / cfg.grad_accum;
+  }
+  const gradNorm = optimizerUpdate(s.opt, s.trainable.map(([, p]) => p), cfg.clip_grad_norm);
+  const ema = s.ema;
+  if (ema) {
+    const d = emaDecay(cfg.ema!, step);
+    noGrad(() => { for (const [n, p] of s.trainable) ema.get(n)!.lerp_(p, 1 - d); });
+  }
+  return { lossSum, parts, wait, dropped, gradNorm };
+}
+
+// --resume: weights, EMA, optimizer, RNG and data position from the newest intact checkpoint. Returns where it
+// resumed (null: none to resume from).
+function resume(ckptDir: string, s: TrainState, log: (l: string) => void): { step: number; micro: number } | null {
+  const ck = loadLatestCheckpoint(ckptDir, log);
+  if (!ck) {
+    log('no checkpoint to resume from: starting at step 0');
+    return null;
+  }
+  const names = new Set(Object.keys(ck.weights));
+  const mine = new Set(s.trainable.map(([n]) => n));
+  const diff = [...names].filter((n) => !mine.has(n)).concat([...mine].filter((n) => !names.has(n)));
+  if (diff.length) throw new Error(`${ck.dir} does not fit this config's trainable parameters (e.g. ${diff[0]})`);
+  noGrad(() => {
+    for (const [n, p] of s.trainable) p.copy_(ck.weights[n]!);
+    if (s.ema && ck.ema) for (const [n, t] of s.ema) t.copy_(ck.ema[n]!);
+  });
+  s.opt.loadStateDict({ step: ck.state.optimizer.step, groups: ck.state.optimizer.groups, tensors: ck.optimizer });
+  const st = Buffer.from(ck.state.rng.generator, 'base64');
+  s.gen.setState(fromBytes(new Uint8Array(st), [st.length], 'uint8'));
+  log(`resumed from ${ck.dir} (step ${ck.state.step})`);
+  return { step: ck.state.step, micro: ck.state.microStep };
+}
+
+// A checkpoint of the state after `at.step`, the oldest pruned past checkpoint.keep, and the loss plot redrawn.
+async function saveState(ckptDir: string, cfg: TrainConfig, s: TrainState, at: { step: number; micro: number; metrics: MetricRecord[] }, out: string): Promise<void> {
+  saveCheckpoint(ckptDir, {
+    weights: Object.fromEntries(s.trainable),
+    ema: s.ema ? Object.fromEntries(s.ema) : null,
+    optimizer: s.opt.stateDict().tensors,
+    state: {
+      step: at.step, microStep: at.micro,
+      optimizer: (({ step: n, groups: g }) => ({ step: n, groups: g }))(s.opt.stateDict()),
+      rng: { generator: Buffer.from(tidy(() => s.gen.getState().toBytes())).toString('base64') },
+      extra: { stage: cfg.stage, loss: at.metrics.at(-1)?.loss ?? null },
+    },
+  });
+  pruneCheckpoints(ckptDir, cfg.checkpoint.keep);
+  await plotLoss(path.join(out, 'loss.png'), `${cfg.stage}: training loss`, [{ name: 'loss', color: '#1f5fbf', points: at.metrics.map((m) => [m.step, m.loss]) }]);
+}
+
+// One optimizer step's record: kept, appended to metrics.jsonl, then the progress bar or (every log_every steps) a
+// log line. A loss that is not finite stops the run.
+function recordStep(
+  cfg: TrainConfig, rec: MetricRecord,
+  o: { metrics: MetricRecord[]; metricsFile: string; time: { wait: number; total: number }; bar: cliProgress.SingleBar | null; end: number; log: (l: string) => void },
+): void {
+  const { metrics, time, bar, log } = o;
+  const step = rec.step;
+  metrics.push(rec);
+  fs.appendFileSync(o.metricsFile, JSON.stringify(rec) + '\n');
+  if (!Number.isFinite(rec.loss)) throw new Error(`loss is ${rec.loss} at step ${step}: training diverged (lower the learning rates?)`);
+
+  const recent = metrics.slice(-cfg.log_every);
+  const avg = recent.reduce((a, m) => a + m.loss, 0) / recent.length;
+  bar?.update(step, { loss: avg.toPrecision(4), ips: (1 / rec.step_s).toFixed(2), wait: ((100 * time.wait) / time.total).toFixed(1) });
+  if (!bar && (step % cfg.log_every === 0 || step === o.end)) {
+    const rate = recent.length / recent.reduce((a, m) => a + m.step_s, 0);
+    const eta = (cfg.steps - step) / rate;
+    log(`step ${step}/${cfg.steps} loss ${avg.toPrecision(4)} ${rate.toFixed(2)} it/s ${(rate * cfg.batch_size * cfg.grad_accum).toFixed(1)} samples/s data-wait ${((100 * time.wait) / time.total).toFixed(1)}% ETA ${Math.round(eta)}s`);
+  }
 }
 
 // Runs f with the EMA weights in place of the trained ones (the weights the export will hold), then puts the
