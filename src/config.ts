@@ -7,7 +7,8 @@
 import fs from 'node:fs';
 
 export type JsonKind = 'null' | 'array' | 'object' | 'number' | 'string' | 'boolean';
-export const kindOf = (v: unknown): JsonKind => (v === null ? 'null' : Array.isArray(v) ? 'array' : (typeof v as JsonKind));
+export const kindOf = (v: unknown): JsonKind =>
+  v === null ? 'null' : Array.isArray(v) ? 'array' : (typeof v as JsonKind);
 const isObject = (v: unknown): v is Record<string, unknown> => kindOf(v) === 'object';
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
@@ -33,16 +34,35 @@ export interface ConfigSpec<T> {
 
 // The reason a value breaks a rule, or null.
 export function checkRule(key: string, v: unknown, r: KeyRule): string | null {
-  if (r.choices && !r.choices.includes(v)) return `${key} = ${JSON.stringify(v).replaceAll('"', "'")} is not one of ${r.choices.join(', ')}`;
+  if (r.choices && !r.choices.includes(v))
+    return `${key} = ${JSON.stringify(v).replaceAll('"', "'")} is not one of ${r.choices.join(', ')}`;
   if (r.min === undefined && r.max === undefined && !r.int) return null;
-  const ok = typeof v === 'number' && Number.isFinite(v) && !(v < (r.min ?? -Infinity)) && !(v > (r.max ?? Infinity)) && (!r.int || Number.isInteger(v));
+  const ok =
+    typeof v === 'number' &&
+    Number.isFinite(v) &&
+    !(v < (r.min ?? -Infinity)) &&
+    !(v > (r.max ?? Infinity)) &&
+    (!r.int || Number.isInteger(v));
   if (ok) return null;
-  const range = r.min !== undefined && r.max !== undefined ? ` in [${r.min}, ${r.max}]` : r.min !== undefined ? ` >= ${r.min}` : r.max !== undefined ? ` <= ${r.max}` : '';
+  const range =
+    r.min !== undefined && r.max !== undefined
+      ? ` in [${r.min}, ${r.max}]`
+      : r.min !== undefined
+        ? ` >= ${r.min}`
+        : r.max !== undefined
+          ? ` <= ${r.max}`
+          : '';
   return `${key} must be a number${range}${r.int ? ' (an integer)' : ''}, got ${JSON.stringify(v)}`;
 }
 
 // Every problem of `raw` against `spec`, keys prefixed with `prefix`; fills `out` with the defaults and the values.
-function collect<T>(raw: Record<string, unknown>, spec: ConfigSpec<T>, prefix: string, out: Record<string, unknown>, problems: string[]): void {
+function collect<T>(
+  raw: Record<string, unknown>,
+  spec: ConfigSpec<T>,
+  prefix: string,
+  out: Record<string, unknown>,
+  problems: string[],
+): void {
   const defaults = spec.defaults as Record<string, unknown>;
   Object.assign(out, defaults);
   const unknown: string[] = [];
@@ -67,17 +87,21 @@ function collect<T>(raw: Record<string, unknown>, spec: ConfigSpec<T>, prefix: s
         if (why || rule.choices || rule.min !== undefined || rule.max !== undefined || rule.int) continue;
       }
       if (section && d === null) problems.push(`${name} must be null or an object, got ${JSON.stringify(value)}`);
-      else if (d !== null && kindOf(d) !== kindOf(value)) problems.push(`${name} must be ${kindOf(d)}, got ${JSON.stringify(value)}`);
+      else if (d !== null && kindOf(d) !== kindOf(value))
+        problems.push(`${name} must be ${kindOf(d)}, got ${JSON.stringify(value)}`);
     } else if (spec.unsupported && key in spec.unsupported) {
       const only = spec.unsupported[key];
       // null for a feature that is only accepted off (false) says the same thing
-      if (!same(value, only) && !(only === false && value === null)) problems.push(`${name} = ${JSON.stringify(value)} is not supported (only ${JSON.stringify(only)})`);
+      if (!same(value, only) && !(only === false && value === null))
+        problems.push(`${name} = ${JSON.stringify(value)} is not supported (only ${JSON.stringify(only)})`);
     } else if (!key.startsWith('_') && !spec.ignored?.has(key)) unknown.push(key);
   }
   for (const key of spec.required ?? []) if (!(key in raw)) problems.push(`${prefix}${String(key)} is required`);
   if (unknown.length) {
     const known = [...Object.keys(defaults), ...Object.keys(spec.unsupported ?? {})].sort();
-    problems.push(`${prefix ? `${prefix.slice(0, -1)}: ` : ''}unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} (known: ${known.join(', ')})`);
+    problems.push(
+      `${prefix ? `${prefix.slice(0, -1)}: ` : ''}unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} (known: ${known.join(', ')})`,
+    );
   }
 }
 

@@ -4,14 +4,22 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 export class UsageError extends Error {
-  constructor(message: string, readonly command?: string) {
+  constructor(
+    message: string,
+    readonly command?: string,
+  ) {
     super(message);
     this.name = 'UsageError';
   }
 }
 
 // Strict number parsing for flags: "12" yes, "12abc", "", "1e3" (for integers) no.
-export function intFlag(name: string, v: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+export function intFlag(
+  name: string,
+  v: string | undefined,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number | undefined {
   if (v === undefined) return undefined;
   if (!/^-?\d+$/.test(v.trim())) throw new UsageError(`--${name} must be a whole number, got '${v}'`);
   const n = Number(v);
@@ -40,7 +48,11 @@ export interface CommandSpec<O extends Options> {
 // node's parseArgs reads `--steps -1` as two options (and says "ambiguous"); a value that is a negative number is
 // joined to its option (`--steps=-1`), so the flag's own range check answers.
 function joinNegativeValues(argv: string[], options: Options): string[] {
-  const byShort = new Map(Object.entries(options).filter(([, o]) => o.short).map(([name, o]) => [o.short!, name]));
+  const byShort = new Map(
+    Object.entries(options)
+      .filter(([, o]) => o.short)
+      .map(([name, o]) => [o.short!, name]),
+  );
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -61,7 +73,12 @@ export function parseCommand<const O extends Options>(argv: string[], spec: Comm
   const options = { ...spec.options, ...HELP_OPTION };
   let parsed;
   try {
-    parsed = parseArgs<Config>({ args: joinNegativeValues(argv, options), options, allowPositionals: spec.positionals ?? false, strict: true });
+    parsed = parseArgs<Config>({
+      args: joinNegativeValues(argv, options),
+      options,
+      allowPositionals: spec.positionals ?? false,
+      strict: true,
+    });
   } catch (e) {
     throw new UsageError((e as Error).message.split('. ')[0]!.replace(/\.$/, ''), spec.command);
   }

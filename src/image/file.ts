@@ -47,7 +47,8 @@ export async function readImageFile(file: string, o: { maxBytes?: number } = {})
     const st = await fh.stat();
     if (st.isDirectory()) throw new ImageFileError('is a folder, not a file', file);
     if (!st.isFile()) throw new ImageFileError(`is ${kindOf(st)}, not a regular file`, file);
-    if (st.size > max) throw new ImageFileError(`is ${mib(st.size)}, over the ${mib(max)} limit for an image file`, file);
+    if (st.size > max)
+      throw new ImageFileError(`is ${mib(st.size)}, over the ${mib(max)} limit for an image file`, file);
     const chunks: Buffer[] = [];
     let total = 0;
     for (;;) {
@@ -55,7 +56,8 @@ export async function readImageFile(file: string, o: { maxBytes?: number } = {})
       const { bytesRead } = await fh.read(buf, 0, buf.length, null);
       if (bytesRead === 0) break;
       total += bytesRead;
-      if (total > max) throw new ImageFileError(`grew past the ${mib(max)} limit for an image file while it was read`, file);
+      if (total > max)
+        throw new ImageFileError(`grew past the ${mib(max)} limit for an image file while it was read`, file);
       chunks.push(buf.subarray(0, bytesRead));
     }
     return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);

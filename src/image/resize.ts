@@ -18,8 +18,10 @@ function areaWeights(n: number, m: number): { start: number; w: Float32Array }[]
   const scale = n / m;
   const out: { start: number; w: Float32Array }[] = [];
   for (let i = 0; i < m; i++) {
-    const a = i * scale, b = Math.min(n, (i + 1) * scale);
-    const start = Math.floor(a), end = Math.min(n, Math.ceil(b));
+    const a = i * scale,
+      b = Math.min(n, (i + 1) * scale);
+    const start = Math.floor(a),
+      end = Math.min(n, Math.ceil(b));
     const w = new Float32Array(Math.max(1, end - start));
     for (let k = start; k < end; k++) w[k - start] = Math.min(b, k + 1) - Math.max(a, k);
     const sum = w.reduce((s, v) => s + v, 0) || 1;
@@ -34,31 +36,51 @@ export function resampleRGBA(img: RawImage, width: number, height: number): RawI
   if (img.channels !== 4) throw new Error('resampleRGBA: want RGBA');
   if (img.width === width && img.height === height) return img;
   const src = img.data;
-  const wx = areaWeights(img.width, width), wy = areaWeights(img.height, height);
+  const wx = areaWeights(img.width, width),
+    wy = areaWeights(img.height, height);
   const tmp = new Float32Array(width * img.height * 4); // horizontal pass, premultiplied
   for (let y = 0; y < img.height; y++)
     for (let x = 0; x < width; x++) {
       const { start, w } = wx[x]!;
-      let r = 0, g = 0, b = 0, a = 0;
+      let r = 0,
+        g = 0,
+        b = 0,
+        a = 0;
       for (let k = 0; k < w.length; k++) {
-        const p = (y * img.width + start + k) * 4, al = (src[p + 3]! / 255) * w[k]!;
-        r += src[p]! * al; g += src[p + 1]! * al; b += src[p + 2]! * al; a += al;
+        const p = (y * img.width + start + k) * 4,
+          al = (src[p + 3]! / 255) * w[k]!;
+        r += src[p]! * al;
+        g += src[p + 1]! * al;
+        b += src[p + 2]! * al;
+        a += al;
       }
       const q = (y * width + x) * 4;
-      tmp[q] = r; tmp[q + 1] = g; tmp[q + 2] = b; tmp[q + 3] = a;
+      tmp[q] = r;
+      tmp[q + 1] = g;
+      tmp[q + 2] = b;
+      tmp[q + 3] = a;
     }
   const out = new Uint8Array(width * height * 4);
   for (let y = 0; y < height; y++) {
     const { start, w } = wy[y]!;
     for (let x = 0; x < width; x++) {
-      let r = 0, g = 0, b = 0, a = 0;
+      let r = 0,
+        g = 0,
+        b = 0,
+        a = 0;
       for (let k = 0; k < w.length; k++) {
-        const q = ((start + k) * width + x) * 4, f = w[k]!;
-        r += tmp[q]! * f; g += tmp[q + 1]! * f; b += tmp[q + 2]! * f; a += tmp[q + 3]! * f;
+        const q = ((start + k) * width + x) * 4,
+          f = w[k]!;
+        r += tmp[q]! * f;
+        g += tmp[q + 1]! * f;
+        b += tmp[q + 2]! * f;
+        a += tmp[q + 3]! * f;
       }
       const o = (y * width + x) * 4;
       if (a > 1e-6) {
-        out[o] = Math.min(255, Math.round(r / a)); out[o + 1] = Math.min(255, Math.round(g / a)); out[o + 2] = Math.min(255, Math.round(b / a));
+        out[o] = Math.min(255, Math.round(r / a));
+        out[o + 1] = Math.min(255, Math.round(g / a));
+        out[o + 2] = Math.min(255, Math.round(b / a));
       }
       out[o + 3] = Math.min(255, Math.round(a * 255));
     }
