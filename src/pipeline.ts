@@ -251,10 +251,13 @@ export function componentsFromModel(model: MumuModel, o: ModelComponentsOptions)
   if (text && !model.text_encoder) throw new Error(`${name} has no text_encoder`);
   const latentSide = unet.config.sample_size ?? vae.config.sample_size / vae.downsampleFactor;
   const native = vlm.config.vision_config.image_size;
+  // the longest prompt the encoder takes: the text encoder's positions, or the VLM's (and its attention window)
+  const tc = vlm.config.text_config;
+  const modelLimit = text ? model.text_encoder!.config.max_position_embeddings : Math.min(tc.max_position_embeddings, tc.sliding_window ?? Infinity);
   const components: MumuComponents = {
     prompt: {
       tokenizer: o.tokenizer, imageTokenId: vlm.config.image_token_id, imageSize: native, tokensPerImage: vlm.tokensPerImage,
-      maxImages: text ? 0 : proc.max_images, maxLength: proc.max_length ?? undefined, imageMean: proc.image_mean, imageStd: proc.image_std,
+      maxImages: text ? 0 : proc.max_images, maxLength: Math.min(proc.max_length ?? Infinity, modelLimit), imageMean: proc.image_mean, imageStd: proc.image_std,
     },
     encode: text
       ? (b) => ({ context: model.encodeText(b.inputIds, b.attentionMask), mask: b.attentionMask })

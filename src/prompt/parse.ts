@@ -35,10 +35,20 @@ export class PromptError extends Error {
 
 const TAG = '<img:';
 
+// A prompt's text is bounded before anything reads it: far above what any model here takes in tokens (the model's
+// own token limit is checked when the prompt is encoded), far below what would stall tokenizing.
+export const MAX_PROMPT_CHARS = 20_000;
+function checkLength(chars: number): void {
+  if (chars > MAX_PROMPT_CHARS) {
+    throw new PromptError(`is ${chars.toLocaleString('en')} characters long; mumu takes at most ${MAX_PROMPT_CHARS.toLocaleString('en')}`);
+  }
+}
+
 // A short excerpt of the prompt starting at i, for messages.
 const excerpt = (s: string, i: number, n = 24) => JSON.stringify(s.length - i > n ? s.slice(i, i + n) + '...' : s.slice(i));
 
 export function parsePromptText(prompt: string): PromptPart[] {
+  checkLength(prompt.length);
   const parts: PromptPart[] = [];
   let text = '';
   let textStart = 0;
@@ -84,6 +94,7 @@ const isPixels = (x: unknown): x is PixelsInput =>
 export function parsePrompt(prompt: PromptInput): PromptPart[] {
   if (typeof prompt === 'string') return parsePromptText(prompt);
   if (!Array.isArray(prompt)) throw new PromptError('expected a string or an array of text and { image } segments');
+  checkLength(prompt.reduce((n, seg) => n + (typeof seg === 'string' ? seg.length : seg && typeof seg === 'object' && 'text' in seg && typeof seg.text === 'string' ? seg.text.length : 0), 0));
   return prompt.map((seg, k): PromptPart => {
     const where = `segment ${k + 1}`;
     if (typeof seg === 'string') return { kind: 'text', text: seg, where };
