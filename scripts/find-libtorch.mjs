@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Finds a libtorch to build the native binding against, in the order tch-rs uses:
 // 1. LIBTORCH (a libtorch folder with include/ and lib/), 2. Debian's libtorch-dev, 3. a Python `torch` install.
-// Prints one field for binding.gyp: `node find-libtorch.mjs include|libdir|libs|abi|cuda|describe`.
+// Prints one field for binding.gyp: `node find-libtorch.mjs include|libdir|libs|abi|cuda|c10d|nccl|nccl-include|describe`.
 import { existsSync, readdirSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -58,6 +58,31 @@ function cxx11Abi(info) {
   }
 }
 
+const C10D = 'torch/csrc/distributed/c10d';
+const firstWith = (dirs, file) => dirs.find((d) => existsSync(join(d, file)));
+
+// c10d (torch.distributed's C++ engine): its headers ship with libtorch, but ProcessGroupGloo.hpp includes Gloo's,
+// which Debian packages apart (libgloo-dev; PyTorch's own builds may carry them in include/).
+function c10d(info) {
+  return firstWith(info.include, join(C10D, 'ProcessGroupGloo.hpp')) && firstWith([...info.include, '/usr/include'], 'gloo/context.h') ? 1 : 0;
+}
+
+// NCCL: a CUDA libtorch (PyTorch's wheels) has ProcessGroupNCCL; compiling against it needs nccl.h and the CUDA
+// runtime headers, which pip installs as nvidia-* packages next to torch (or a CUDA toolkit provides).
+// MUMU_NCCL=0 builds without it.
+function ncclIncludes(info) {
+  if (process.env.MUMU_NCCL === '0' || !c10d(info) || !libsIn(info.libdir).includes('torch_cuda')) return null;
+  if (!firstWith(info.include, join(C10D, 'ProcessGroupNCCL.hpp'))) return null;
+  const nvidia = info.source === 'python' ? join(info.root, '..', 'nvidia') : null;
+  const cudaHome = process.env.CUDA_HOME ?? '/usr/local/cuda';
+  const dirs = [
+    ...(nvidia ? [join(nvidia, 'nccl/include'), join(nvidia, 'cuda_runtime/include')] : []),
+    join(cudaHome, 'include'), '/usr/include',
+  ].filter((d) => existsSync(d));
+  const nccl = firstWith(dirs, 'nccl.h'), cudart = firstWith(dirs, 'cuda_runtime_api.h');
+  return nccl && cudart ? [...new Set([nccl, cudart])] : null;
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const info = findLibtorch();
   const field = process.argv[2] ?? 'describe';
@@ -72,5 +97,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   else if (field === 'libs') console.log(libsIn(info.libdir).map((l) => `-l${l}`).join(' '));
   else if (field === 'abi') console.log(cxx11Abi(info));
   else if (field === 'cuda') console.log(libsIn(info.libdir).includes('torch_cuda') ? 1 : 0);
-  else console.log(`${info.source} ${info.libdir}`);
+  else if (field === 'c10d') console.log(c10d(info));
+  else if (field === 'nccl') console.log(ncclIncludes(info) ? 1 : 0);
+  else if (field === 'nccl-include') console.log((ncclIncludes(info) ?? []).join(' '));
+  else console.log(`${info.source} ${info.libdir}${c10d(info) ? ', c10d/Gloo' : ', no c10d (Gloo headers missing)'}${ncclIncludes(info) ? ', NCCL' : ''}`);
 }

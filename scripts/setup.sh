@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One idempotent set-up for every entry point (README commands, npm test, benches, CI): installs libtorch and
-# OpenBLAS with apt when missing, npm dependencies when missing, and builds the native binding when stale.
+# One idempotent set-up for every entry point (README commands, npm test, benches, CI): installs libtorch, OpenBLAS
+# and Gloo's headers with apt when missing, npm dependencies when missing, and builds the native binding when stale.
 # Fast (about a second) when everything is in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +33,10 @@ if [ -f /etc/debian_version ]; then
   have_libtorch || missing="libtorch-dev"
   # Without OpenBLAS, Debian's libtorch falls back to the reference BLAS: matmul is ~30x slower.
   if [ -z "${LIBTORCH:-}" ] && ! dpkg -s libopenblas0-pthread >/dev/null 2>&1; then missing="$missing libopenblas0-pthread"; fi
+  # Debian's libtorch ships c10d's headers (torch.distributed's engine) but not the Gloo headers they include.
+  if [ -z "${LIBTORCH:-}" ] && { [ -d /usr/include/torch ] || [ -n "$missing" ]; } && [ ! -f /usr/include/gloo/context.h ]; then
+    missing="$missing libgloo-dev"
+  fi
   [ -n "$missing" ] && apt_install $missing
 elif ! have_libtorch; then
   say "libtorch not found: set LIBTORCH to a libtorch folder, or install PyTorch for python3"
@@ -45,17 +49,27 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 addon=native/build/Release/mumu_torch.node
+stamp=native/build/libtorch.txt  # what the addon was built against: a change (Gloo headers installed since) rebuilds
+found="$(node scripts/find-libtorch.mjs describe)"
 stale=0
 [ -f "$addon" ] || stale=1
 if [ $stale = 0 ] && [ -n "$(find native/src native/binding.gyp scripts/find-libtorch.mjs -newer "$addon" 2>/dev/null | head -1)" ]; then stale=1; fi
+if [ $stale = 0 ] && [ "$(cat "$stamp" 2>/dev/null)" != "$found" ]; then stale=1; fi
 if [ $stale = 1 ]; then
-  say "building the libtorch binding ($(node scripts/find-libtorch.mjs describe); about a minute)"
+  say "building the libtorch binding ($found; about a minute)"
   nodedir=()
   [ -f /usr/include/node/node_api.h ] && nodedir=(--nodedir=/usr)
-  (cd native && npx --no-install node-gyp rebuild -j 2 "${nodedir[@]}" --loglevel=error >&2) || {
-    say "native build failed (see above)"
-    exit 1
-  }
+  build() { (cd native && npx --no-install node-gyp rebuild -j 2 "${nodedir[@]}" --loglevel=error >&2); }
+  if ! build; then
+    # The NCCL part (native/src/distributed_nccl.cc) is only compiled on CUDA hosts, never on the machine this
+    # project is developed on: if it breaks a build, build without it rather than not at all.
+    [[ $found == *NCCL* ]] || { say "native build failed (see above)"; exit 1; }
+    say "native build with NCCL failed (see above): building without NCCL (MUMU_NCCL=0); CUDA tensors then use Gloo"
+    export MUMU_NCCL=0
+    found="$(node scripts/find-libtorch.mjs describe)"
+    build || { say "native build failed (see above)"; exit 1; }
+  fi
+  printf '%s\n' "$found" > "$stamp"
 fi
 
 # The BLAS that libtorch really calls at run time is the one the dynamic linker picks for libblas.so.3.

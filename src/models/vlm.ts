@@ -7,7 +7,7 @@
 // "hurt detail preservation" (sections 3 and 6, Figure 5); `use_perceiver: false` is that model, `true` is
 // Idefics2 as released and the paper's 64-token ablation. MUMU reads the last hidden states; the next-token logits
 // are for pre-training the VLM by captioning.
-import { Tensor, F, cat, empty, normal_ } from '../torch/index.ts';
+import { Tensor, F, cat, empty, normal_, tensor, tidy } from '../torch/index.ts';
 import { Module, Linear, RMSNorm, Embedding, SwiGLU, splitHeads, mergeHeads, repeatKV, attend, rotaryTables, applyRotary, ACTIVATIONS, parameter, initGenerator, type Activation } from '../nn/index.ts';
 import { VisionTransformer, parseVisionConfig, type VisionConfig } from './vit.ts';
 import { parseConfig } from './config.ts';
@@ -310,5 +310,21 @@ export class VisionLanguageModel extends Module {
     const pred = logits!.narrow(1, 0, T - 1); // (B, T-1, V)
     const target = labels.narrow(1, 1, T - 1); // (B, T-1)
     return F.crossEntropy(pred.reshape(-1, pred.size(-1)), target.reshape(-1), { ignoreIndex: -100 });
+  }
+
+  // Greedy decoding after a prompt (1-D token ids with its images): the next tokens up to eosId or maxNewTokens
+  // (no KV cache: captions here are a few words).
+  greedy(ids: number[], pixels: Tensor | null, { eosId, maxNewTokens = 24 }: { eosId?: number; maxNewTokens?: number } = {}): number[] {
+    const out: number[] = [];
+    for (let k = 0; k < maxNewTokens; k++) {
+      const next = tidy(() => {
+        const x = tensor(BigInt64Array.from([...ids, ...out].map(BigInt)), { shape: [1, ids.length + out.length] }).to(this.lm_head.weight.device);
+        const { logits } = this.forward(x, pixels, { logits: true });
+        return logits!.select(1, x.size(1) - 1).argmax(-1).item();
+      });
+      if (next === eosId) break;
+      out.push(next);
+    }
+    return out;
   }
 }

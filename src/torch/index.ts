@@ -7,3 +7,4 @@ export { type DType, ITEMSIZE, isFloating } from './dtype.ts';
 export * as F from './functional.ts';
 export { AdamW, clipGradNorm, zeroGrad, type ParamGroup, type AdamWStateDict } from './optim.ts';
 export * from './safetensors.ts';
+export * as dist from './distributed.ts';

@@ -5,7 +5,7 @@ import { readConfig, readJson, type ConfigSpec } from '../config.ts';
 import { parseTrainingConfig, type MumuTrainingConfig } from '../models/index.ts';
 import type { ConceptFilter } from '../data/emoji-world/index.ts';
 
-export const STAGES = ['vae', 't2i-base', 'vlm', 'mumu-stage1', 'mumu-stage2', 'style-finetune'] as const;
+export const STAGES = ['vae', 't2i-base', 'vlm', 'adapter-align', 'mumu-stage1', 'mumu-stage2', 'style-finetune'] as const;
 export type StageName = (typeof STAGES)[number];
 
 export interface GroupConfig {
@@ -21,9 +21,13 @@ export interface TrainConfig {
   // a model folder to start from (the previous stage's <out>/model), or null to build fresh weights from model_configs
   init: string | null;
   model_configs: string; // folder of vae.json, unet.json, vlm.json, adapter.json, text_encoder.json
-  // parts built fresh from model_configs/<part>.json (with these keys over the file's) instead of taken from init:
-  // e.g. { "unet": { "addition_embed_type": "text" }, "text_encoder": {} } starts a new base on a trained VAE
+  // parts built fresh (new weights) instead of taken from init, from the init's <part>/config.json (or, without init,
+  // model_configs/<part>.json) with these keys over it: e.g. { "unet": { "addition_embed_type": "text" },
+  // "text_encoder": {} } starts a new base on a trained VAE
   fresh: Partial<Record<'vlm' | 'adapter' | 'unet' | 'vae' | 'text_encoder', Record<string, unknown>>> | null;
+  // parts taken from other model folders instead of init (e.g. { "vlm": "runs/vlm/model" }: a VLM trained on its own,
+  // joined to a base); their tokenizer must be init's
+  from: Partial<Record<'vlm' | 'adapter' | 'unet' | 'vae' | 'text_encoder', string>> | null;
   seed: number;
   steps: number;
   batch_size: number;
@@ -77,6 +81,7 @@ export const DEFAULTS: Omit<TrainConfig, 'stage' | 'optimizer'> & { optimizer: O
   init: null,
   model_configs: 'configs/models',
   fresh: null,
+  from: null,
   seed: 0,
   steps: 100,
   batch_size: 8,
@@ -134,6 +139,16 @@ export function parseTrainConfig(raw: unknown, where = 'train config'): TrainCon
       if (!isObj(v)) throw new Error(`${where}: fresh.${k} must be an object of config keys ({} for the file as it is)`);
     }
   }
+  if (c.from !== null) {
+    if (!isObj(c.from)) throw new Error(`${where}: from must be null or {part: model folder}`);
+    if (!c.init) throw new Error(`${where}: from needs an init model folder to join the parts to`);
+    for (const [k, v] of Object.entries(c.from)) {
+      if (!['vlm', 'adapter', 'unet', 'vae', 'text_encoder'].includes(k)) throw new Error(`${where}: from.${k}: not a model part (vlm, adapter, unet, vae, text_encoder)`);
+      if (typeof v !== 'string') throw new Error(`${where}: from.${k} must be a model folder path`);
+      if (c.fresh && k in c.fresh) throw new Error(`${where}: ${k} is both fresh and from ${v}`);
+    }
+  }
+  if (c.scheduler !== null && !isObj(c.scheduler)) throw new Error(`${where}: scheduler must be null or an object of scheduler_config.json keys`);
   const names = new Set<string>();
   c.optimizer.groups = c.optimizer.groups.map((g, i) => {
     const gw = `${where}: optimizer.groups[${i}]`;
@@ -153,7 +168,8 @@ export function readTrainConfig(file: string): TrainConfig {
   const raw = readJson(file);
   const c = parseTrainConfig(raw, file);
   // paths in a config are relative to the working directory (configs are run from the repo root)
-  return { ...c, model_configs: path.resolve(c.model_configs), init: c.init && path.resolve(c.init), data: { ...c.data, shards: c.data.shards && path.resolve(c.data.shards) } };
+  const from = c.from && Object.fromEntries(Object.entries(c.from).map(([k, v]) => [k, path.resolve(v)]));
+  return { ...c, from, model_configs: path.resolve(c.model_configs), init: c.init && path.resolve(c.init), data: { ...c.data, shards: c.data.shards && path.resolve(c.data.shards) } };
 }
 
 // The EMA decay at optimizer step `step` (0-based: the first update is step 0).

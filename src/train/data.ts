@@ -136,6 +136,7 @@ export class StageData {
     if (stage === 'vlm') return this.captioning(caption, s.target);
     const dropped = this.dropPrompt(index);
     if (stage === 't2i-base' || stage === 'style-finetune') return { caption, image: target, ...(await this.text(dropped ? '' : caption)), dropped };
+    if (stage === 'adapter-align') return { caption, ...(await this.text(dropped ? '' : caption)), dropped };
     if (dropped) return { caption: '', image: target, ...(await this.text('')), dropped: true };
     return { caption, image: target, ...(await this.interleave(s.meta.prompt, s.images)) };
   }
@@ -156,6 +157,11 @@ export class StageData {
       case 'style-finetune': {
         const dropped = this.dropPrompt(index);
         return { caption: scene.caption, image: toCHW(scene.image), ...(await this.text(dropped ? '' : scene.caption)), dropped };
+      }
+      case 'adapter-align': {
+        // the caption alone (and the empty prompt at the dropout rate): both encoders read the same token ids
+        const dropped = this.dropPrompt(index);
+        return { caption: scene.caption, ...(await this.text(dropped ? '' : scene.caption)), dropped };
       }
       case 'vlm': {
         // "captioning EmojiWorld images and crops": the whole scene with its caption, or one object with its name

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  Tensor, F, Generator, randn, full, cat, noGrad, tidy, tensor,
+  Tensor, F, Generator, randn, full, cat, noGrad, tidy,
 } from '../torch/index.ts';
 import { seeded, type Module } from '../nn/index.ts';
 import {
@@ -32,8 +32,9 @@ export interface Built {
   scheduler: SchedulerConfig;
 }
 
-// A component built fresh from model_configs/<name>.json with `overrides` over its keys, under a generator seeded by
-// the run (so a fresh part is the same in every run with this seed).
+// A component built fresh, with `overrides` over its config: the init folder's <name>/config.json (the same
+// architecture, new weights) or, without an init, model_configs/<name>.json. Drawn under a generator seeded by the
+// run, so a fresh part is the same in every run with this seed.
 const FRESH: Record<string, (raw: unknown) => MumuModel[keyof MumuParts]> = {
   vlm: (raw) => new VisionLanguageModel(parseVLMConfig(raw)),
   adapter: (raw) => new Adapter(parseAdapterConfig(raw)),
@@ -43,7 +44,7 @@ const FRESH: Record<string, (raw: unknown) => MumuModel[keyof MumuParts]> = {
 };
 
 function freshComponent(cfg: TrainConfig, name: string, overrides: object = {}) {
-  const file = path.join(cfg.model_configs, `${name}.json`);
+  const file = cfg.init ? path.join(cfg.init, name, 'config.json') : path.join(cfg.model_configs, `${name}.json`);
   return FRESH[name]!({ ...(readJson(file) as object), ...overrides });
 }
 
@@ -55,12 +56,16 @@ export async function buildModel(cfg: TrainConfig): Promise<Built> {
     tokenizerJson = JSON.parse(fs.readFileSync(path.join(cfg.init, 'tokenizer', 'tokenizer.json'), 'utf8')) as object;
     const schedFile = path.join(cfg.init, 'scheduler', 'scheduler_config.json');
     if (fs.existsSync(schedFile)) scheduler = await readSchedulerConfig(schedFile);
-    // `fresh`: parts started over from model_configs (e.g. a new UNet architecture on a trained VAE)
+    // `fresh`: parts started over (e.g. a new UNet on a trained VAE); `from`: parts trained elsewhere (a VLM)
     const fresh = Object.entries(cfg.fresh ?? {});
-    if (fresh.length) {
-      const parts = seeded(cfg.seed, () => Object.fromEntries(fresh.map(([name, over]) => [name, freshComponent(cfg, name, over)])));
-      model = new MumuModel({ vlm: model.vlm, adapter: model.adapter, unet: model.unet, vae: model.vae, text_encoder: model.text_encoder, ...parts } as MumuParts);
+    const parts: Partial<MumuParts> = seeded(cfg.seed, () => Object.fromEntries(fresh.map(([name, over]) => [name, freshComponent(cfg, name, over)])));
+    for (const [name, dir] of Object.entries(cfg.from ?? {})) {
+      const tok = path.join(dir, 'tokenizer', 'tokenizer.json');
+      if (!fs.existsSync(tok)) throw new Error(`from.${name}: ${dir} is not a model folder with a tokenizer`);
+      if (JSON.stringify(JSON.parse(fs.readFileSync(tok, 'utf8'))) !== JSON.stringify(tokenizerJson)) throw new Error(`from.${name}: ${dir} has another tokenizer than init ${cfg.init}`);
+      (parts as Record<string, unknown>)[name] = MumuModel.load(dir)[name as keyof MumuParts];
     }
+    if (Object.keys(parts).length) model = new MumuModel({ vlm: model.vlm, adapter: model.adapter, unet: model.unet, vae: model.vae, text_encoder: model.text_encoder, ...parts });
   } else {
     const has = (name: string) => fs.existsSync(path.join(cfg.model_configs, `${name}.json`));
     model = seeded(cfg.seed, () => new MumuModel({
@@ -113,10 +118,10 @@ export class StageRunner {
   // the prompt side of those components: the trainer encodes its prompts with it
   readonly prompt: PromptSpec;
 
-  constructor(readonly cfg: TrainConfig, readonly built: Built) {
+  constructor(readonly cfg: TrainConfig, readonly built: Built, readonly device = 'cpu') {
     this.schedule = scheduleFromConfig(built.scheduler);
     const c = componentsFromModel(built.model, {
-      tokenizer: built.tokenizer, scheduler: built.scheduler, name: cfg.stage, encoder: TEXT_STAGES.has(cfg.stage) ? 'text' : 'vlm',
+      tokenizer: built.tokenizer, scheduler: built.scheduler, name: cfg.stage, encoder: TEXT_STAGES.has(cfg.stage) ? 'text' : 'vlm', device,
     });
     this.components = cfg.data.reference_size ? c.atReferenceSize!(cfg.data.reference_size) : c;
     // the VLM stage captions images (one per prompt) even though the text-only components take none
@@ -125,8 +130,12 @@ export class StageRunner {
 
   get model(): MumuModel { return this.built.model; }
 
+  // The items as tensors on the run's device.
   batch(items: Item[]): Batch {
-    return collate(items, this.prompt);
+    const b = collate(items, this.prompt);
+    if (this.device === 'cpu') return b;
+    const to = (t: Tensor | null) => t && t.to(this.device);
+    return { ...b, images: to(b.images), ids: to(b.ids), mask: to(b.mask), labels: to(b.labels), pixels: to(b.pixels) };
   }
 
   private context(b: Batch): Conditioning {
@@ -146,12 +155,23 @@ export class StageRunner {
         const loss = m.vlm.captionLoss(b.ids!, b.pixels, b.labels!, b.mask);
         return { loss, parts: {} };
       }
+      case 'adapter-align': {
+        // The adapter's warm start (Kosmos-G's AlignerNet, arXiv 2310.02992 section 3.2, in its MSE form): on text-only
+        // prompts, VLM -> adapter is regressed onto the text-only base's text encoder states for the same tokens, so
+        // the MUMU stage starts from a model that already follows text as well as the base, and only has to learn what
+        // the images add. Mean squared error over real tokens.
+        const target = noGrad(() => m.encodeText(b.ids!, b.mask));
+        const pred = m.encodePrompt({ inputIds: b.ids!, pixelValues: null, attentionMask: b.mask });
+        const w = b.mask!.unsqueeze(-1);
+        const loss = pred.sub(target).square().mul(w).sum().div(w.sum().mul(pred.size(-1)));
+        return { loss, parts: {} };
+      }
       default: {
         // paper section 2.1: MSE on VAE latents, for the target the scheduler config names (eps, or v), optionally
         // Min-SNR weighted (loss.snr_gamma)
         const x0 = noGrad(() => m.vae.scaleLatents(m.vae.encode(b.images!).sample(gen)));
-        const noise = randn([...x0.shape], { generator: gen });
-        const t = sampleTrainTimesteps(this.schedule, x0.size(0), gen);
+        const noise = randn([...x0.shape], { generator: gen, device: x0.device });
+        const t = sampleTrainTimesteps(this.schedule, x0.size(0), gen, x0.device);
         const xt = addNoise(this.schedule, x0, noise, t);
         const c = this.context(b);
         const pred = m.forward(xt, t, c.context, c.mask ?? null);
@@ -199,7 +219,7 @@ export class StageRunner {
           const firsts: Tensor[] = [];
           for (const it of items) {
             const n = it.prompt?.images.length ?? 0;
-            firsts.push(n ? F.interpolate(b.pixels!.narrow(0, k, 1), { size: [S, S], mode: 'nearest' }) : full([1, 3, S, S], -1));
+            firsts.push(n ? F.interpolate(b.pixels!.narrow(0, k, 1), { size: [S, S], mode: 'nearest' }) : full([1, 3, S, S], -1, { device: this.device }));
             k += n;
           }
           return imagesFromTensor(cat(firsts, 0));
@@ -211,20 +231,12 @@ export class StageRunner {
     }
   }
 
-  // Greedy decoding of prompt i's caption from its image (no KV cache: the captions are short).
+  // Greedy decoding of prompt i's caption from its image.
   private greedyCaption(b: Batch, i: number): string {
     const t = this.built.tokenizer;
     const labels = b.labels!.select(0, i).toList() as number[];
     const ids = (b.ids!.select(0, i).toList() as number[]).slice(0, labels.findIndex((l) => l !== -100));
-    const img = b.pixels!.narrow(0, i, 1);
-    const out: number[] = [];
-    for (let k = 0; k < 24; k++) {
-      const x = tensor(BigInt64Array.from([...ids, ...out].map(BigInt)), { shape: [1, ids.length + out.length] });
-      const { logits } = this.model.vlm.forward(x, img, { logits: true });
-      const next = logits!.select(1, -1 + x.size(1)).argmax(-1).item();
-      if (next === t.eosId) break;
-      out.push(next);
-    }
-    return t.decode(out);
+    return t.decode(this.model.vlm.greedy(ids, b.pixels!.narrow(0, i, 1), { eosId: t.eosId }));
   }
+
 }

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
-import { AdamW, Generator, clipGradNorm, manualSeed, noGrad, tidy, keep, fromBytes, type Tensor } from '../torch/index.ts';
+import { AdamW, Generator, clipGradNorm, manualSeed, noGrad, tidy, keep, fromBytes, cuda, type Tensor } from '../torch/index.ts';
 import type { MumuModel } from '../models/index.ts';
 import { savePretrained } from '../pipeline.ts';
 import { encodePng, gridRows } from '../image/index.ts';
@@ -21,6 +21,9 @@ export interface TrainOptions {
   stopAt?: number;
   log?: (line: string) => void;
   progress?: boolean;
+  // 'cpu' (default) or 'cuda' / 'cuda:N': the model, batches and random draws live there (the Generator stays on the
+  // CPU, so a run draws the same numbers on any device)
+  device?: string;
 }
 
 export interface MetricRecord {
@@ -102,7 +105,12 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
   const built = await buildModel(cfg);
   const { model } = built;
   applyPlan(model, cfg);
-  const runner = new StageRunner(cfg, built);
+  const device = o.device ?? 'cpu';
+  if (device !== 'cpu') {
+    if (!cuda.isAvailable()) throw new Error(`device '${device}': ${cuda.compiled ? 'this libtorch build has CUDA but sees no GPU' : 'this libtorch build has no CUDA support'}`);
+    model.to(device);
+  }
+  const runner = new StageRunner(cfg, built, device);
   const { groups, trainable, opt } = buildOptimizer(model, cfg);
   const ema = cfg.ema ? new Map(trainable.map(([n, p]) => [n, keep(p.detach().clone())])) : null;
   const gen = new Generator(cfg.seed);

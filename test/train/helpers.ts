@@ -10,6 +10,7 @@ const GROUPS: Record<StageName, { name: string; match: string; lr: number; weigh
   't2i-base': [{ name: 'unet', match: '^unet\\.', lr: 1e-3, weight_decay: 0.01 }, { name: 'text_encoder', match: '^text_encoder\\.', lr: 5e-4, weight_decay: 0.01 }],
   'style-finetune': [{ name: 'unet', match: '^unet\\.', lr: 1e-3, weight_decay: 0.01 }],
   vlm: [{ name: 'vlm', match: '^vlm\\.', lr: 1e-3, weight_decay: 0.01 }],
+  'adapter-align': [{ name: 'adapter', match: '^adapter\\.', lr: 1e-3, weight_decay: 0.01 }],
   'mumu-stage1': [
     { name: 'adapter', match: '^adapter\\.', lr: 1e-3, weight_decay: 0.01 },
     { name: 'unet', match: '^unet\\.', lr: 5e-4, weight_decay: 0 },
@@ -27,6 +28,7 @@ const PLANS: Record<StageName, object> = {
   't2i-base': { unet: 'full', text_encoder: 'full' },
   'style-finetune': { unet: 'full' },
   vlm: { vision_model: 'full', connector: 'full', text_model: 'full', lm_head: 'full' },
+  'adapter-align': { adapter: 'full' },
   'mumu-stage1': { vision_model: 'frozen', connector: 'lora', text_model: 'lora', adapter: 'full', unet: 'lora' },
   'mumu-stage2': { vision_model: 'frozen', connector: 'lora', text_model: 'lora', adapter: 'full', unet: 'lora' },
 };

@@ -17,6 +17,7 @@ const INTENDED: Record<string, RegExp> = {
   't2i-base': /^(unet|text_encoder)\./,
   'style-finetune': /^unet\./,
   vlm: /^vlm\./,
+  'adapter-align': /^adapter\./,
   'mumu-stage1': /^(adapter\.|unet\..*lora_[AB]|vlm\.model\.(connector|text_model)\..*lora_[AB])/,
   'mumu-stage2': /^(adapter\.|unet\..*lora_[AB]|vlm\.model\.(connector|text_model)\..*lora_[AB])/,
 };
@@ -186,4 +187,32 @@ test("the stage's scheduler config drives the loss (v target, zero terminal SNR,
   assert.deepEqual([0, 1, 100, 1000].map((k) => emaDecay(cfg.ema!, k)), [0.1, 2 / 11, 101 / 110, 0.99]);
   assert.equal(emaDecay({ decay: 0.9, warmup: false }, 0), 0.9);
   await assert.rejects(buildModel(tinyConfig('t2i-base', { scheduler: { rescale_betas_zero_snr: true } })), /needs prediction_type 'v_prediction'/);
+});
+
+test("'fresh' parts: new weights (the init's architecture, with overrides) while the other parts keep the init's", async () => {
+  const { TextTimeEmbedding } = await import('../../src/nn/index.ts');
+  const { equal } = await import('../../src/torch/index.ts');
+  // no init: model_configs with the overrides
+  const a = await buildModel(tinyConfig('t2i-base', { fresh: { unet: { addition_embed_type: 'text', addition_embed_type_num_heads: 2 } } }));
+  assert.ok(a.model.unet.add_embedding instanceof TextTimeEmbedding);
+  // an init folder: the same VAE, a new UNet of the init's architecture
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'mumu-fresh-'));
+  await train(tinyConfig('vae', { steps: 1 }), { out, log: () => {}, progress: false });
+  const init = path.join(out, 'model');
+  const kept = await buildModel(tinyConfig('t2i-base', { init }));
+  const b = await buildModel(tinyConfig('t2i-base', { init, fresh: { unet: {} }, seed: 7 }));
+  assert.ok(equal(b.model.vae.encoder.conv_in.weight, kept.model.vae.encoder.conv_in.weight), 'VAE from the init');
+  assert.ok(!equal(b.model.unet.conv_in.weight, kept.model.unet.conv_in.weight), 'UNet drawn anew');
+  assert.deepEqual(b.model.unet.config, kept.model.unet.config);
+  const again = await buildModel(tinyConfig('t2i-base', { init, fresh: { unet: {} }, seed: 7 }));
+  assert.ok(equal(again.model.unet.conv_in.weight, b.model.unet.conv_in.weight), 'the same seed draws the same fresh part');
+  assert.throws(() => tinyConfig('t2i-base', { fresh: { unet2: {} } }), /fresh\.unet2: not a model part/);
+  // `from`: a part trained elsewhere (here: the fresh-UNet model's UNet) joined to the init's other parts
+  const other = fs.mkdtempSync(path.join(os.tmpdir(), 'mumu-from-'));
+  b.model.save(other);
+  fs.cpSync(path.join(init, 'tokenizer'), path.join(other, 'tokenizer'), { recursive: true });
+  const c = await buildModel(tinyConfig('t2i-base', { init, from: { unet: other } }));
+  assert.ok(equal(c.model.unet.conv_in.weight, b.model.unet.conv_in.weight), 'UNet from the other folder');
+  assert.ok(equal(c.model.vae.encoder.conv_in.weight, kept.model.vae.encoder.conv_in.weight), 'VAE from init');
+  assert.throws(() => tinyConfig('t2i-base', { from: { unet: other } }), /from needs an init/);
 });
