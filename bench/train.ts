@@ -15,9 +15,10 @@
 //   node --import tsx bench/train.ts [--full (also configs/mumu-stage1-full.json)] [--no-record] [--no-profile]
 //     [--keep (the peer's inputs)] [--model DIR]
 //   BENCH_STEPS timed steps per round (4), BENCH_WARMUP (1), BENCH_ROUNDS (2)
+import { writeSection } from './record.ts';
 import { spawnSync } from 'node:child_process';
 import { cpus, tmpdir } from 'node:os';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -226,18 +227,7 @@ console.log(section);
 
 const NOTES_MARK = '<!-- train notes: kept by bench/train.ts -->';
 if (!v['no-record']) {
-  const file = join(ROOT, 'docs', 'BENCHMARKS.md');
-  mkdirSync(join(ROOT, 'docs'), { recursive: true });
-  let md = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
-  const start = md.indexOf('\n## train\n');
-  if (start >= 0) {
-    const next = md.indexOf('\n## ', start + 1);
-    const old = md.slice(start + 1, next >= 0 ? next + 1 : md.length);
-    // hand-written analysis below the marker survives re-runs
-    const notes = old.includes(NOTES_MARK) ? old.slice(old.indexOf(NOTES_MARK)).trimEnd() + '\n' : '';
-    md = md.slice(0, start + 1) + section + (notes ? '\n' + notes : '') + (next >= 0 ? md.slice(next) : '');
-  } else md = md.trimEnd() + '\n\n' + section;
-  writeFileSync(file, md);
+  writeSection('train', section, { notesMark: NOTES_MARK });
 }
 
 console.log(JSON.stringify({ bench: 'train', date, machine, threads, libtorch: t.torchVersion, model: modelLabel, node_flags: process.execArgv.filter((a) => !a.includes('tsx')), gomp_spincount: process.env.GOMP_SPINCOUNT ?? null, warmup: WARMUP, steps: STEPS, rounds: ROUNDS, results }));
