@@ -25,7 +25,8 @@ phase_start=$SECONDS
 phase() { printf '[dry run] %-48s %4ss\n' "$1" $((SECONDS - phase_start)); phase_start=$SECONDS; }
 fail() { printf '[dry run] FAILED: %s (files in %s)\n' "$*" "$t" >&2; trap - EXIT; exit 1; }
 
-if [ $pack = 1 ]; then (cd "$repo" && node --import tsx scripts/gpu/pack.ts --out "$t/gpu-bundle") || fail "pack"
+# in parts of 12 MiB, as for calls that carry one part each
+if [ $pack = 1 ]; then (cd "$repo" && node --import tsx scripts/gpu/pack.ts --out "$t/gpu-bundle" --part-mib 12) || fail "pack"
 else cp -r "$repo/gpu-bundle" "$t/gpu-bundle"; fi
 phase "pack ($(du -sm "$t/gpu-bundle" | cut -f1) MiB)"
 
@@ -52,6 +53,12 @@ for tool in node npm npx; do printf '#!/bin/sh\necho "dry run: %s from the PATH 
 device_env=(env -i PATH="$t/poison:/usr/sbin:/usr/bin:/sbin:/bin" HOME="$t/home" LANG=C.UTF-8 MUMU_NUM_THREADS="${MUMU_NUM_THREADS:-2}")
 run() { (cd "$tree" && "${device_env[@]}" OUT="$1" bash scripts/gpu/run.sh --work "$t/work" --device cpu "${@:2}"); }
 
+# a part not carried (yet): listed, exit 3, nothing unpacked
+last=$(ls "$tree/gpu-bundle"/bundle.tar.* | tail -1)
+mv "$last" "$t/held-back"
+set +e; run "$t/out0" --check > "$t/missing.log" 2>&1; rc=$?; set -e
+[ $rc = 3 ] && grep -q "$(basename "$last")" "$t/missing.log" || { cat "$t/missing.log"; fail "a missing part was not reported (exit $rc)"; }
+mv "$t/held-back" "$last"
 run "$t/out0" --check > "$t/check.log" 2>&1 || { cat "$t/check.log"; fail "run.sh --check"; }
 grep -q "binding loads" "$t/check.log" || fail "the binding did not load"
 phase "unpack + g++ build of the binding (run.sh --check)"

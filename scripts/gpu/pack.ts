@@ -21,13 +21,13 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as esbuild from 'esbuild';
 import { buildEmojiSubset, type ConceptFilter } from '../../src/data/emoji-world/index.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 // Packages the bundle loads at run time: native binaries (sharp, resvg) or required by computed name (opencv-js).
-const EXTERNAL = ['sharp', '@resvg/resvg-js', '@techstark/opencv-js'];
+export const EXTERNAL = ['sharp', '@resvg/resvg-js', '@techstark/opencv-js'];
 // Dependencies that are declared but never loaded: opencv-js lists mirada (22 MB of typings and browser helpers),
 // while its dist/opencv.js requires only Node built-ins.
 const NOT_LOADED = new Set(['mirada']);
@@ -44,7 +44,7 @@ function stageConfigs(): string[] {
 
 // A package and, recursively, the dependencies it has installed (optional platform packages that npm skipped are
 // not there and are not needed).
-function packageClosure(names: string[]): string[] {
+export function packageClosure(names: string[]): string[] {
   const seen = new Set<string>();
   const visit = (name: string) => {
     if (seen.has(name) || NOT_LOADED.has(name)) return;
@@ -99,7 +99,7 @@ function packNode(cache: string): string {
   return target;
 }
 
-async function bundleTrainer(stage: string): Promise<void> {
+export async function bundleTrainer(stage: string): Promise<void> {
   await esbuild.build({
     entryPoints: [path.join(ROOT, 'scripts/gpu/train-entry.ts')],
     // two folders down, so src/torch/native.ts's `../../native/build/Release/mumu_torch.node` (relative to its
@@ -111,6 +111,33 @@ async function bundleTrainer(stage: string): Promise<void> {
     banner: { js: "import { createRequire as __mumuCreateRequire } from 'node:module';\nconst require = __mumuCreateRequire(import.meta.url);\nconst __mumuResolve = (s) => `mumu-gpu-bundle-has-no:${s}`;" },
     define: { 'import.meta.resolve': '__mumuResolve' },
   });
+}
+
+// The app folder as run.sh unpacks it (everything but Node): the bundled trainer, the packages it loads at run time,
+// the binding's sources and headers, find-libtorch.mjs and the EmojiWorld subset for `configs`.
+export async function stageApp(stage: string, configs: string[]) {
+  await bundleTrainer(stage);
+  say(`dist/cli/mumu-train.mjs: ${mib(fs.statSync(path.join(stage, 'dist/cli/mumu-train.mjs')).size)}`);
+
+  const packages = packageClosure(EXTERNAL);
+  for (const p of packages) copyDir(path.join(ROOT, 'node_modules', p), path.join(stage, 'node_modules', p));
+  say(`node_modules: ${packages.join(', ')}`);
+
+  const nat = path.join(stage, 'native');
+  copyDir(path.join(ROOT, 'native/src'), path.join(nat, 'src'));
+  fs.mkdirSync(path.join(nat, 'include'));
+  const napi = napiHeaderDir();
+  for (const h of ['node_api.h', 'node_api_types.h', 'js_native_api.h', 'js_native_api_types.h']) fs.copyFileSync(path.join(napi, h), path.join(nat, 'include', h));
+  const addonApi = path.join(ROOT, 'node_modules/node-addon-api');
+  for (const h of ['napi.h', 'napi-inl.h', 'napi-inl.deprecated.h']) fs.copyFileSync(path.join(addonApi, h), path.join(nat, 'include', h));
+  fs.copyFileSync(path.join(ROOT, 'scripts/find-libtorch.mjs'), path.join(stage, 'find-libtorch.mjs'));
+
+  const filters = configs.map((f) => (JSON.parse(fs.readFileSync(f, 'utf8')) as { data?: { concepts?: ConceptFilter } }).data?.concepts ?? undefined);
+  const subset = buildEmojiSubset(filters);
+  fs.writeFileSync(path.join(stage, 'emoji-world.json'), JSON.stringify(subset));
+  say(`emoji-world.json: ${Object.keys(subset.icons).length} icons for ${configs.length} configs, ${mib(fs.statSync(path.join(stage, 'emoji-world.json')).size)}`);
+
+  return { configs, packages, subset, napi };
 }
 
 function copyDir(from: string, to: string): void {
@@ -138,27 +165,7 @@ async function main(): Promise<void> {
   // outside the bundle folder, which travels whole
   const nodeXz = packNode(path.join(ROOT, 'node_modules/.cache/mumu-gpu'));
 
-  await bundleTrainer(stage);
-  say(`dist/cli/mumu-train.mjs: ${mib(fs.statSync(path.join(stage, 'dist/cli/mumu-train.mjs')).size)}`);
-
-  const packages = packageClosure(EXTERNAL);
-  for (const p of packages) copyDir(path.join(ROOT, 'node_modules', p), path.join(stage, 'node_modules', p));
-  say(`node_modules: ${packages.join(', ')}`);
-
-  const nat = path.join(stage, 'native');
-  copyDir(path.join(ROOT, 'native/src'), path.join(nat, 'src'));
-  fs.mkdirSync(path.join(nat, 'include'));
-  const napi = napiHeaderDir();
-  for (const h of ['node_api.h', 'node_api_types.h', 'js_native_api.h', 'js_native_api_types.h']) fs.copyFileSync(path.join(napi, h), path.join(nat, 'include', h));
-  const addonApi = path.join(ROOT, 'node_modules/node-addon-api');
-  for (const h of ['napi.h', 'napi-inl.h', 'napi-inl.deprecated.h']) fs.copyFileSync(path.join(addonApi, h), path.join(nat, 'include', h));
-  fs.copyFileSync(path.join(ROOT, 'scripts/find-libtorch.mjs'), path.join(stage, 'find-libtorch.mjs'));
-
-  const configs = values.config?.length ? values.config : stageConfigs();
-  const filters = configs.map((f) => (JSON.parse(fs.readFileSync(f, 'utf8')) as { data?: { concepts?: ConceptFilter } }).data?.concepts ?? undefined);
-  const subset = buildEmojiSubset(filters);
-  fs.writeFileSync(path.join(stage, 'emoji-world.json'), JSON.stringify(subset));
-  say(`emoji-world.json: ${Object.keys(subset.icons).length} icons for ${configs.length} configs, ${mib(fs.statSync(path.join(stage, 'emoji-world.json')).size)}`);
+  const { configs, packages, subset, napi } = await stageApp(stage, values.config?.length ? values.config : stageConfigs());
 
   const app = path.join(out, 'app.tar.xz');
   execFileSync('bash', ['-c', 'set -o pipefail; tar -C "$1" --sort=name --owner=0 --group=0 -cf - . | xz -9 -T2 > "$2"', 'pack', stage, app]);
@@ -194,7 +201,9 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e: Error) => {
-  say(`error: ${e.message.split('\n')[0]}`);
-  process.exitCode = 1;
-});
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main().catch((e: Error) => {
+    say(`error: ${e.message.split('\n')[0]}`);
+    process.exitCode = 1;
+  });
+}

@@ -173,6 +173,10 @@ send_results() {
   for f in config.json metrics.jsonl summary.json loss.png samples model; do [ -e "$run/$f" ] && members+=("$name/$f"); done
   [ -n "$newest" ] && [ $send_ckpt = 1 ] && members+=("$name/checkpoints/$(basename "$newest")")
   cp "$resolved" "$run/gpu-config.json" 2>/dev/null && members=("$name/gpu-config.json" "${members[@]}")
+  if [ ! -f "$run/config.json" ]; then
+    say "the trainer wrote nothing to send back (see the log above); train exit code $rc"
+    exec >/dev/null 2>&1; wait "$teepid" 2>/dev/null; exit $rc
+  fi
   tar -C runs -cf "$pending/$name.tar" "${members[@]}"
   split -b $PART_BYTES -d -a 2 "$pending/$name.tar" "$pending/$name.tar."
   rm "$pending/$name.tar"
