@@ -162,8 +162,8 @@ export class GenerationQueue {
     const job = this.store.get(id);
     if (!job) return;  // deleted while queued
     try {
-      await this.store.update(id, { state: 'running', startedAt: new Date().toISOString() });
       this.store.setProgress(id, { step: 0, steps: job.settings.steps });
+      await this.store.update(id, { state: 'running', startedAt: new Date().toISOString() });
       const t0 = performance.now();
       const out = await this.worker.run({
         id, dir: this.store.folder(id), cancelFile: this.cancelFile(id),

@@ -10,10 +10,11 @@ import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { Ajv } from 'ajv';
 import { MAX_INPUT_PIXELS } from '../prompt/image.ts';
 import { JobStore, FINISHED, type JobRecord, type Retention } from './jobs.ts';
 import { GenerationQueue, QueueFullError } from './runner.ts';
-import { HttpError, parseGeneration, splitMultipart } from './uploads.ts';
+import { HttpError, formatBytes, parseGeneration, splitMultipart } from './uploads.ts';
 import { imageUrl, jobUrl, referenceUrl } from './segments.ts';
 import { buildPage } from './page.ts';
 import {
@@ -61,14 +62,16 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const [{ model, loadSeconds }, page] = await Promise.all([queue.start(), buildPage()]);
   const started = Date.now();
 
-  const app = Fastify({ bodyLimit: bodyBytes, logger: false, forceCloseConnections: true }).withTypeProvider<TypeBoxTypeProvider>();
+  // removeAdditional off: an unknown field is a 400 (a typo such as "step" must not silently mean the default)
+  const app = Fastify({ bodyLimit: bodyBytes, logger: false, forceCloseConnections: true, ajv: { customOptions: { removeAdditional: false } } })
+    .withTypeProvider<TypeBoxTypeProvider>();
   app.removeContentTypeParser('text/plain');
   await app.register(cookie);
   await app.register(multipart, {
     attachFieldsToBody: 'keyValues',
     limits: { fileSize: uploadBytes, files: 2 * model.maxImages, fields: 1, fieldSize: bodyBytes, parts: 2 * model.maxImages + 1 },
   });
-  if (o.cors) await app.register(cors, { origin: o.cors, credentials: true, methods: ['GET', 'POST', 'DELETE'], maxAge: 600 });
+  if (o.cors) await app.register(cors, { origin: [o.cors], credentials: true, methods: ['GET', 'POST', 'DELETE'], maxAge: 600 });
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
@@ -116,10 +119,10 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     let status = err.statusCode ?? 500;
     let msg = err.message;
     if (err.validationContext === 'params') [status, msg] = [404, `no such resource: ${req.url}`];
-    else if (err.code === 'FST_REQ_FILE_TOO_LARGE') msg = `an uploaded file is over the ${uploadBytes / 2 ** 20} MiB limit per image`;
+    else if (err.code === 'FST_REQ_FILE_TOO_LARGE') msg = `an uploaded file is over the ${formatBytes(uploadBytes)} limit per image`;
     else if (err.code === 'FST_FILES_LIMIT') msg = `more files than this model takes (${model.maxImages} per prompt, ${2 * model.maxImages} in all)`;
     else if (err.code === 'FST_PARTS_LIMIT' || err.code === 'FST_FIELDS_LIMIT') msg = "too many multipart parts: one 'request' field plus one file per upload";
-    else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') msg = `the request body is over the ${(bodyBytes / 2 ** 20).toFixed(1)} MiB limit`;
+    else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') msg = `the request body is over the ${formatBytes(bodyBytes)} limit`;
     else if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') msg = `content type '${req.headers['content-type'] ?? ''}' is not accepted: send application/json or multipart/form-data`;
     else if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') msg = 'the JSON body is empty';
     else if (status === 400 && err instanceof SyntaxError) msg = `the body is not valid JSON (${err.message})`;
@@ -176,16 +179,19 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     return reply.setCookie(COOKIE, req.body.token, { httpOnly: true, sameSite: 'strict', path: '/' }).code(204).send(null);
   });
 
+  // Request bodies are validated without fastify's type coercion (which would turn "prompt": "text" into ["text"]
+  // and "steps": "5" into 5): JSON clients must send the types the schema says.
+  const strict = new Ajv({ coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false });
   const RequestSchema = generationRequest(model.maxSteps);
+  const checkRequest = strict.compile(RequestSchema);
   const validateRequest = (v: unknown): string | null => {
-    const check = app.validatorCompiler!({ schema: RequestSchema, method: 'POST', url: '/api/generations', httpPart: 'body' });
-    const ok = check(v);
-    if (ok === true) return null;
-    const e = (check as unknown as { errors?: { instancePath: string; message?: string }[] }).errors?.[0];
+    if (checkRequest(v)) return null;
+    const e = checkRequest.errors?.[0];
     return e ? `request${e.instancePath} ${e.message}` : 'the request is not valid';
   };
 
   app.post('/api/generations', {
+    validatorCompiler: ({ schema }) => strict.compile(schema),
     schema: {
       summary: 'Submit a generation; answers 202 with the queued job at once',
       description: 'JSON (images as base64), or multipart/form-data with the same JSON in a `request` field and the images as file parts named by `{ upload }` segments. '

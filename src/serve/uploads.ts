@@ -27,7 +27,8 @@ export interface UploadLimits {
 
 const DATA_URL = /^data:[a-z0-9.+/-]*(;[a-z0-9=-]+)*;base64,/i;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
-const mib = (n: number) => `${(n / 2 ** 20).toFixed(n % 2 ** 20 ? 1 : 0)} MiB`;
+// 16 MiB, 1.5 MiB, 256 KiB
+export const formatBytes = (n: number) => (n < 2 ** 20 ? `${Math.round(n / 1024)} KiB` : `${+(n / 2 ** 20).toFixed(1)} MiB`);
 
 // The `request` field of a multipart body, and its file parts (fastify-multipart's keyValues: Buffers).
 export function splitMultipart(body: Record<string, unknown>, validate: (v: unknown) => string | null): { request: GenerationRequest; files: Map<string, Buffer> } {
@@ -75,7 +76,7 @@ async function readPrompt(
       if (!BASE64.test(b64) || b64.length % 4 === 1) throw fail('image is not base64 data (send the file\'s bytes as base64, or a base64 data: URL; the API reads no server file)');
       bytes = Buffer.from(b64, 'base64');
     }
-    if (bytes.length > limits.uploadBytes) throw fail(`the image is ${mib(bytes.length)}, over the ${mib(limits.uploadBytes)} limit per image`, 413);
+    if (bytes.length > limits.uploadBytes) throw fail(`the image is ${formatBytes(bytes.length)}, over the ${formatBytes(limits.uploadBytes)} limit per image`, 413);
     images++;
     if (images > limits.maxImages) {
       const total = segments.filter((s) => s.text === undefined).length;

@@ -16,7 +16,9 @@ import { promptText, referenceUrl } from './segments.ts';
 import type { FromWorker, ToWorker, RunSpec, StoredSegment, WorkerConfig, ModelInfo } from './protocol.ts';
 
 const send = (m: FromWorker) => process.send?.(m);
-// the server is gone (killed, crashed): no one to report to, and a half-done job is reported failed at its restart
+// The server is gone (killed, crashed): no one to report to, and a half-done job is reported failed at its restart.
+// 'disconnect' needs the event loop; during sampling, onStep sees the parent change (re-parented to init).
+const serverPid = process.ppid;
 process.on('disconnect', () => process.exit(0));
 
 const config = JSON.parse(process.argv[2] ?? '{}') as WorkerConfig;
@@ -67,17 +69,12 @@ async function run(pipe: MumuPipeline, job: RunSpec): Promise<FromWorker> {
     const { steps, guidance, seed, n, sampler } = job.settings;
     const prompt = await toPrompt(job.prompt, job.dir);
     const negative = job.negativePrompt.length ? await toPrompt(job.negativePrompt, job.dir) : undefined;
-    let lastSent = 0;
     const r = await pipe.generate(prompt, {
       steps, guidanceScale: guidance, seed, numImages: n, sampler, negativePrompt: negative, signal: abort.signal,
       onStep: ({ step, steps: total }) => {
+        if (process.ppid !== serverPid) process.exit(0);
         if (existsSync(job.cancelFile)) abort.abort();
-        // at most ~50 messages a second: a tiny model steps far faster than any progress bar needs
-        const t = performance.now();
-        if (step + 1 === total || t - lastSent > 20) {
-          lastSent = t;
-          send({ type: 'progress', id: job.id, step: step + 1, steps: total });
-        }
+        send({ type: 'progress', id: job.id, step: step + 1, steps: total });
       },
     });
     const images: string[] = [];
