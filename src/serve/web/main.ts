@@ -91,7 +91,7 @@ function watch(job: Job): void {
   });
 }
 
-const describe = (j: Job) => j.prompt.map((s) => s.text ?? '[image]').join('').trim() || '(images only)';
+const describe = (j: Job) => j.prompt.map((s) => s.text ?? ' [image] ').join('').replace(/\s+/g, ' ').trim();
 
 // --- the gallery --------------------------------------------------------------------------------------------------
 function promptView(segs: Job['prompt']): HTMLElement {
