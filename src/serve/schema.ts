@@ -67,7 +67,7 @@ export const GalleryQuery = Type.Object({
 }, { additionalProperties: false });
 
 export const JobParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-z]{9}-[0-9a-f]{6}$' }) });
-export const ImageParams = Type.Object({ id: JobParams.properties.id, k: Type.Integer({ minimum: 1, maximum: LIMITS.n }) });
+export const ImageParams = Type.Object({ id: JobParams.properties.id, k: Type.String({ pattern: '^[0-9]{1,2}\\.png$', description: 'k.png, k from 1' }) });
 export const ReferenceParams = Type.Object({ id: JobParams.properties.id, name: Type.String({ pattern: '^(prompt|negative)-[0-9]{1,2}\\.png$' }) });
 
 export const ErrorBody = Type.Object({ error: Type.String({ description: 'one line' }) });

@@ -254,12 +254,13 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       .header('content-disposition', `inline; filename="${download}"`).send(await readFile(file));
 
   app.get('/api/generations/:id/images/:k', {
-    schema: { summary: 'Result image k (1-based) as PNG, with the settings in its metadata', tags: ['generations'], params: Type.Object({ id: ImageParams.properties.id, k: Type.String({ pattern: '^[0-9]{1,2}\\.png$' }) }) },
+    schema: { summary: 'Result image k (1-based) as PNG, with the settings in its metadata', tags: ['generations'], params: ImageParams },
   }, async (req, reply) => {
     const job = jobOr404(req.params.id);
     const k = Number.parseInt(req.params.k, 10);
-    if (!job.images.includes(`${k}.png`)) throw new HttpError(404, `generation '${job.id}' has no image ${k}${job.state !== 'done' ? ` (it is ${job.state})` : ''}`);
-    return sendFile(reply, store.hasFile(job.id, 'images', `${k}.png`) ?? '', `mumu-${job.id}-${k}.png`);
+    const file = job.images.includes(`${k}.png`) ? store.hasFile(job.id, 'images', `${k}.png`) : null;
+    if (!file) throw new HttpError(404, `generation '${job.id}' has no image ${k}${job.state !== 'done' ? ` (it is ${job.state})` : ''}`);
+    return sendFile(reply, file, `mumu-${job.id}-${k}.png`);
   });
 
   app.get('/api/generations/:id/references/:name', {
@@ -295,14 +296,17 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     const onProgress = (id: string, p: { step: number; steps: number }) => id === job.id && send('progress', p);
     const onRemoved = (id: string) => id === job.id && close();
     const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    let closed = false;
     function close() {
+      if (closed) return;
+      closed = true;
       store.off('update', onUpdate).off('progress', onProgress).off('removed', onRemoved);
       clearInterval(heartbeat);
       streams.delete(close);
       res.end();
     }
     store.on('update', onUpdate).on('progress', onProgress).on('removed', onRemoved);
-    req.raw.on('close', close);
+    res.on('close', close);  // the client went away (a request's own 'close' fires once its body is read)
     streams.add(close);
   });
 

@@ -3,7 +3,7 @@
 // the page sent, and drop the result PNG back to load its prompt, references and settings.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -49,8 +49,16 @@ const recordRequests = () => {
 };
 const sentRequests = (p: Page) => p.evaluate(() => (window as unknown as { sentRequests: unknown[] }).sentRequests);
 
-const editorParts = (p: Page, sel: string) => p.evaluate((q) => [...document.querySelector(q)!.childNodes].map((n) =>
-  n instanceof HTMLElement && n.dataset.chip ? '[img]' : n.textContent), sel);
+// An editor's content in order: thumbnails as '[img]', the text between them (adjacent text nodes joined).
+const editorParts = (p: Page, sel: string) => p.evaluate((q) => {
+  const out: string[] = [];
+  for (const n of document.querySelector(q)!.childNodes) {
+    const chip = n instanceof HTMLElement && n.dataset.chip !== undefined;
+    if (!chip && out.length && out[out.length - 1] !== '[img]') out[out.length - 1] += n.textContent ?? '';
+    else out.push(chip ? '[img]' : n.textContent ?? '');
+  }
+  return out.filter((x) => x !== '');
+}, sel);
 
 test('drop two images into the prompt, generate, see progress and the image; the page sends the segments in order', { skip: skip ?? false }, async () => {
   await page.click('#prompt');
@@ -65,26 +73,26 @@ test('drop two images into the prompt, generate, see progress and the image; the
   await page.waitForFunction(() => [...document.querySelectorAll<HTMLImageElement>('#prompt .chip img')].every((i) => i.complete && i.naturalWidth > 0));
   assert.deepEqual(await page.locator('#prompt .chip img').evaluateAll((imgs) => imgs.map((i) => (i as HTMLImageElement).naturalWidth)), [40, 24]);
 
-  await page.fill('#settings [name=steps]', '150');
+  await page.fill('#settings [name=steps]', '60');
   await page.fill('#settings [name=seed]', '11');
   const posted = page.waitForResponse((r) => r.url().endsWith('/api/generations') && r.request().method() === 'POST');
   await page.click('#generate');
   assert.equal((await posted).status(), 202);
   assert.deepEqual(await sentRequests(page), [{
     prompt: [{ text: 'a ' }, { upload: 'image1' }, { text: 'dog and a ' }, { upload: 'image2' }, { text: 'rocket on the night sky' }],
-    steps: 150, guidance: 6, seed: 11, n: 1, sampler: 'ddim',
+    steps: 60, guidance: 6, seed: 11, n: 1, sampler: 'ddim',
   }]);
   // progress: the bar moves while the job samples
   await page.waitForFunction(() => {
     const bar = document.querySelector<HTMLProgressElement>('#active progress');
     return bar !== null && bar.value > 0 && bar.value < bar.max;
   }, undefined, { polling: 'raf', timeout: 30_000 });
-  assert.match(await page.locator('#active .state').first().textContent() ?? '', /^step \d+\/150$/);
+  assert.match(await page.locator('#active .state').first().textContent() ?? '', /^step \d+\/60$/);
   // done: the image in the gallery, its settings shown
   await page.waitForSelector('#gallery .card.done img.result', { timeout: 60_000 });
   const card = page.locator('#gallery .card.done').first();
   assert.equal(await card.locator('img.result').evaluate((i) => (i as HTMLImageElement).naturalWidth), 16);
-  assert.match(await card.locator('.settings').textContent() ?? '', /^seed 11 · 150 steps · guidance 6 · ddim · [\d.]+ s$/);
+  assert.match(await card.locator('.settings').textContent() ?? '', /^seed 11 · 60 steps · guidance 6 · ddim · [\d.]+ s$/);
   assert.equal(await card.locator('.prompt-view img.ref').count(), 2);
 
   // the server stored what the page sent: the two references, in place, with the dropped pixels
@@ -124,11 +132,57 @@ test('dropping a mumu PNG on the page loads its prompt, references and settings 
   assert.deepEqual(await editorParts(page, '#prompt'), ['a ', '[img]', 'dog and a ', '[img]', 'rocket on the night sky']);
   assert.deepEqual(await page.locator('#prompt .chip img').evaluateAll((imgs) => imgs.map((i) => (i as HTMLImageElement).naturalWidth)), [40, 24]);
   assert.equal(await page.inputValue('#settings [name=seed]'), '11');
-  assert.equal(await page.inputValue('#settings [name=steps]'), '150');
-  // a thumbnail can be removed, and the prompt still reads in order
+  assert.equal(await page.inputValue('#settings [name=steps]'), '60');
+  // a thumbnail moves by dragging it to another word, and goes with its x button; the prompt still reads in order
+  const to = await pointBefore(page, '#prompt', 'night');
+  await page.locator('#prompt .chip').first().hover();
+  await page.mouse.down();
+  await page.mouse.move(to.x, to.y, { steps: 8 });
+  await page.mouse.up();
+  assert.deepEqual(await editorParts(page, '#prompt'), ['a dog and a ', '[img]', 'rocket on the ', '[img]', 'night sky']);
+  assert.deepEqual(await page.locator('#prompt .chip img').evaluateAll((imgs) => imgs.map((i) => (i as HTMLImageElement).naturalWidth)), [24, 40]);
   await page.locator('#prompt .chip').first().hover();
   await page.locator('#prompt .chip .remove').first().click();
-  assert.deepEqual(await editorParts(page, '#prompt'), ['a ', 'dog and a ', '[img]', 'rocket on the night sky']);
+  assert.deepEqual(await editorParts(page, '#prompt'), ['a dog and a rocket on the ', '[img]', 'night sky']);
+  // an image pasted from the clipboard lands at the caret of the negative prompt
+  await page.click('#negative');
+  await page.keyboard.type('blurry ');
+  await page.evaluate(async (b64) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    await navigator.clipboard.write([new ClipboardItem({ 'image/png': new Blob([bytes], { type: 'image/png' }) })]);
+  }, readFileSync(join(dir, 'red.png')).toString('base64'));
+  await page.keyboard.press('Control+V');
+  await page.keyboard.type(' noise');
+  await page.waitForFunction(() => document.querySelectorAll('#negative .chip').length === 1);
+  assert.deepEqual(await editorParts(page, '#negative'), ['blurry ', '[img]', ' noise']);
   if (process.env.MUMU_SCREENSHOT) await page.screenshot({ path: process.env.MUMU_SCREENSHOT, fullPage: true });
   assert.deepEqual(pageErrors, []);
+});
+
+test('with --token the page asks for it once and keeps it in an HttpOnly cookie', { skip: skip ?? false }, async () => {
+  const token = 'page sign-in token';
+  const locked = await serve(['--model', await makeTinyModel(), '--out', join(dir, 'out-token')], { env: { MUMU_TOKEN: token } });
+  try {
+    const p = await browser.context.newPage();
+    await p.goto(locked.url);
+    await p.waitForSelector('#login[open]');
+    await p.fill('#login input[name=token]', 'not it');
+    await p.click('#login button[type=submit]');
+    await p.waitForFunction(() => document.querySelector('.login-error')?.textContent !== '');
+    assert.equal(await p.locator('.login-error').textContent(), 'That token is not this server\'s.');
+    await p.fill('#login input[name=token]', token);
+    await p.click('#login button[type=submit]');
+    await p.waitForSelector('body[data-ready=true]');
+    assert.match(await p.locator('#model').textContent() ?? '', /^mumu-tiny-\S+ · up to 3 images per prompt · 16×16 px$/);
+    assert.equal(await p.evaluate(() => document.cookie), '', 'the token cookie is HttpOnly');
+    const cookies = await browser.context.cookies(locked.url);
+    assert.deepEqual(cookies.map((c) => [c.name, c.httpOnly, c.sameSite]), [['mumu_token', true, 'Strict']]);
+    // a reload needs no second sign-in
+    await p.reload();
+    await p.waitForSelector('body[data-ready=true]');
+    assert.equal(await p.locator('#login[open]').count(), 0);
+    await p.close();
+  } finally {
+    await locked.stop();
+  }
 });

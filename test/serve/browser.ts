@@ -25,6 +25,7 @@ export async function launchChromium(): Promise<{ context: BrowserContext; close
   const profile = mkdtempSync(join(tmpdir(), 'mumu-chromium-'));  // a fresh --user-data-dir every time
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, viewport: { width: 1100, height: 900 }, timeout: 60_000,
+    permissions: ['clipboard-read', 'clipboard-write'],
   });
   return {
     context,

@@ -144,6 +144,7 @@ export class PromptEditor {
     });
     chip.append(img, remove);
     at.insertNode(chip);
+    this.el.normalize();  // no empty or split text nodes left around the thumbnail
     this.placeCaretAfter(chip);
     return chip;
   }
