@@ -10,6 +10,7 @@
 import { parseArgs } from 'node:util';
 process.env.MUMU_NUM_THREADS = '1';  // before libtorch loads (the dynamic imports below), and for the server's env
 const { existsSync, readFileSync, writeFileSync, mkdtempSync } = await import('node:fs');
+const { execSync } = await import('node:child_process');
 const os = await import('node:os');
 const { join } = await import('node:path');
 const { fileURLToPath } = await import('node:url');
@@ -54,15 +55,33 @@ for (let i = 0; i < 2; i++) {
   await viaServer(1000 + i);
   await direct(1000 + i);
 }
+// CPU time (user + system) of a process, in ms, from /proc: other load on a shared machine moves it far less than
+// wall-clock time
+const TICK_MS = 1000 / Number(execSync('getconf CLK_TCK').toString().trim() || 100);
+const cpuOf = (pid: number | undefined) => {
+  if (!pid || !existsSync(`/proc/${pid}/stat`)) return 0;
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) * TICK_MS;  // utime, stime (fields 14, 15)
+};
+const serverCpu = () => cpuOf(server.proc.pid) + cpuOf(server.workerPid());
 const serverMs: number[] = [], directMs: number[] = [];
+let serverCpuMs = 0, directCpuMs = 0;
 for (let i = 0; i < runs; i++) {
+  const c0 = serverCpu();
   const s = await viaServer(i);
+  serverCpuMs += serverCpu() - c0;
   if (s.state !== 'done') throw new Error(`job ${i} ended ${s.state}`);
   serverMs.push(s.ms);
+  const u0 = process.cpuUsage();
   directMs.push(await direct(i));
+  const u = process.cpuUsage(u0);
+  directCpuMs += (u.user + u.system) / 1000;
 }
-const perJob = { direct_ms: +median(directMs).toFixed(1), server_ms: +median(serverMs).toFixed(1) };
-log(`per job: direct ${perJob.direct_ms} ms, through the server ${perJob.server_ms} ms`);
+const perJob = {
+  direct_ms: +median(directMs).toFixed(1), server_ms: +median(serverMs).toFixed(1),
+  direct_cpu_ms: +(directCpuMs / runs).toFixed(1), server_cpu_ms: +(serverCpuMs / runs).toFixed(1),
+};
+log(`per job: direct ${perJob.direct_ms} ms (${perJob.direct_cpu_ms} CPU-ms), through the server ${perJob.server_ms} ms (${perJob.server_cpu_ms} CPU-ms, both server processes)`);
 
 // --- 2. concurrent clients ---
 let peakRss = { http: 0, worker: 0 };
@@ -93,6 +112,8 @@ const out = {
   ...perJob,
   overhead_ms: +(perJob.server_ms - perJob.direct_ms).toFixed(1),
   server_vs_direct: +(perJob.server_ms / perJob.direct_ms).toFixed(3),
+  overhead_cpu_ms: +(perJob.server_cpu_ms - perJob.direct_cpu_ms).toFixed(1),
+  server_vs_direct_cpu: +(perJob.server_cpu_ms / perJob.direct_cpu_ms).toFixed(3),
   clients, queue: queueSize, accepted: accepted.length, refused_429: refused.length, lost, other_status: other,
   latency_p50_s: +median(latency).toFixed(3), latency_p95_s: +pct(latency, 95).toFixed(3), burst_wall_s: +wall.toFixed(2),
   jobs_after: health.jobs,
@@ -106,13 +127,14 @@ if (!v['no-record']) {
   if (!md.includes(`\n${head}\n`)) {
     md = md.trimEnd() + `\n\n${head}\n\n\`npm run bench:serve\` (bench/serve.ts), tiny random model, one libtorch thread on both sides. Overhead: one job`
       + ` (a reference image + text, ${steps} DDIM steps, guidance 6) submitted over HTTP and awaited on its event stream, vs the same`
-      + ' `MumuPipeline.generate` call in-process (medians of alternating runs). Burst: that many clients submit at once against'
+      + ' `MumuPipeline.generate` call in-process: wall-clock medians of alternating runs, and CPU time per job (both server processes'
+      + ' vs the call), which the shared machine\'s other load moves far less. Burst: that many clients submit at once against'
       + ' `--queue`; lost = accepted but not done (must be 0); latency from submit to done of the accepted jobs; peak RSS (VmHWM) of'
       + ' the HTTP process and of its generation process.\n\n'
-      + '| date | machine | steps | direct ms/job | server ms/job | overhead ms | clients / queue | accepted | refused 429 | lost | p50 s | p95 s | peak RSS HTTP / worker MB |\n'
-      + '|---|---|---|---|---|---|---|---|---|---|---|---|---|\n';
+      + '| date | machine | steps | direct ms/job | server ms/job | overhead ms | direct CPU-ms/job | server CPU-ms/job | overhead CPU-ms | clients / queue | accepted | refused 429 | lost | p50 s | p95 s | peak RSS HTTP / worker MB |\n'
+      + '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n';
   }
-  const row = `| ${out.date.slice(0, 10)} | ${out.machine} | ${steps} | ${out.direct_ms} | ${out.server_ms} | ${out.overhead_ms} (${out.server_vs_direct}x) | ${clients} / ${queueSize} | ${out.accepted} | ${out.refused_429} | ${out.lost} | ${out.latency_p50_s} | ${out.latency_p95_s} | ${out.peak_rss_mb.http} / ${out.peak_rss_mb.worker} |\n`;
+  const row = `| ${out.date.slice(0, 10)} | ${out.machine} | ${steps} | ${out.direct_ms} | ${out.server_ms} | ${out.overhead_ms} (${out.server_vs_direct}x) | ${out.direct_cpu_ms} | ${out.server_cpu_ms} | ${out.overhead_cpu_ms} (${out.server_vs_direct_cpu}x) | ${clients} / ${queueSize} | ${out.accepted} | ${out.refused_429} | ${out.lost} | ${out.latency_p50_s} | ${out.latency_p95_s} | ${out.peak_rss_mb.http} / ${out.peak_rss_mb.worker} |\n`;
   const start = md.indexOf(`\n${head}\n`) + 1;
   const next = md.indexOf('\n## ', start + head.length);
   const at = next < 0 ? md.length : next + 1;

@@ -59,7 +59,7 @@ if [ $stale = 1 ]; then
 fi
 
 # The BLAS that libtorch really calls at run time is the one the dynamic linker picks for libblas.so.3.
-if [ -z "${MUMU_SKIP_BLAS_CHECK:-}" ] && ! ldd "$addon" | grep -qiE 'openblas|mkl'; then
+if [ -z "${MUMU_SKIP_BLAS_CHECK:-}" ] && ! ldd "$addon" | grep -iE 'openblas|mkl' >/dev/null; then  # not -q: an early exit SIGPIPEs ldd, and pipefail reads that as no match
   cat >&2 <<'WARN'
 [mumu setup] ***************************************************************************************
 [mumu setup] WARNING: libtorch is NOT using OpenBLAS/MKL: matrix products will be ~30x slower.

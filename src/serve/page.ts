@@ -3,7 +3,7 @@
 // works offline and loads nothing from any other host.
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { build, stop } from 'esbuild';
 
 const WEB = (f: string) => fileURLToPath(new URL(`./web/${f}`, import.meta.url));
 
@@ -15,6 +15,7 @@ export async function buildPage(): Promise<Record<string, PageFile>> {
     readFile(WEB('style.css'), 'utf8'),
     build({ entryPoints: [WEB('main.ts')], bundle: true, write: false, format: 'esm', target: 'es2022', minify: true, sourcemap: 'inline', logLevel: 'silent' }),
   ]);
+  await stop();  // esbuild's service process is not needed after this one build
   return {
     '/': { type: 'text/html; charset=utf-8', body: html },
     '/style.css': { type: 'text/css; charset=utf-8', body: css },

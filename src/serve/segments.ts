@@ -2,7 +2,6 @@
 import type { StoredSegment } from './protocol.ts';
 
 export const JOB_ID = /^[0-9a-z]{9}-[0-9a-f]{6}$/;
-export const REFERENCE_NAME = /^(prompt|negative)-[0-9]{1,2}\.png$/;
 
 export const jobUrl = (id: string) => `/api/generations/${id}`;
 export const imageUrl = (id: string, file: string) => `${jobUrl(id)}/images/${file}`;

@@ -31,8 +31,8 @@ export function serve(args: string[], o: { env?: Record<string, string>; cwd?: s
         url: m[1]!, proc, stderr: () => stderr, stdout: () => stdout,
         workerPid() {
           const f = `/proc/${proc.pid}/task/${proc.pid}/children`;
-          const pid = existsSync(f) ? Number(readFileSync(f, 'utf8').trim().split(/\s+/)[0]) : NaN;
-          return Number.isFinite(pid) && pid > 0 ? pid : undefined;
+          const pids = existsSync(f) ? readFileSync(f, 'utf8').trim().split(/\s+/).map(Number) : [];
+          return pids.find((pid) => pid > 0 && existsSync(`/proc/${pid}/cmdline`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('serve/worker.ts'));
         },
         async stop(signal = 'SIGTERM') {
           if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
