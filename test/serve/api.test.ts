@@ -79,8 +79,10 @@ test('JSON with base64 images: 202 at once, progress per step, then done; PNG me
   assert.match(r.body.id, /^[0-9a-z]{9}-[0-9a-f]{6}$/);
   assert.ok(['queued', 'running'].includes(r.body.state));
   const id = r.body.id;
-  const stream = events(`${s.url}${r.body.events}`);
-  await new Promise((res) => setTimeout(res, 100));
+  let opened!: () => void;
+  const open = new Promise<void>((res) => (opened = res));
+  const stream = events(`${s.url}${r.body.events}`, { on: () => opened() });
+  await open;
   assert.equal((await call(`${api}/generations/${ahead.body.id}`, { method: 'DELETE' })).status, 202);
   const evs = await stream;
   assert.equal(evs[0]!.event, 'state');
@@ -257,7 +259,8 @@ test('a full queue answers 429 with Retry-After; cancel a queued job (200) and a
   assert.deepEqual([c1.status, c1.body.state], [200, 'cancelled']);
   const stream = events(`${s.url}${running.body.events}`);
   const c0 = await call(`${api}/generations/${running.body.id}`, { method: 'DELETE' });
-  assert.deepEqual([c0.status, c0.body.state], [202, 'running']);
+  assert.equal(c0.status, 202);
+  assert.ok(['running', 'cancelled'].includes(c0.body.state), c0.body.state);  // it may stop before the answer leaves
   const evs = await stream;
   const end = evs[evs.length - 1]!.data;
   assert.equal(end.state, 'cancelled');

@@ -4,9 +4,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promptText, parsePromptText } from '../../src/serve/segments.ts';
 import { parsePromptText as cliParse } from '../../src/prompt/parse.ts';
+import type { StoredSegment } from '../../src/serve/protocol.ts';
 
 test('promptText writes what the CLI parses back to the same segments, and parsePromptText inverts it', () => {
-  const cases = [
+  const cases: StoredSegment[][] = [
     [{ text: 'a ' }, { reference: 'prompt-1.png' }, { text: ' dog, 1 < 2 and <img:x.png> literally' }],
     [{ reference: 'prompt-1.png' }, { reference: 'prompt-2.png' }],
     [{ text: 'ends in a backslash \\' }, { reference: 'prompt-1.png' }, { text: ' dog' }],
