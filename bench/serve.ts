@@ -6,7 +6,7 @@
 //     but never done: must be 0), submit-to-done latency of the accepted (p50/p95), and the peak RSS of the HTTP
 //     process and of its generation process.
 // Prints one JSON object as its last line and appends a row to docs/BENCHMARKS.md under "## serve".
-//   node --import tsx bench/serve.ts [--runs 15] [--clients 100] [--queue 32] [--steps 20] [--no-record]
+//   node --import tsx bench/serve.ts [--runs 25] [--clients 100] [--queue 32] [--steps 20] [--no-record]
 import { parseArgs } from 'node:util';
 process.env.MUMU_NUM_THREADS = '1';  // before libtorch loads (the dynamic imports below), and for the server's env
 const { existsSync, readFileSync, writeFileSync, mkdtempSync } = await import('node:fs');
@@ -22,7 +22,7 @@ const { serve, call, events } = await import('../test/serve/helpers.ts');
 const { values: v } = parseArgs({ options: {
   runs: { type: 'string' }, clients: { type: 'string' }, queue: { type: 'string' }, steps: { type: 'string' }, 'no-record': { type: 'boolean' },
 } });
-const runs = Number(v.runs ?? 15), clients = Number(v.clients ?? 100), queueSize = Number(v.queue ?? 32), steps = Number(v.steps ?? 20);
+const runs = Number(v.runs ?? 25), clients = Number(v.clients ?? 100), queueSize = Number(v.queue ?? 32), steps = Number(v.steps ?? 20);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
@@ -63,13 +63,13 @@ const cpuOf = (pid: number | undefined) => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(f[11]) + Number(f[12])) * TICK_MS;  // utime, stime (fields 14, 15)
 };
-const serverCpu = () => cpuOf(server.proc.pid) + cpuOf(server.workerPid());
 const serverMs: number[] = [], directMs: number[] = [];
-let serverCpuMs = 0, directCpuMs = 0;
+let httpCpuMs = 0, workerCpuMs = 0, directCpuMs = 0;
 for (let i = 0; i < runs; i++) {
-  const c0 = serverCpu();
+  const [h0, w0] = [cpuOf(server.proc.pid), cpuOf(server.workerPid())];
   const s = await viaServer(i);
-  serverCpuMs += serverCpu() - c0;
+  httpCpuMs += cpuOf(server.proc.pid) - h0;
+  workerCpuMs += cpuOf(server.workerPid()) - w0;
   if (s.state !== 'done') throw new Error(`job ${i} ended ${s.state}`);
   serverMs.push(s.ms);
   const u0 = process.cpuUsage();
@@ -79,9 +79,10 @@ for (let i = 0; i < runs; i++) {
 }
 const perJob = {
   direct_ms: +median(directMs).toFixed(1), server_ms: +median(serverMs).toFixed(1),
-  direct_cpu_ms: +(directCpuMs / runs).toFixed(1), server_cpu_ms: +(serverCpuMs / runs).toFixed(1),
+  direct_cpu_ms: +(directCpuMs / runs).toFixed(1), http_cpu_ms: +(httpCpuMs / runs).toFixed(1), worker_cpu_ms: +(workerCpuMs / runs).toFixed(1),
 };
-log(`per job: direct ${perJob.direct_ms} ms (${perJob.direct_cpu_ms} CPU-ms), through the server ${perJob.server_ms} ms (${perJob.server_cpu_ms} CPU-ms, both server processes)`);
+log(`per job: direct ${perJob.direct_ms} ms (${perJob.direct_cpu_ms} CPU-ms); through the server ${perJob.server_ms} ms `
+  + `(HTTP process ${perJob.http_cpu_ms} CPU-ms + generation process ${perJob.worker_cpu_ms} CPU-ms)`);
 
 // --- 2. concurrent clients ---
 let peakRss = { http: 0, worker: 0 };
@@ -112,8 +113,8 @@ const out = {
   ...perJob,
   overhead_ms: +(perJob.server_ms - perJob.direct_ms).toFixed(1),
   server_vs_direct: +(perJob.server_ms / perJob.direct_ms).toFixed(3),
-  overhead_cpu_ms: +(perJob.server_cpu_ms - perJob.direct_cpu_ms).toFixed(1),
-  server_vs_direct_cpu: +(perJob.server_cpu_ms / perJob.direct_cpu_ms).toFixed(3),
+  overhead_cpu_ms: +(perJob.http_cpu_ms + perJob.worker_cpu_ms - perJob.direct_cpu_ms).toFixed(1),
+  server_vs_direct_cpu: +((perJob.http_cpu_ms + perJob.worker_cpu_ms) / perJob.direct_cpu_ms).toFixed(3),
   clients, queue: queueSize, accepted: accepted.length, refused_429: refused.length, lost, other_status: other,
   latency_p50_s: +median(latency).toFixed(3), latency_p95_s: +pct(latency, 95).toFixed(3), burst_wall_s: +wall.toFixed(2),
   jobs_after: health.jobs,
@@ -127,14 +128,15 @@ if (!v['no-record']) {
   if (!md.includes(`\n${head}\n`)) {
     md = md.trimEnd() + `\n\n${head}\n\n\`npm run bench:serve\` (bench/serve.ts), tiny random model, one libtorch thread on both sides. Overhead: one job`
       + ` (a reference image + text, ${steps} DDIM steps, guidance 6) submitted over HTTP and awaited on its event stream, vs the same`
-      + ' `MumuPipeline.generate` call in-process: wall-clock medians of alternating runs, and CPU time per job (both server processes'
-      + ' vs the call), which the shared machine\'s other load moves far less. Burst: that many clients submit at once against'
+      + ' `MumuPipeline.generate` call in-process: wall-clock medians of alternating runs, and mean CPU time per job of the HTTP'
+      + ' process (all of it overhead: parsing, image checks, files, events) and of the generation process, vs the direct call\'s.'
+      + ' Burst: that many clients submit at once against'
       + ' `--queue`; lost = accepted but not done (must be 0); latency from submit to done of the accepted jobs; peak RSS (VmHWM) of'
       + ' the HTTP process and of its generation process.\n\n'
-      + '| date | machine | steps | direct ms/job | server ms/job | overhead ms | direct CPU-ms/job | server CPU-ms/job | overhead CPU-ms | clients / queue | accepted | refused 429 | lost | p50 s | p95 s | peak RSS HTTP / worker MB |\n'
+      + '| date | machine | steps | direct ms/job | server ms/job | overhead ms | direct CPU-ms/job | HTTP + generation process CPU-ms/job | overhead CPU-ms | clients / queue | accepted | refused 429 | lost | p50 s | p95 s | peak RSS HTTP / worker MB |\n'
       + '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n';
   }
-  const row = `| ${out.date.slice(0, 10)} | ${out.machine} | ${steps} | ${out.direct_ms} | ${out.server_ms} | ${out.overhead_ms} (${out.server_vs_direct}x) | ${out.direct_cpu_ms} | ${out.server_cpu_ms} | ${out.overhead_cpu_ms} (${out.server_vs_direct_cpu}x) | ${clients} / ${queueSize} | ${out.accepted} | ${out.refused_429} | ${out.lost} | ${out.latency_p50_s} | ${out.latency_p95_s} | ${out.peak_rss_mb.http} / ${out.peak_rss_mb.worker} |\n`;
+  const row = `| ${out.date.slice(0, 10)} | ${out.machine} | ${steps} | ${out.direct_ms} | ${out.server_ms} | ${out.overhead_ms} (${out.server_vs_direct}x) | ${out.direct_cpu_ms} | ${out.http_cpu_ms} + ${out.worker_cpu_ms} | ${out.overhead_cpu_ms} (${out.server_vs_direct_cpu}x) | ${clients} / ${queueSize} | ${out.accepted} | ${out.refused_429} | ${out.lost} | ${out.latency_p50_s} | ${out.latency_p95_s} | ${out.peak_rss_mb.http} / ${out.peak_rss_mb.worker} |\n`;
   const start = md.indexOf(`\n${head}\n`) + 1;
   const next = md.indexOf('\n## ', start + head.length);
   const at = next < 0 ? md.length : next + 1;
