@@ -82,7 +82,7 @@ class GenerationProcess {
 
   stop(): Promise<void> {
     const child = this.child;
-    if (!child || child.exitCode !== null) return Promise.resolve();
+    if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
     return new Promise((resolve) => {
       child.once('exit', () => resolve());
       child.kill('SIGTERM');
@@ -114,9 +114,11 @@ export class GenerationQueue {
     return { running: this.running, waiting: this.waiting.length, capacity: this.capacity, workerPid: this.worker.pid, workerRestarts: this.worker.restarts };
   }
 
-  // Throws QueueFullError when `capacity` jobs already wait (the running one is not counted).
+  // Throws QueueFullError when `capacity` jobs already wait (the running one is not counted; with --queue 0 a job
+  // is taken only when none runs).
   checkRoom(): void {
-    if (this.waiting.length >= this.capacity) {
+    const idle = this.running === null && this.waiting.length === 0;
+    if (!idle && this.waiting.length >= this.capacity) {
       const mean = this.durations.length ? this.durations.reduce((a, b) => a + b, 0) / this.durations.length : 1;
       throw new QueueFullError(Math.max(1, Math.ceil(mean * (this.waiting.length + 1))));
     }
@@ -153,7 +155,7 @@ export class GenerationQueue {
     const id = this.waiting.shift()!;
     this.running = id;
     this.idle = this.runOne(id).finally(() => {
-      this.running = null;
+      if (this.running === id) this.running = null;  // (runOne frees it early; another job may run by now)
       this.pump();
     });
   }
@@ -170,6 +172,8 @@ export class GenerationQueue {
         prompt: job.prompt, negativePrompt: job.negativePrompt, settings: job.settings,
       });
       this.durations = [...this.durations.slice(-9), (performance.now() - t0) / 1000];
+      this.running = null;  // free for the next job before anyone hears this one ended
+      this.pump();
       if (out.type === 'done') await this.store.update(id, { state: 'done', images: out.images, seconds: +out.seconds.toFixed(3) });
       else if (out.type === 'cancelled') await this.store.update(id, { state: 'cancelled' });
       else await this.store.update(id, { state: 'failed', error: this.stopping ? 'the server stopped while this job was running; submit it again' : out.message });

@@ -317,9 +317,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   return {
     url, app, store, queue, loadSeconds, recovered,
     async close() {
+      await queue.stop();  // first: the running and waiting jobs end failed, and their event streams say so
       for (const close of [...streams]) close();
       await app.close();
-      await queue.stop();
     },
   };
 }

@@ -20,6 +20,8 @@ const send = (m: FromWorker) => process.send?.(m);
 // 'disconnect' needs the event loop; during sampling, onStep sees the parent change (re-parented to init).
 const serverPid = process.ppid;
 process.on('disconnect', () => process.exit(0));
+// Ctrl+C reaches the whole process group: the server stops this process itself, after marking its job failed
+process.on('SIGINT', () => {});
 
 const config = JSON.parse(process.argv[2] ?? '{}') as WorkerConfig;
 

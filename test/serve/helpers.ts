@@ -13,10 +13,11 @@ export interface Served {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export function serve(args: string[], o: { env?: Record<string, string>; cwd?: string } = {}): Promise<Served> {
+// `group`: the server gets a process group of its own, so stop() can signal the whole group, as Ctrl+C in a terminal does.
+export function serve(args: string[], o: { env?: Record<string, string>; cwd?: string; group?: boolean } = {}): Promise<Served> {
   return new Promise((resolve, reject) => {
     const proc = spawn(process.execPath, ['--single-threaded-gc', BIN, 'serve', '--port', '0', ...args], {
-      cwd: o.cwd, env: { ...process.env, NO_COLOR: '1', MUMU_NUM_THREADS: '1', ...o.env },
+      cwd: o.cwd, env: { ...process.env, NO_COLOR: '1', MUMU_NUM_THREADS: '1', ...o.env }, detached: o.group ?? false,
     });
     let stdout = '', stderr = '';
     const exited = new Promise<number | null>((res) => proc.on('exit', (code) => res(code)));
@@ -35,7 +36,10 @@ export function serve(args: string[], o: { env?: Record<string, string>; cwd?: s
           return pids.find((pid) => pid > 0 && existsSync(`/proc/${pid}/cmdline`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('serve/worker.ts'));
         },
         async stop(signal = 'SIGTERM') {
-          if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+          if (proc.exitCode === null && proc.signalCode === null) {
+            if (o.group) process.kill(-proc.pid!, signal);
+            else proc.kill(signal);
+          }
           return exited;
         },
       });

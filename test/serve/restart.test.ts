@@ -12,8 +12,8 @@ const servers: Served[] = [];
 after(async () => {
   for (const s of servers) await s.stop('SIGKILL');
 });
-const start = async (args: string[]) => {
-  const s = await serve(args);
+const start = async (args: string[], group = false) => {
+  const s = await serve(args, { group });
   servers.push(s);
   return s;
 };
@@ -58,7 +58,7 @@ test('a dead generation process fails its job and is restarted; a killed server 
   assert.equal(await a.stop('SIGKILL'), null);
   assert.ok(await gone(worker2), 'the generation process exits with its server');
 
-  const b = await start(['--model', model, '--out', out]);
+  const b = await start(['--model', model, '--out', out], true);
   assert.match(b.stderr(), /mumu serve: 2 job\(s\) in flight when the server last stopped are marked failed/);
   const r1 = (await call(`${b.url}/api/generations/${running.body.id}`)).body;
   const r2 = (await call(`${b.url}/api/generations/${queued.body.id}`)).body;
@@ -68,11 +68,18 @@ test('a dead generation process fails its job and is restarted; a killed server 
   assert.equal(kept.state, 'done');
   assert.equal((await fetch(`${b.url}${kept.images[0]}`)).status, 200);
 
-  // a graceful stop (SIGTERM) fails the running job with the same message, at once
+  // Ctrl+C (SIGINT to the whole process group, generation process included): the server stops gracefully, and
+  // the running job ends failed with the same message, told on its event stream
   const c1 = await post(b.url, long);
-  await events(`${b.url}${c1.body.events}`, { until: (e) => e.event === 'progress' });
-  assert.equal(await b.stop('SIGTERM'), 0);
-  const c = await start(['--model', model, '--out', out, '--keep', '2']);
+  const stream = events(`${b.url}${c1.body.events}`);
+  await waitFor(b.url, c1.body.id, ['running']);
+  const worker3 = b.workerPid()!;
+  assert.equal(await b.stop('SIGINT'), 0);
+  assert.match(b.stderr(), /mumu serve: SIGINT, stopping/);
+  assert.ok(await gone(worker3));
+  const told = await stream;
+  assert.deepEqual([told[told.length - 1]!.data.state, told[told.length - 1]!.data.error], ['failed', 'the server stopped while this job was running; submit it again']);
+  const c = await start(['--model', model, '--out', out, '--keep', '2', '--queue', '0']);
   assert.doesNotMatch(c.stderr(), /in flight/);
   const list = (await call(`${c.url}/api/generations?limit=100`)).body.items;
   // --keep 2: the two newest finished jobs stay, the rest are gone from disk too
@@ -80,4 +87,11 @@ test('a dead generation process fails its job and is restarted; a killed server 
   assert.equal(list[0].error, 'the server stopped while this job was running; submit it again');
   assert.deepEqual(readdirSync(join(out, 'jobs')).sort(), [queued.body.id, c1.body.id].sort());
   assert.ok(!existsSync(join(out, 'jobs', done.body.id)));
+  // --queue 0: a job is taken only while none runs
+  const only = await post(c.url, long);
+  assert.equal(only.status, 202);
+  assert.equal((await post(c.url, long)).status, 429);
+  assert.equal((await call(`${c.url}/api/generations/${only.body.id}`, { method: 'DELETE' })).status, 202);
+  await waitFor(c.url, only.body.id, ['cancelled']);
+  assert.equal((await post(c.url, { ...long, steps: 1 })).status, 202);
 });
