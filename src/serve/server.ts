@@ -14,6 +14,7 @@ import { Ajv } from 'ajv';
 import { MAX_INPUT_PIXELS } from '../prompt/image.ts';
 import { JobStore, FINISHED, type JobRecord, type Retention } from './jobs.ts';
 import { GenerationQueue, QueueFullError } from './runner.ts';
+import type { ModelInfo } from './protocol.ts';
 import { HttpError, formatBytes, parseGeneration, splitMultipart } from './uploads.ts';
 import { imageUrl, jobUrl, referenceUrl } from './segments.ts';
 import { buildPage } from './page.ts';
@@ -56,10 +57,23 @@ export interface RunningServer {
 
 export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const uploadBytes = o.uploadBytes ?? DEFAULT_UPLOAD_BYTES;
-  const bodyBytes = uploadBytes * 4 + 2 ** 20;
   const { store, recovered } = await JobStore.open(o.out, o.retention);
   const queue = new GenerationQueue(store, o.queue, { modelDir: o.modelDir, modelName: o.modelName, device: o.device ?? 'cpu' });
   const [{ model, loadSeconds }, page] = await Promise.all([queue.start(), buildPage()]);
+  try {
+    return await serveWith(o, store, queue, model, loadSeconds, recovered, page, uploadBytes);
+  } catch (e) {
+    await queue.stop();  // or the generation process would keep this process alive after the error
+    if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new Error(`port ${o.port} on ${o.host} is in use (another mumu serve?): pick another with --port`);
+    throw e;
+  }
+}
+
+async function serveWith(
+  o: ServeOptions, store: JobStore, queue: GenerationQueue, model: ModelInfo, loadSeconds: number, recovered: number,
+  page: Awaited<ReturnType<typeof buildPage>>, uploadBytes: number,
+): Promise<RunningServer> {
+  const bodyBytes = uploadBytes * 4 + 2 ** 20;
   const started = Date.now();
 
   // removeAdditional off: an unknown field is a 400 (a typo such as "step" must not silently mean the default)

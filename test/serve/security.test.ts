@@ -2,7 +2,7 @@
 // no CORS but for --cors ORIGIN; cross-origin writes and foreign Host headers refused; the CLI's refusals.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -110,6 +110,14 @@ test('the CLI refuses an open bind without a token, bad flags and a missing mode
     assert.equal(r.stderr.trim(), line);
     assert.ok(r.code === 1 || r.code === 2);
   }
+  // failures after the start: a model that cannot load, a port in use; neither leaves a process behind (mumu returns)
+  const broken = mkdtempSync(join(tmpdir(), 'mumu-broken-'));
+  writeFileSync(join(broken, 'model_index.json'), '{}');
+  const bad = await mumu(['serve', '--model', broken, '--port', '0']);
+  assert.deepEqual([bad.code, bad.stderr.trim().split('\n').pop()], [1, `mumu: ${broken} has no tokenizer/tokenizer.json`]);
+  const port = new URL(s.url).port;
+  const busy = await mumu(['serve', '--model', model, '--port', port]);
+  assert.deepEqual([busy.code, busy.stderr.trim().split('\n').pop()], [1, `mumu: port ${port} on 127.0.0.1 is in use (another mumu serve?): pick another with --port`]);
   const help = await mumu(['serve', '--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^Usage: mumu serve /);
