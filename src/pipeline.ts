@@ -57,6 +57,16 @@ export interface GenerateOptions {
   eta?: number;
   cwd?: string;
   onStep?: (info: StepInfo) => void;
+  // Cancels the call: checked before encoding, after it, and after every sampling step (right after onStep, so an
+  // onStep that aborts stops that step's call); generate() then rejects with a GenerationAbortedError.
+  signal?: AbortSignal;
+}
+
+export class GenerationAbortedError extends Error {
+  constructor() {
+    super('generation aborted');
+    this.name = 'AbortError';
+  }
 }
 
 // Row-major RGB, 8 bits per channel.
@@ -109,6 +119,10 @@ export class MumuPipeline {
     if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`seed must be a non-negative integer, got ${seed}`);
     if (!['ddim', 'euler', 'euler_a'].includes(sampler)) throw new RangeError(`sampler must be ddim, euler or euler_a, got ${sampler}`);
     const t0 = now();
+    const checkAbort = () => {
+      if (o.signal?.aborted) throw new GenerationAbortedError();
+    };
+    checkAbort();
 
     const cond = await encodePrompt(prompt, c.prompt, { cwd: o.cwd });
     const neg = o.negativePrompt ?? '';
@@ -121,6 +135,7 @@ export class MumuPipeline {
         throw e;
       }
     }
+    checkAbort();
     const timesteps = inferenceTimesteps(c.scheduler.num_train_timesteps, steps, c.scheduler.timestep_spacing, c.scheduler.steps_offset);
     const timings = { encode: 0, unet: 0, denoise: 0, decode: 0, total: 0, unetCalls: 0 };
     const sync = c.device.startsWith('cuda') ? () => cuda.synchronize() : () => {};
@@ -146,7 +161,8 @@ export class MumuPipeline {
       const noise = cat(Array.from({ length: n }, (_, i) =>
         randn([1, ...c.latentShape], { generator: new Generator(seed + i) })), 0).to(c.device);
       const t2 = now();
-      const opts = { timesteps, prediction: c.scheduler.prediction_type, eta: o.eta ?? (sampler === 'euler_a' ? 1 : 0), generator: new Generator(seed), onStep: o.onStep };
+      const opts = { timesteps, prediction: c.scheduler.prediction_type, eta: o.eta ?? (sampler === 'euler_a' ? 1 : 0), generator: new Generator(seed),
+        onStep: (info: StepInfo) => { o.onStep?.(info); checkAbort(); } };
       const latents = sampler === 'ddim' ? sampleDdim(model, noise, c.schedule, opts) : sampleEuler(model, noise, c.schedule, opts);
       sync();
       timings.denoise = now() - t2;
