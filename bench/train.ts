@@ -43,7 +43,7 @@ const modelDir = v.model ?? join(ROOT, 'models', 'emoji-default');
 const hasModel = existsSync(join(modelDir, 'model_index.json'));
 const modelLabel = hasModel ? (v.model ?? 'models/emoji-default') : 'configs/models, random init';
 
-interface Round { wall_ms: number; cpu_ms: number; first?: { loss: number; grad_norm: number; loss2: number }; draws_match?: boolean; profile?: Record<string, number> }
+interface Round { wall_ms: number; cpu_ms: number; first?: { loss: number; grad_norm: number; loss2: number }; draws_match?: boolean; profile?: Record<string, number>; forward_flops?: number; matmul_gflops?: number }
 
 function ensurePythonTorch(): boolean {
   const ok = () => spawnSync(PY, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
@@ -96,7 +96,8 @@ async function benchConfig(file: string) {
     trainable: trainable.map(([n]) => n),
     groups: groups.map((g) => ({ name: g.group.name, match: g.group.match, lr: g.group.lr, weight_decay: g.group.weight_decay })),
     betas: cfg.optimizer.betas, eps: cfg.optimizer.eps, clip_grad_norm: cfg.clip_grad_norm,
-    schedule: { num_train_timesteps: runner.schedule.config.numTrainTimesteps, beta_start: runner.schedule.config.betaStart, beta_end: runner.schedule.config.betaEnd, beta_schedule: runner.schedule.config.betaSchedule },
+    schedule: { num_train_timesteps: runner.schedule.config.numTrainTimesteps, beta_start: runner.schedule.config.betaStart, beta_end: runner.schedule.config.betaEnd, beta_schedule: runner.schedule.config.betaSchedule, rescale_betas_zero_snr: runner.schedule.config.rescaleBetasZeroSnr ?? false },
+    prediction_type: built.scheduler.prediction_type, snr_gamma: cfg.loss.snr_gamma,
   };
   writeFileSync(join(dir, 'spec.json'), JSON.stringify(spec));
   const nImages = b.pixels ? b.pixels.size(0) : 0, T = b.ids!.size(1);
@@ -181,8 +182,16 @@ async function benchConfig(file: string) {
   const mumu = best(mumuRounds)!, py = best(pyRounds);
   const first = mumuRounds[0]!.first!, pyFirst = pyRounds[0]?.first;
   const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-30);
+  // FLOPs per sample: the peer profiler's forward count x 3 (forward + backward), an estimate; and the share of the
+  // machine's measured matmul rate the step reaches at mumu's speed
+  const fwd = pyRounds[0]?.forward_flops, mm = pyRounds[0]?.matmul_gflops;
+  const flopsPerSample = fwd ? (3 * fwd) / B! : null;
   return {
     config: file, batch: B!, prompt_images: nImages, tokens: T, trainable_params: nTrain,
+    prediction_type: built.scheduler.prediction_type, zero_terminal_snr: built.scheduler.rescale_betas_zero_snr, snr_gamma: cfg.loss.snr_gamma,
+    pooled_conditioning: model.unet.config.addition_embed_type === 'text',
+    flops_per_sample_estimate: flopsPerSample, matmul_gflops: mm ?? null,
+    machine_share: flopsPerSample && mm ? (flopsPerSample * mumu.samples_per_s) / (mm * 1e9) : null,
     mumu, python: py,
     ratio_wall: py ? py.wall_ms / mumu.wall_ms : null,
     ratio_cpu: py ? py.cpu_ms / mumu.cpu_ms : null,
@@ -205,13 +214,15 @@ const date = new Date().toISOString();
 const f2 = (x: number | null | undefined) => (x == null ? 'n/a' : x.toFixed(2));
 const ratio = (x: number | null) => (x == null ? 'n/a' : x.toFixed(2) + 'x');
 const sci = (x: number | null | undefined) => (x == null ? 'n/a' : x.toExponential(1));
+const pct = (x: number | null | undefined) => (x == null ? 'n/a' : `${(100 * x).toFixed(0)}%`);
 const prof = (p: Record<string, number> | null | undefined) => (p ? `${p.forward!.toFixed(0)} / ${p.backward!.toFixed(0)} / ${p.update!.toFixed(0)}` : 'n/a');
 const section = [
   '## train',
   '',
   `\`npm run bench:train\` (bench/train.ts), ${date.slice(0, 10)}, ${machine}, ${threads} threads, libtorch ${t.torchVersion}, model ${modelLabel}`,
   '(fp32). One training step of the MUMU stage as `mumu train` runs it (trainer.ts microStep + optimizerUpdate: collate, VAE encode',
-  'without grad, noise, VLM -> adapter -> UNet, eps MSE, backward, grad-norm clipping, AdamW, zero grad) on one fixed batch, vs the same',
+  'without grad, noise, VLM -> adapter -> UNet, the loss the model\'s scheduler config names (eps or v target, optional Min-SNR weights),',
+  'backward, grad-norm clipping, AdamW, zero grad) on one fixed batch, vs the same',
   'model and step in plain Python PyTorch on the same libtorch (bench/peers/mumu_train_peer.py: torch.optim.AdamW, clip_grad_norm_).',
   `Best of ${ROUNDS} alternating rounds of ${STEPS}-step medians after warm-up; libgomp spin count ${process.env.GOMP_SPINCOUNT ?? 'default'} on both sides.`,
   'Two figures per side: wall-clock samples/s, and samples per CPU-second of the whole process (all threads), which other load on a',
@@ -221,6 +232,14 @@ const section = [
   '| config | batch (prompt images, tokens) | trainable params | mumu samples/s | Python samples/s | ratio | mumu samples/CPU-s | Python samples/CPU-s | ratio (CPU) | loss / grad norm / step-2 loss rel. diff | fwd / bwd / update CPU ms, mumu | same, Python |',
   '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ...results.map((r) => `| ${r.config} | ${r.batch} (${r.prompt_images}, ${r.tokens}) | ${r.trainable_params.toLocaleString('en')} | ${f2(r.mumu.samples_per_s)} | ${f2(r.python?.samples_per_s)} | ${ratio(r.ratio_wall)} | ${f2(r.mumu.samples_per_cpu_s)} | ${f2(r.python?.samples_per_cpu_s)} | ${ratio(r.ratio_cpu)} | ${sci(r.equivalence?.loss_rel_diff)} / ${sci(r.equivalence?.grad_norm_rel_diff)} / ${sci(r.equivalence?.step2_loss_rel_diff)} | ${prof(r.mumu.profile_cpu_ms)} | ${prof(r.python?.profile_cpu_ms)} |`),
+  '',
+  'Compute: FLOPs per sample are an estimate, 3 x the forward FLOPs PyTorch\'s profiler counts for the peer\'s step (ops it has',
+  'formulas for: matmuls, convolutions); the share is FLOPs per sample x mumu\'s samples/s over this machine\'s matmul rate',
+  '(1024 x 1024 fp32, measured by the peer in the same run).',
+  '',
+  '| config | target (zero terminal SNR, Min-SNR gamma, pooled conditioning) | FLOPs per sample (est.) | matmul GFLOP/s | share of the matmul rate |',
+  '|---|---|---|---|---|',
+  ...results.map((r) => `| ${r.config} | ${r.prediction_type} (${r.zero_terminal_snr ? 'yes' : 'no'}, ${r.snr_gamma ?? 'off'}, ${r.pooled_conditioning ? 'yes' : 'no'}) | ${r.flops_per_sample_estimate == null ? 'n/a' : (r.flops_per_sample_estimate / 1e9).toFixed(2) + ' G'} | ${f2(r.matmul_gflops)} | ${pct(r.machine_share)} |`),
   '',
 ].join('\n');
 console.log(section);

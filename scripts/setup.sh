@@ -45,6 +45,8 @@ fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm dependencies (npm ci)"
+  # playwright-core (the browser test's driver) has no install script; these keep any browser package from fetching one
+  export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1
   npm ci --no-audit --no-fund --loglevel=error >&2
 fi
 

@@ -57,6 +57,16 @@ export interface GenerateOptions {
   eta?: number;
   cwd?: string;
   onStep?: (info: StepInfo) => void;
+  // Cancels the call: checked before encoding, after it, and after every sampling step (right after onStep, so an
+  // onStep that aborts stops that step's call); generate() then rejects with a GenerationAbortedError.
+  signal?: AbortSignal;
+}
+
+export class GenerationAbortedError extends Error {
+  constructor() {
+    super('generation aborted');
+    this.name = 'AbortError';
+  }
 }
 
 // An output image and the seed that re-makes it alone.
@@ -105,6 +115,10 @@ export class MumuPipeline {
     const sample = await SAMPLERS[sampler].load();
     const eta = o.eta ?? SAMPLERS[sampler].eta;
     const t0 = now();
+    const checkAbort = () => {
+      if (o.signal?.aborted) throw new GenerationAbortedError();
+    };
+    checkAbort();
 
     const cond = await encodePrompt(prompt, c.prompt, { cwd: o.cwd });
     const neg = o.negativePrompt ?? '';
@@ -117,6 +131,7 @@ export class MumuPipeline {
         throw e;
       }
     }
+    checkAbort();
     const timesteps = inferenceTimesteps(c.scheduler.num_train_timesteps, steps, c.scheduler.timestep_spacing, c.scheduler.steps_offset);
     const timings = { encode: 0, unet: 0, denoise: 0, decode: 0, total: 0, unetCalls: 0 };
     const sync = c.device.startsWith('cuda') ? () => cuda.synchronize() : () => {};
@@ -143,7 +158,10 @@ export class MumuPipeline {
       const noise = cat(Array.from({ length: n }, (_, i) =>
         randn([1, ...c.latentShape], { generator: new Generator(seed + i) })), 0).to(c.device);
       const t2 = now();
-      const latents = sample(model, noise, c.schedule, { timesteps, prediction: c.scheduler.prediction_type, eta, generator: new Generator(seed), onStep: o.onStep });
+      const latents = sample(model, noise, c.schedule, {
+        timesteps, prediction: c.scheduler.prediction_type, eta, generator: new Generator(seed),
+        onStep: (info: StepInfo) => { o.onStep?.(info); checkAbort(); },
+      });
       sync();
       timings.denoise = now() - t2;
 

@@ -73,7 +73,7 @@ const OPTIONS = {
 } as const;
 
 // A model folder is usable when it has model_index.json.
-function resolveModel(flag: string | undefined): string {
+export function resolveModel(flag: string | undefined): string {
   if (flag === undefined) {
     if (!existsSync(join(DEFAULT_MODEL, 'model_index.json'))) {
       throw new Error('no default model is shipped yet (models/emoji-default is missing): pass --model DIR with a trained mumu model folder');

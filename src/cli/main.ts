@@ -11,6 +11,7 @@ Usage: mumu <command> [options]
 Commands:
   generate   make images from a prompt such as "a <img:dog.png> dog and a <img:rocket.png> rocket"
   info       print the generation settings stored in a PNG that mumu made
+  serve      an HTTP API and a web page (images dropped into the prompt, progress, a gallery)
   bootstrap  build a multimodal-prompt dataset from EmojiWorld or captioned photos
   train      train a model stage from a config
   eval       evaluate a model
@@ -42,9 +43,11 @@ async function dispatch(command: string, argv: string[]): Promise<number | void>
       return (await import('./generate.ts')).runGenerate(argv);
     case 'info':
       return (await import('./generate.ts')).runInfo(argv);
+    case 'serve':
+      return (await import('./serve.ts')).runServe(argv);
   }
   const ext = EXTERNAL[command];
-  if (!ext) throw new UsageError(`unknown command '${command}' (commands: generate, info, ${Object.keys(EXTERNAL).join(', ')})`, '');
+  if (!ext) throw new UsageError(`unknown command '${command}' (commands: generate, info, serve, ${Object.keys(EXTERNAL).join(', ')})`, '');
   const url = new URL(`./${ext.file}`, import.meta.url);
   if (!existsSync(fileURLToPath(url))) throw new Error(`'mumu ${command}' is not part of this build yet (src/cli/${ext.file} is missing)`);
   const mod = (await import(url.href)) as Record<string, unknown>;

@@ -112,13 +112,18 @@ export function parsePrompt(prompt: PromptInput): PromptPart[] {
 export const isEmptyPrompt = (parts: PromptPart[]) => parts.every((p) => p.kind === 'text' && !p.text.trim());
 
 // The prompt written back in text form (escaping '<'), for PNG metadata and logs; non-path images show as <img:#k>.
+// A text ending in '\' right before an image gets a space: '\<img:' would read back as a literal '<' (the text form
+// has no other escape), so that one case does not round-trip exactly.
 export function formatPrompt(parts: PromptPart[]): string {
   let k = 0;
   return parts
-    .map((p) => {
-      if (p.kind === 'text') return p.text.replaceAll('<', '\\<');
-      k++;
-      return typeof p.source === 'string' ? `<img:${p.source}>` : `<img:#${k}>`;
+    .map((p, i) => {
+      if (p.kind === 'image') {
+        k++;
+        return typeof p.source === 'string' ? `<img:${p.source}>` : `<img:#${k}>`;
+      }
+      const text = p.text.replaceAll('<', '\\<');
+      return parts[i + 1]?.kind === 'image' && text.endsWith('\\') ? `${text} ` : text;
     })
     .join('');
 }
