@@ -12,9 +12,9 @@ import path from 'node:path';
 import { Tensor } from '../torch/index.ts';
 import { Module, injectLora, type LoraConfig } from '../nn/index.ts';
 import type { PromptBatch } from '../prompt/encode.ts';
-import { fileURLToPath } from 'node:url';
 import { readConfig } from '../config.ts';
 import { parseConfig, readJson } from './config.ts';
+import PLAN from '../../configs/models/mumu.json' with { type: 'json' };
 import { UNet2DConditionModel } from './unet.ts';
 import { AutoencoderKL } from './vae.ts';
 import { VisionLanguageModel } from './vlm.ts';
@@ -51,8 +51,8 @@ const PLAN_KINDS: MumuTrainingConfig = {
   vision_model: 'frozen', connector: 'frozen', text_model: 'frozen', adapter: 'frozen', unet: 'frozen', vae: 'frozen', text_encoder: 'frozen',
   lora_r: 0, lora_alpha: 0, lora_dropout: 0, vlm_lora_target_modules: [], unet_lora_target_modules: [],
 };
-const PLAN_FILE = fileURLToPath(new URL('../../configs/models/mumu.json', import.meta.url));
-export const PAPER_TRAINING: MumuTrainingConfig = readConfig(PLAN_FILE, readJson(PLAN_FILE), {
+// imported, not read at run time, so that bundles (scripts/gpu) carry it
+export const PAPER_TRAINING: MumuTrainingConfig = readConfig('configs/models/mumu.json', PLAN, {
   defaults: PLAN_KINDS, required: Object.keys(PLAN_KINDS) as (keyof MumuTrainingConfig)[], rules: MODE_RULES,
 });
 

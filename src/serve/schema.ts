@@ -15,7 +15,7 @@ export const Segment = Type.Object({
 const Prompt = Type.Array(Segment, { maxItems: LIMITS.segments });
 
 // the sampler registry's names (src/diffusion/samplers.ts)
-export const Sampler = Type.Unsafe<SamplerName>({ type: 'string', enum: SAMPLER_NAMES });
+export const Sampler = Type.Unsafe<SamplerName>(Type.Union(SAMPLER_NAMES.map((n) => Type.Literal(n))));
 
 export function generationRequest(maxSteps: number) {
   return Type.Object({
