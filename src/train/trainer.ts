@@ -239,8 +239,9 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
 
+  // every part of a run ends with a loadable model folder (time-boxed parts too: A/B arms are scored from it)
   let modelDir: string | null = null;
-  if (step >= cfg.steps || o.stopAt === undefined || stopRequested) {
+  {
     modelDir = path.join(out, 'model');
     if (ema) noGrad(() => { for (const [n, p] of trainable) p.copy_(ema.get(n)!); });
     if (cfg.stage === 'vae') await setLatentScale(runner, data, log);
