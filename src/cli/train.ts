@@ -23,7 +23,7 @@ Options:
   --config       the stage config (JSON)
   --out          run folder (default runs/<config file name without .json>)
   --resume       continue from the newest intact checkpoint in DIR (weights, optimiser, RNG and data position)
-  --stop-at      stop after this optimizer step (the schedule still spans the config's steps); resume later
+  --stop-at      stop after this optimizer step, writing the model too (the schedule still spans the config's steps); resume later
   --progress     force the progress bar on (default: when stderr is a terminal)
   --device       cpu (default) or cuda[:N]: train on a GPU (needs a libtorch with CUDA, e.g. PyTorch's; README)
 

@@ -198,8 +198,8 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
 
-  const exported = step >= cfg.steps || o.stopAt === undefined || stopRequested;
-  const modelDir = exported ? await exportModel(path.join(out, 'model'), cfg, built, state, runner, data, log) : null;
+  // every part of a run ends with a loadable model folder (time-boxed parts too: A/B arms are scored from it)
+  const modelDir: string | null = await exportModel(path.join(out, 'model'), cfg, built, state, runner, data, log);
   const summary = {
     stage: cfg.stage, steps: step, of_steps: cfg.steps, stopped_early: step < cfg.steps, resumed_from: resumedFrom,
     final_loss: metrics.slice(-20).reduce((a, m) => a + m.loss, 0) / Math.max(1, metrics.slice(-20).length),
