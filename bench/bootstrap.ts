@@ -2,7 +2,8 @@
 // shards) on 2 worker threads, for EmojiWorld at 64 and 128 px and for real photos through CenterNet + BlazeFace.
 // Prints a JSON object as its last line and appends the figures to docs/BENCHMARKS.md under "## bootstrap".
 //   node --import tsx bench/bootstrap.ts [--n 2000] [--photos 60] [--workers 2]
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendRow } from './record.ts';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,9 +64,5 @@ const report = {
 };
 const cell = (k: string) => `${report.samplesPerSecond[k]} (${report.samplesPerCpuSecond[k]}/cpu-s)`;
 
-const md = path.join(root, 'docs', 'BENCHMARKS.md');
-if (!existsSync(md)) writeFileSync(md, '# Benchmarks\n');
-if (!readFileSync(md, 'utf8').includes('\n## bootstrap\n'))
-  appendFileSync(md, '\n## bootstrap\nSamples/s end to end (`node --import tsx bench/bootstrap.ts`): scene or photo -> detect -> crops -> PNGs -> tar shards, stage 1, worker start-up included. Each cell: wall-clock samples/s (samples per CPU-second of the process, which other load on the machine barely changes).\n\n| date | machine | workers | EmojiWorld 64 px | EmojiWorld 128 px | real photos (64 px) |\n|---|---|---|---|---|---|\n');
-appendFileSync(md, `| ${date} | ${machine} | ${workers} | ${cell('emoji64')}, n=${n} | ${cell('emoji128')}, n=${n} | ${cell('photos64')}, n=${photos} |\n`);
+appendRow('bootstrap', 'Samples/s end to end (`node --import tsx bench/bootstrap.ts`): scene or photo -> detect -> crops -> PNGs -> tar shards, stage 1, worker start-up included. Each cell: wall-clock samples/s (samples per CPU-second of the process, which other load on the machine barely changes).\n\n| date | machine | workers | EmojiWorld 64 px | EmojiWorld 128 px | real photos (64 px) |\n|---|---|---|---|---|---|\n', `| ${date} | ${machine} | ${workers} | ${cell('emoji64')}, n=${n} | ${cell('emoji128')}, n=${n} | ${cell('photos64')}, n=${photos} |\n`);
 console.log(JSON.stringify(report));

@@ -18,6 +18,7 @@
 // line are kept) and ends with one JSON line.
 //   node --import tsx bench/ddp.ts [--no-record]     BENCH_ITERS (10), BENCH_WARMUP (2), BENCH_ROUNDS (3),
 //   BENCH_TRAIN_STEPS (6), BENCH_TRAIN_WARMUP (2), BENCH_TRAIN_ROUNDS (2)
+import { writeSection } from './record.ts';
 import { spawn, spawnSync } from 'node:child_process';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -255,16 +256,7 @@ async function main() {
 
   const NOTES_MARK = '<!-- ddp notes: kept by bench/ddp.ts -->';
   if (!parseArgs({ options: { 'no-record': { type: 'boolean' } } }).values['no-record']) {
-    const file = join(ROOT, 'docs', 'BENCHMARKS.md');
-    let md = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
-    const start = md.indexOf('\n## ddp\n');
-    if (start >= 0) {
-      const next = md.indexOf('\n## ', start + 1);
-      const old = md.slice(start + 1, next >= 0 ? next + 1 : md.length);
-      const notes = old.includes(NOTES_MARK) ? old.slice(old.indexOf(NOTES_MARK)).trimEnd() + '\n' : '';
-      md = md.slice(0, start + 1) + section + (notes ? '\n' + notes : '') + (next >= 0 ? md.slice(next) : '');
-    } else md = md.trimEnd() + '\n\n' + section;
-    writeFileSync(file, md);
+    writeSection('ddp', section, { notesMark: NOTES_MARK });
   }
   console.log(JSON.stringify({
     bench: 'ddp', date, machine, libtorch: t.torchVersion, config: CONFIG, world_size: 2, threads_per_rank: 1,

@@ -2,9 +2,10 @@
 // Python PyTorch on the same libtorch (Debian python3-torch), @jax-js/jax (wasm), numpy/OpenBLAS matmul.
 // Prints a table of ratios, writes the "## engine" section of docs/BENCHMARKS.md, and ends with one JSON line.
 // `--no-jax` skips the @jax-js/jax peer; `--no-record` leaves docs/ alone. BENCH_REPEATS sets the repeats (10).
+import { writeSection } from './record.ts';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import * as t from '../src/torch/index.ts';
@@ -180,17 +181,7 @@ const section = [
 ].join('\n');
 console.log(section);
 
-const file = join(ROOT, 'docs', 'BENCHMARKS.md');
-if (!process.argv.includes('--no-record')) {
-mkdirSync(join(ROOT, 'docs'), { recursive: true });
-let md = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
-const start = md.indexOf('\n## engine\n');
-if (start >= 0) {
-  const next = md.indexOf('\n## ', start + 1);
-  md = md.slice(0, start + 1) + section + (next >= 0 ? md.slice(next) : '');
-} else md = md.trimEnd() + '\n\n' + section;
-writeFileSync(file, md);
-}
+if (!process.argv.includes('--no-record')) writeSection('engine', section);
 
 const figures: Record<string, unknown> = { date, machine, threads, libtorch: t.torchVersion, mumu, python_torch: torchPy, jax, numpy };
 for (const [key] of ROWS) {

@@ -3,8 +3,9 @@
 // guidance arithmetic, sampler steps, VAE decode) divided by UNet time. Prints one JSON object as its last line and
 // appends a row to docs/BENCHMARKS.md under "## generate".
 //   node --import tsx bench/generate.ts [--model DIR] [--steps 50] [--guidance 6] [--n 1] [--runs 3] [--device cpu]
+import { appendRow } from './record.ts';
 import { parseArgs } from 'node:util';
-import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -74,21 +75,8 @@ const out = {
 };
 
 if (!v['no-record']) {
-  const file = join(ROOT, 'docs', 'BENCHMARKS.md');
-  mkdirSync(join(ROOT, 'docs'), { recursive: true });
-  let md = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
   const row = `| ${out.date.slice(0, 10)} | ${out.machine} (${out.threads} threads) | ${out.model} | ${steps} | ${guidance} | ${n} | ${out.seconds_per_image} | ${out.unet_ms_per_call} | ${(out.overhead_vs_unet * 100).toFixed(1)}% |\n`;
-  const head = '## generate';
-  if (!md.includes(`\n${head}\n`)) {
-    md = md.trimEnd() + `\n\n${head}\n\n\`npm run bench:generate\` (bench/generate.ts): seconds per image with the paper's sampling settings, and the pipeline's\noverhead over the sum of its UNet calls (target < 10%). Median of the runs; one row per run of the benchmark.\n\n` +
-      '| date | machine | model | steps | guidance | images/call | s/image | UNet ms/call | overhead |\n|---|---|---|---|---|---|---|---|---|\n';
-  }
-  // the row goes at the end of the section, before the next "## " heading
-  const start = md.indexOf(`\n${head}\n`) + 1;
-  const next = md.indexOf('\n## ', start + head.length);
-  const at = next < 0 ? md.length : next + 1;
-  const before = md.slice(0, at).replace(/\n*$/, '\n');
-  md = before + row + (next < 0 ? '' : '\n' + md.slice(at));
-  writeFileSync(file, md);
+  appendRow('generate', `\`npm run bench:generate\` (bench/generate.ts): seconds per image with the paper's sampling settings, and the pipeline's\noverhead over the sum of its UNet calls (target < 10%). Median of the runs; one row per run of the benchmark.\n\n` +
+    '| date | machine | model | steps | guidance | images/call | s/image | UNet ms/call | overhead |\n|---|---|---|---|---|---|---|---|---|\n', row);
 }
 console.log(JSON.stringify(out));

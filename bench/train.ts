@@ -17,9 +17,10 @@
 //   node --import tsx bench/train.ts [--full (also configs/mumu-stage1-full.json)] [--no-record] [--no-profile]
 //     [--keep (the peer's inputs)] [--model DIR]
 //   BENCH_STEPS timed steps per round (4), BENCH_WARMUP (1), BENCH_ROUNDS (2)
+import { writeSection } from './record.ts';
 import { spawnSync } from 'node:child_process';
 import { cpus, tmpdir } from 'node:os';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -45,7 +46,7 @@ const modelDir = v.model ?? join(ROOT, 'models', 'emoji-default');
 const hasModel = existsSync(join(modelDir, 'model_index.json'));
 const modelLabel = hasModel ? (v.model ?? 'models/emoji-default') : 'configs/models, random init';
 
-interface Round { wall_ms: number; cpu_ms: number; first?: { loss: number; grad_norm: number; loss2: number }; draws_match?: boolean; profile?: Record<string, number> }
+interface Round { wall_ms: number; cpu_ms: number; first?: { loss: number; grad_norm: number; loss2: number }; draws_match?: boolean; profile?: Record<string, number>; forward_flops?: number; matmul_gflops?: number }
 
 function ensurePythonTorch(): boolean {
   const ok = () => spawnSync(PY, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
@@ -98,7 +99,8 @@ async function benchConfig(file: string) {
     trainable: trainable.map(([n]) => n),
     groups: groups.map((g) => ({ name: g.group.name, match: g.group.match, lr: g.group.lr, weight_decay: g.group.weight_decay })),
     betas: cfg.optimizer.betas, eps: cfg.optimizer.eps, clip_grad_norm: cfg.clip_grad_norm,
-    schedule: { num_train_timesteps: runner.schedule.config.numTrainTimesteps, beta_start: runner.schedule.config.betaStart, beta_end: runner.schedule.config.betaEnd, beta_schedule: runner.schedule.config.betaSchedule },
+    schedule: { num_train_timesteps: runner.schedule.config.numTrainTimesteps, beta_start: runner.schedule.config.betaStart, beta_end: runner.schedule.config.betaEnd, beta_schedule: runner.schedule.config.betaSchedule, rescale_betas_zero_snr: runner.schedule.config.rescaleBetasZeroSnr ?? false },
+    prediction_type: built.scheduler.prediction_type, snr_gamma: cfg.loss.snr_gamma,
   };
   writeFileSync(join(dir, 'spec.json'), JSON.stringify(spec));
   const nImages = b.pixels ? b.pixels.size(0) : 0, T = b.ids!.size(1);
@@ -181,8 +183,16 @@ async function benchConfig(file: string) {
   const mumu = best(mumuRounds)!, py = best(pyRounds);
   const first = mumuRounds[0]!.first!, pyFirst = pyRounds[0]?.first;
   const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-30);
+  // FLOPs per sample: the peer profiler's forward count x 3 (forward + backward), an estimate; and the share of the
+  // machine's measured matmul rate the step reaches at mumu's speed
+  const fwd = pyRounds[0]?.forward_flops, mm = pyRounds[0]?.matmul_gflops;
+  const flopsPerSample = fwd ? (3 * fwd) / B! : null;
   return {
     config: file, batch: B!, prompt_images: nImages, tokens: T, trainable_params: nTrain,
+    prediction_type: built.scheduler.prediction_type, zero_terminal_snr: built.scheduler.rescale_betas_zero_snr, snr_gamma: cfg.loss.snr_gamma,
+    pooled_conditioning: model.unet.config.addition_embed_type === 'text',
+    flops_per_sample_estimate: flopsPerSample, matmul_gflops: mm ?? null,
+    machine_share: flopsPerSample && mm ? (flopsPerSample * mumu.samples_per_s) / (mm * 1e9) : null,
     mumu, python: py,
     ratio_wall: py ? py.wall_ms / mumu.wall_ms : null,
     ratio_cpu: py ? py.cpu_ms / mumu.cpu_ms : null,
@@ -205,13 +215,15 @@ const date = new Date().toISOString();
 const f2 = (x: number | null | undefined) => (x == null ? 'n/a' : x.toFixed(2));
 const ratio = (x: number | null) => (x == null ? 'n/a' : x.toFixed(2) + 'x');
 const sci = (x: number | null | undefined) => (x == null ? 'n/a' : x.toExponential(1));
+const pct = (x: number | null | undefined) => (x == null ? 'n/a' : `${(100 * x).toFixed(0)}%`);
 const prof = (p: Record<string, number> | null | undefined) => (p ? `${p.forward!.toFixed(0)} / ${p.backward!.toFixed(0)} / ${p.update!.toFixed(0)}` : 'n/a');
 const section = [
   '## train',
   '',
   `\`npm run bench:train\` (bench/train.ts), ${date.slice(0, 10)}, ${machine}, ${threads} threads, libtorch ${t.torchVersion}, model ${modelLabel}`,
   '(fp32). One training step of the MUMU stage as `mumu train` runs it (trainer.ts microStep + optimizerUpdate: collate, VAE encode',
-  'without grad, noise, VLM -> adapter -> UNet, eps MSE, backward, grad-norm clipping, AdamW, zero grad) on one fixed batch, vs the same',
+  'without grad, noise, VLM -> adapter -> UNet, the loss the model\'s scheduler config names (eps or v target, optional Min-SNR weights),',
+  'backward, grad-norm clipping, AdamW, zero grad) on one fixed batch, vs the same',
   'model and step in plain Python PyTorch on the same libtorch (bench/peers/mumu_train_peer.py: torch.optim.AdamW, clip_grad_norm_).',
   `Best of ${ROUNDS} alternating rounds of ${STEPS}-step medians after warm-up; libgomp spin count ${process.env.GOMP_SPINCOUNT ?? 'default'} on both sides.`,
   'Two figures per side: wall-clock samples/s, and samples per CPU-second of the whole process (all threads), which other load on a',
@@ -222,23 +234,20 @@ const section = [
   '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ...results.map((r) => `| ${r.config} | ${r.batch} (${r.prompt_images}, ${r.tokens}) | ${r.trainable_params.toLocaleString('en')} | ${f2(r.mumu.samples_per_s)} | ${f2(r.python?.samples_per_s)} | ${ratio(r.ratio_wall)} | ${f2(r.mumu.samples_per_cpu_s)} | ${f2(r.python?.samples_per_cpu_s)} | ${ratio(r.ratio_cpu)} | ${sci(r.equivalence?.loss_rel_diff)} / ${sci(r.equivalence?.grad_norm_rel_diff)} / ${sci(r.equivalence?.step2_loss_rel_diff)} | ${prof(r.mumu.profile_cpu_ms)} | ${prof(r.python?.profile_cpu_ms)} |`),
   '',
+  'Compute: FLOPs per sample are an estimate, 3 x the forward FLOPs PyTorch\'s profiler counts for the peer\'s step (ops it has',
+  'formulas for: matmuls, convolutions); the share is FLOPs per sample x mumu\'s samples/s over this machine\'s matmul rate',
+  '(1024 x 1024 fp32, measured by the peer in the same run).',
+  '',
+  '| config | target (zero terminal SNR, Min-SNR gamma, pooled conditioning) | FLOPs per sample (est.) | matmul GFLOP/s | share of the matmul rate |',
+  '|---|---|---|---|---|',
+  ...results.map((r) => `| ${r.config} | ${r.prediction_type} (${r.zero_terminal_snr ? 'yes' : 'no'}, ${r.snr_gamma ?? 'off'}, ${r.pooled_conditioning ? 'yes' : 'no'}) | ${r.flops_per_sample_estimate == null ? 'n/a' : (r.flops_per_sample_estimate / 1e9).toFixed(2) + ' G'} | ${f2(r.matmul_gflops)} | ${pct(r.machine_share)} |`),
+  '',
 ].join('\n');
 console.log(section);
 
 const NOTES_MARK = '<!-- train notes: kept by bench/train.ts -->';
 if (!v['no-record']) {
-  const file = join(ROOT, 'docs', 'BENCHMARKS.md');
-  mkdirSync(join(ROOT, 'docs'), { recursive: true });
-  let md = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
-  const start = md.indexOf('\n## train\n');
-  if (start >= 0) {
-    const next = md.indexOf('\n## ', start + 1);
-    const old = md.slice(start + 1, next >= 0 ? next + 1 : md.length);
-    // hand-written analysis below the marker survives re-runs
-    const notes = old.includes(NOTES_MARK) ? old.slice(old.indexOf(NOTES_MARK)).trimEnd() + '\n' : '';
-    md = md.slice(0, start + 1) + section + (notes ? '\n' + notes : '') + (next >= 0 ? md.slice(next) : '');
-  } else md = md.trimEnd() + '\n\n' + section;
-  writeFileSync(file, md);
+  writeSection('train', section, { notesMark: NOTES_MARK });
 }
 
 console.log(JSON.stringify({ bench: 'train', date, machine, threads, libtorch: t.torchVersion, model: modelLabel, node_flags: process.execArgv.filter((a) => !a.includes('tsx')), gomp_spincount: process.env.GOMP_SPINCOUNT ?? null, warmup: WARMUP, steps: STEPS, rounds: ROUNDS, results }));

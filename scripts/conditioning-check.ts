@@ -19,9 +19,8 @@ import { loadSafetensors } from '../src/torch/safetensors.ts';
 import { addNoise, diffusionTarget, readSchedulerConfig, scheduleFromConfig, SD_SCHEDULER_CONFIG } from '../src/diffusion/index.ts';
 import { MumuPipeline, componentsFromModel } from '../src/pipeline.ts';
 import { EmojiEvaluator } from '../src/eval/evaluator.ts';
-import { Judge, promptFollowing, styleAdherence, type Rgb } from '../src/eval/metrics.ts';
-import { gridRows } from '../src/train/stages.ts';
-import { encodePng } from '../src/cli/png.ts';
+import { Judge, promptFollowing, styleAdherence } from '../src/eval/metrics.ts';
+import { encodePng, gridRows, type RgbImage } from '../src/image/index.ts';
 
 const { values: o, positionals } = parseArgs({
   allowPositionals: true,
@@ -108,9 +107,9 @@ if (o.generate) {
   const pipe = new MumuPipeline(componentsFromModel(model, { tokenizer: tok, scheduler, name: dir, encoder: 'text' }));
   const judge = new Judge(EmojiEvaluator.load('models/evaluator'));
   const vocab = VOCAB.map((s) => judge.conceptIndex(s));
-  const rows: Rgb[][] = [];
+  const rows: RgbImage[][] = [];
   const score = { one: { follow: 0, style: 0, bg: 0, n: 0 }, two: { follow: 0, style: 0, bg: 0, n: 0 } };
-  const nearest = (im: Rgb) => {
+  const nearest = (im: RgbImage) => {
     const m = [0, 0, 0];
     let n = 0;
     for (let y = 0; y < im.height; y++) for (let x = 0; x < im.width; x++) {
@@ -124,10 +123,10 @@ if (o.generate) {
   const dist = (a: readonly number[], b: number[]) => a.reduce((s, v, i) => s + (v - b[i]!) ** 2, 0);
   const t0 = performance.now();
   for (const cs of cases) {
-    const row: Rgb[] = [];
+    const row: RgbImage[] = [];
     for (const seed of seeds) {
       const r = await pipe.generate([{ text: cs.caption }], { steps, guidanceScale: guidance, seed });
-      const im = r.images[0]! as Rgb;
+      const im = r.images[0]! as RgbImage;
       row.push(im);
       const v = judge.views(im);
       const f = promptFollowing(cs.named.map((c) => judge.conceptIndex(c)), v.windows.map((w) => w.conceptLogits), vocab);
@@ -144,7 +143,7 @@ if (o.generate) {
   console.log('two objects:', JSON.stringify(pct(score.two)));
   if (o.sheet) {
     // 8 cases per sheet row, both seeds side by side
-    const flat: Rgb[][] = [];
+    const flat: RgbImage[][] = [];
     for (let i = 0; i < rows.length; i += 8) flat.push(rows.slice(i, i + 8).flat());
     fs.writeFileSync(o.sheet, await encodePng(gridRows(flat)));
   }

@@ -24,6 +24,8 @@ apt_install() {
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
   apt-get install -y -qq $pkgs >/dev/null
+  # the linker's cache must know the new libraries before the BLAS check below asks it
+  ldconfig
 }
 
 if [ -f /etc/debian_version ]; then
@@ -43,6 +45,8 @@ fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm dependencies (npm ci)"
+  # playwright-core (the browser test's driver) has no install script; these keep any browser package from fetching one
+  export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1
   npm ci --no-audit --no-fund --loglevel=error >&2
 fi
 
@@ -71,11 +75,4 @@ if [ $stale = 1 ]; then
 fi
 
 # The BLAS that libtorch really calls at run time is the one the dynamic linker picks for libblas.so.3.
-if [ -z "${MUMU_SKIP_BLAS_CHECK:-}" ] && ! ldd "$addon" | grep -iE 'openblas|mkl' >/dev/null; then  # not -q: an early exit would SIGPIPE ldd and fail the pipeline
-  cat >&2 <<'WARN'
-[mumu setup] ***************************************************************************************
-[mumu setup] WARNING: libtorch is NOT using OpenBLAS/MKL: matrix products will be ~30x slower.
-[mumu setup] Fix: apt-get install -y libopenblas0-pthread   (then libblas.so.3 points to OpenBLAS)
-[mumu setup] ***************************************************************************************
-WARN
-fi
+[ -n "${MUMU_SKIP_BLAS_CHECK:-}" ] || bash scripts/blas-check.sh "$addon"

@@ -9,9 +9,9 @@ import { MumuModel } from '../src/models/index.ts';
 import { EmojiWorld } from '../src/data/emoji-world/index.ts';
 import { tensor, noGrad } from '../src/torch/index.ts';
 import { EmojiEvaluator } from '../src/eval/evaluator.ts';
-import { Judge, promptFollowing, styleAdherence, type Rgb } from '../src/eval/metrics.ts';
-import { toRgb, gridRows } from '../src/train/stages.ts';
-import { encodePng } from '../src/cli/png.ts';
+import { Judge, promptFollowing, styleAdherence } from '../src/eval/metrics.ts';
+import { encodePng, gridRows, type RgbImage } from '../src/image/index.ts';
+import { imagesFromTensor } from '../src/image/tensor.ts';
 
 const { values: o, positionals } = parseArgs({ allowPositionals: true, options: { sheet: { type: 'string' }, json: { type: 'string' } } });
 if (!positionals[0]) {
@@ -32,10 +32,10 @@ const x = tensor(px, { shape: [N, 3, side, side] });
 const rec = noGrad(() => vae.decode(vae.encode(x).mode()));
 const mse = noGrad(() => rec.clamp(-1, 1).sub(x).square().mean().item());
 const rows: Record<string, unknown> = { model: positionals[0], latent: [vae.config.latent_channels, side / vae.downsampleFactor], mse };
-for (const [name, ims] of [['render', toRgb(x)], ['reconstruction', toRgb(rec)]] as const) {
+for (const [name, ims] of [['render', imagesFromTensor(x)], ['reconstruction', imagesFromTensor(rec)]] as const) {
   let f = 0, st = 0;
   scenes.forEach((sc, i) => {
-    const v = judge.views(ims[i] as Rgb);
+    const v = judge.views(ims[i] as RgbImage);
     f += promptFollowing(sc.objects.map((ob) => judge.conceptIndex(ob.slug)), v.windows.map((w) => w.conceptLogits), vocab);
     st += styleAdherence(v.whole.styleLogits, judge.styleIndex(sc.style)).hit ? 1 : 0;
   });
@@ -43,5 +43,5 @@ for (const [name, ims] of [['render', toRgb(x)], ['reconstruction', toRgb(rec)]]
   console.log(`${name.padEnd(15)} following ${(f / N).toFixed(3)}  style ${(st / N).toFixed(3)}`);
 }
 console.log(`reconstruction MSE ${mse.toFixed(5)} ([-1, 1] pixels)`);
-if (o.sheet) fs.writeFileSync(o.sheet, await encodePng(gridRows([toRgb(x).slice(0, 16), toRgb(rec).slice(0, 16)])));
+if (o.sheet) fs.writeFileSync(o.sheet, await encodePng(gridRows([imagesFromTensor(x).slice(0, 16), imagesFromTensor(rec).slice(0, 16)])));
 if (o.json) fs.writeFileSync(o.json, JSON.stringify(rows, null, 2) + '\n');

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { MumuModel } from '../src/models/index.ts';
 import { EmojiWorld, STYLES } from '../src/data/emoji-world/index.ts';
-import { crop, clampBox } from '../src/data/image.ts';
+import { crop, clampBox } from '../src/image/index.ts';
 import { noGrad } from '../src/torch/index.ts';
 import { loadSafetensors } from '../src/torch/safetensors.ts';
 import { PromptTokenizer, encodePrompt, collatePrompts } from '../src/prompt/index.ts';

@@ -2,11 +2,12 @@
 // guidance at scale 6, no negative prompt). The encoder (VLM + adapter) runs once per call, on the prompt and the
 // unconditional prompt together; each denoising step is one UNet call on the whole batch [uncond x n, cond x n].
 import { existsSync } from 'node:fs';
-import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { writeFile, mkdir } from 'node:fs/promises';
+import { readConfig, readJson } from './config.ts';
 import { join } from 'node:path';
 import { Generator, randn, cat, noGrad, tidy, cuda, type Tensor } from './torch/index.ts';
 import {
-  classifierFreeGuidance, inferenceTimesteps, sampleDdim, sampleEuler, type Conditioning, type CondModel,
+  classifierFreeGuidance, inferenceTimesteps, SAMPLERS, DEFAULT_SAMPLER, isSamplerName, samplerChoices, type SamplerName, type Conditioning, type CondModel,
   readSchedulerConfig, writeSchedulerConfig, scheduleFromConfig, SD_SCHEDULER_CONFIG,
   type NoiseSchedule, type SchedulerConfig, type StepInfo, type DenoiseModel,
 } from './diffusion/index.ts';
@@ -14,7 +15,8 @@ import {
   encodePrompt, collatePrompts, PromptError, PromptTokenizer, type PromptBatch, type PromptInput, type PromptSpec, type EncodedPrompt,
 } from './prompt/index.ts';
 import { MumuModel, checkImageSide } from './models/index.ts';
-import { encodePng } from './cli/png.ts';
+import type { RgbImage } from './image/index.ts';
+import { imagesFromTensor } from './image/tensor.ts';
 
 // What a loaded model gives the pipeline. `fromPretrained` builds it from a model folder; tests and other backends
 // may build one directly.
@@ -43,8 +45,6 @@ export interface LoadOptions {
   referenceSize?: number;
 }
 
-export type SamplerName = 'ddim' | 'euler' | 'euler_a';
-
 export interface GenerateOptions {
   steps?: number;
   guidanceScale?: number;
@@ -57,16 +57,20 @@ export interface GenerateOptions {
   eta?: number;
   cwd?: string;
   onStep?: (info: StepInfo) => void;
+  // Cancels the call: checked before encoding, after it, and after every sampling step (right after onStep, so an
+  // onStep that aborts stops that step's call); generate() then rejects with a GenerationAbortedError.
+  signal?: AbortSignal;
 }
 
-// Row-major RGB, 8 bits per channel.
-export interface GeneratedImage {
-  width: number;
-  height: number;
-  channels: 3;
-  data: Uint8Array;
-  seed: number;
+export class GenerationAbortedError extends Error {
+  constructor() {
+    super('generation aborted');
+    this.name = 'AbortError';
+  }
 }
+
+// An output image and the seed that re-makes it alone.
+export type GeneratedImage = RgbImage & { seed: number };
 
 export interface GenerateResult {
   images: GeneratedImage[];
@@ -102,13 +106,19 @@ export class MumuPipeline {
     const scale = o.guidanceScale ?? 6;
     const n = o.numImages ?? 1;
     const seed = o.seed ?? randomSeed();
-    const sampler = o.sampler ?? 'ddim';
+    const sampler = o.sampler ?? DEFAULT_SAMPLER;
     if (!Number.isInteger(steps) || steps < 1 || steps > c.scheduler.num_train_timesteps) throw new RangeError(`steps must be an integer in 1..${c.scheduler.num_train_timesteps}, got ${steps}`);
     if (!Number.isInteger(n) || n < 1) throw new RangeError(`numImages must be a positive integer, got ${n}`);
     if (!Number.isFinite(scale)) throw new RangeError(`guidanceScale must be a number, got ${scale}`);
     if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`seed must be a non-negative integer, got ${seed}`);
-    if (!['ddim', 'euler', 'euler_a'].includes(sampler)) throw new RangeError(`sampler must be ddim, euler or euler_a, got ${sampler}`);
+    if (!isSamplerName(sampler)) throw new RangeError(`sampler must be ${samplerChoices()}, got ${sampler}`);
+    const sample = await SAMPLERS[sampler].load();
+    const eta = o.eta ?? SAMPLERS[sampler].eta;
     const t0 = now();
+    const checkAbort = () => {
+      if (o.signal?.aborted) throw new GenerationAbortedError();
+    };
+    checkAbort();
 
     const cond = await encodePrompt(prompt, c.prompt, { cwd: o.cwd });
     const neg = o.negativePrompt ?? '';
@@ -121,11 +131,13 @@ export class MumuPipeline {
         throw e;
       }
     }
+    checkAbort();
     const timesteps = inferenceTimesteps(c.scheduler.num_train_timesteps, steps, c.scheduler.timestep_spacing, c.scheduler.steps_offset);
     const timings = { encode: 0, unet: 0, denoise: 0, decode: 0, total: 0, unetCalls: 0 };
     const sync = c.device.startsWith('cuda') ? () => cuda.synchronize() : () => {};
 
-    const pixels = noGrad(() => tidy(() => {
+    let t3 = 0;
+    const decoded = noGrad(() => tidy(() => {
       const t1 = now();
       const prompts = uncond ? [uncond, cond] : [cond];
       const batch = collatePrompts(prompts, c.prompt);
@@ -146,22 +158,19 @@ export class MumuPipeline {
       const noise = cat(Array.from({ length: n }, (_, i) =>
         randn([1, ...c.latentShape], { generator: new Generator(seed + i) })), 0).to(c.device);
       const t2 = now();
-      const opts = { timesteps, prediction: c.scheduler.prediction_type, eta: o.eta ?? (sampler === 'euler_a' ? 1 : 0), generator: new Generator(seed), onStep: o.onStep };
-      const latents = sampler === 'ddim' ? sampleDdim(model, noise, c.schedule, opts) : sampleEuler(model, noise, c.schedule, opts);
+      const latents = sample(model, noise, c.schedule, {
+        timesteps, prediction: c.scheduler.prediction_type, eta, generator: new Generator(seed),
+        onStep: (info: StepInfo) => { o.onStep?.(info); checkAbort(); },
+      });
       sync();
       timings.denoise = now() - t2;
 
-      const t3 = now();
-      const img = c.decode(latents).clamp(-1, 1).add(1).mul(127.5).round().to('uint8').permute(0, 2, 3, 1).contiguous().cpu();
-      timings.decode = now() - t3;
-      return img;  // (n, H, W, 3) uint8
+      t3 = now();
+      return c.decode(latents);  // (n, 3, H, W) in [-1, 1]
     }));
-    const [, H, W] = pixels.shape as [number, number, number, number];
-    const bytes = pixels.toBytes();
-    pixels.dispose();
-    const images = Array.from({ length: n }, (_, i): GeneratedImage => ({
-      width: W!, height: H!, channels: 3, data: bytes.slice(i * H! * W! * 3, (i + 1) * H! * W! * 3), seed: seed + i,
-    }));
+    const images = imagesFromTensor(decoded).map((im, i): GeneratedImage => ({ ...im, seed: seed + i }));
+    decoded.dispose();
+    timings.decode = now() - t3;
     timings.total = now() - t0;
     return { images, prompt: cond.text, negativePrompt: uncond?.text ?? '', seed, steps, guidanceScale: scale, sampler, timings };
   }
@@ -180,17 +189,12 @@ export function generationInfo(r: GenerateResult, image: GeneratedImage, model: 
     sampler: r.sampler, model, size: `${image.width}x${image.height}`, software: 'mumu',
   };
   if (r.negativePrompt) info.negative_prompt = r.negativePrompt;
-  const sampler = { ddim: 'DDIM', euler: 'Euler', euler_a: 'Euler a' }[r.sampler];
   info.parameters = [
     r.prompt,
     ...(r.negativePrompt ? [`Negative prompt: ${r.negativePrompt}`] : []),
-    `Steps: ${r.steps}, Sampler: ${sampler}, CFG scale: ${r.guidanceScale}, Seed: ${image.seed}, Size: ${image.width}x${image.height}, Model: ${model}`,
+    `Steps: ${r.steps}, Sampler: ${SAMPLERS[r.sampler].label}, CFG scale: ${r.guidanceScale}, Seed: ${image.seed}, Size: ${image.width}x${image.height}, Model: ${model}`,
   ].join('\n');
   return info;
-}
-
-export function imageToPng(image: Pick<GeneratedImage, 'width' | 'height' | 'channels' | 'data'>, text: Record<string, string> = {}): Promise<Buffer> {
-  return encodePng(image, text);
 }
 
 // The prompt side of a model folder, `tokenizer/processor_config.json` (all keys optional): how many images a
@@ -207,20 +211,11 @@ export interface ProcessorConfig {
 export const DEFAULT_PROCESSOR: ProcessorConfig = { max_images: 4, image_mean: [0.5, 0.5, 0.5], image_std: [0.5, 0.5, 0.5], max_length: null, reference_size: null };
 
 function parseProcessorConfig(raw: unknown, where: string): ProcessorConfig {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${where}: expected a JSON object`);
-  const out = { ...DEFAULT_PROCESSOR } as Record<string, unknown>;
-  for (const [k, v] of Object.entries(raw)) {
-    if (k.startsWith('_')) continue;
-    if (!(k in DEFAULT_PROCESSOR)) throw new Error(`${where}: unknown key '${k}' (known: ${Object.keys(DEFAULT_PROCESSOR).join(', ')})`);
-    out[k] = v;
-  }
-  const c = out as unknown as ProcessorConfig;
-  if (!Number.isInteger(c.max_images) || c.max_images < 0) throw new Error(`${where}: max_images must be a non-negative integer`);
-  if (c.reference_size !== null && (!Number.isInteger(c.reference_size) || c.reference_size < 1)) throw new Error(`${where}: reference_size must be a positive integer or null`);
-  return c;
+  return readConfig(where, raw, {
+    defaults: DEFAULT_PROCESSOR,
+    rules: { max_images: { int: true, min: 0 }, reference_size: { int: true, min: 1 }, max_length: { int: true, min: 1 } },
+  });
 }
-
-const readJsonIf = async (file: string): Promise<unknown> => (existsSync(file) ? JSON.parse(await readFile(file, 'utf8')) : undefined);
 
 // A model folder (diffusers-like: model_index.json; unet/, vae/, vlm/, adapter/ from src/models; tokenizer/ and
 // scheduler/ from here) -> components.
@@ -234,7 +229,7 @@ export async function loadComponents(dir: string, o: LoadOptions = {}): Promise<
   if (!existsSync(tokFile)) throw new Error(`${dir} has no tokenizer/tokenizer.json`);
   const tokenizer = await PromptTokenizer.fromFile(tokFile);
   const procFile = join(dir, 'tokenizer', 'processor_config.json');
-  const proc = parseProcessorConfig((await readJsonIf(procFile)) ?? {}, procFile);
+  const proc = parseProcessorConfig(existsSync(procFile) ? readJson(procFile) : {}, procFile);
   const schedFile = join(dir, 'scheduler', 'scheduler_config.json');
   const scheduler = existsSync(schedFile) ? await readSchedulerConfig(schedFile) : SD_SCHEDULER_CONFIG;
 
@@ -274,14 +269,17 @@ export function componentsFromModel(model: MumuModel, o: ModelComponentsOptions)
   if (text && !model.text_encoder) throw new Error(`${name} has no text_encoder`);
   const latentSide = unet.config.sample_size ?? vae.config.sample_size / vae.downsampleFactor;
   const native = vlm.config.vision_config.image_size;
+  // the longest prompt the encoder takes: the text encoder's positions, or the VLM's (and its attention window)
+  const tc = vlm.config.text_config;
+  const modelLimit = text ? model.text_encoder!.config.max_position_embeddings : Math.min(tc.max_position_embeddings, tc.sliding_window ?? Infinity);
   const components: MumuComponents = {
     prompt: {
       tokenizer: o.tokenizer, imageTokenId: vlm.config.image_token_id, imageSize: native, tokensPerImage: vlm.tokensPerImage,
-      maxImages: text ? 0 : proc.max_images, maxLength: proc.max_length ?? undefined, imageMean: proc.image_mean, imageStd: proc.image_std,
+      maxImages: text ? 0 : proc.max_images, maxLength: Math.min(proc.max_length ?? Infinity, modelLimit), imageMean: proc.image_mean, imageStd: proc.image_std,
     },
     encode: text
       ? (b) => ({ context: model.encodeText(b.inputIds, b.attentionMask), mask: b.attentionMask })
-      : (b) => ({ context: model.encodePrompt({ inputIds: b.inputIds, pixels: b.pixelValues, attentionMask: b.attentionMask }), mask: b.attentionMask }),
+      : (b) => ({ context: model.encodePrompt(b), mask: b.attentionMask }),
     unet: (x, t, cond) => unet.forward(x, t, cond.context, { encoderAttentionMask: cond.mask ?? null }),
     decode: (latents) => vae.decode(vae.unscaleLatents(latents)),
     latentShape: [unet.config.in_channels, latentSide, latentSide],

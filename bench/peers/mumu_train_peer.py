@@ -412,6 +412,33 @@ class TimestepEmbedding(nn.Module):
         return self.linear_2(F.silu(self.linear_1(x)))
 
 
+class AttentionPooling(nn.Module):  # diffusers / DeepFloyd IF, with mumu's key mask (src/nn/embeddings.ts)
+    def __init__(self, heads, dim):
+        super().__init__()
+        self.heads = heads
+        self.positional_embedding = nn.Parameter(torch.zeros(1, dim))
+        self.k_proj, self.q_proj, self.v_proj = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+
+    def forward(self, x, key_mask):
+        B = x.shape[0]
+        m = key_mask.to(x.dtype).unsqueeze(-1)
+        cls = (x * m).sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp(min=1) + self.positional_embedding
+        seq = torch.cat([cls, x], 1)
+        q = split_heads(self.q_proj(cls), self.heads)
+        k, v = split_heads(self.k_proj(seq), self.heads), split_heads(self.v_proj(seq), self.heads)
+        keys = torch.cat([torch.ones(B, 1), key_mask], 1).bool()
+        return merge_heads(attend(q, k, v, keys[:, None, None, :])).reshape(B, -1)
+
+
+class TextTimeEmbedding(nn.Module):  # UNet addition_embed_type 'text'
+    def __init__(self, enc, temb, heads):
+        super().__init__()
+        self.norm1, self.pool, self.proj, self.norm2 = nn.LayerNorm(enc), AttentionPooling(heads, enc), nn.Linear(enc, temb), nn.LayerNorm(temb)
+
+    def forward(self, states, key_mask):
+        return self.norm2(self.proj(self.pool(self.norm1(states), key_mask)))
+
+
 class BasicTransformerBlock(nn.Module):
     def __init__(self, dim, heads, cross_dim):
         super().__init__()
@@ -508,7 +535,7 @@ def per_block(v, n):
 class UNet2DConditionModel(nn.Module):
     def __init__(self, c):
         super().__init__()
-        if c.get('addition_embed_type') or c.get('center_input_sample') or c.get('mid_block_scale_factor', 1) != 1:
+        if c.get('addition_embed_type') not in (None, 'text') or c.get('center_input_sample') or c.get('mid_block_scale_factor', 1) != 1:
             raise SystemExit('mumu_train_peer: this UNet config is not written here')
         self.c = c
         ch, n = c['block_out_channels'], len(c['block_out_channels'])
@@ -517,6 +544,8 @@ class UNet2DConditionModel(nn.Module):
         depth = per_block(c['transformer_layers_per_block'], n)
         self.conv_in = nn.Conv2d(c['in_channels'], ch[0], 3, padding=1)
         self.time_embedding = TimestepEmbedding(ch[0], temb)
+        if c.get('addition_embed_type') == 'text':
+            self.add_embedding = TextTimeEmbedding(c['cross_attention_dim'], temb, c['addition_embed_type_num_heads'])
         self.down_blocks = nn.ModuleList([DownBlock(t, ch[0] if i == 0 else ch[i - 1], ch[i], heads[i], depth[i], temb, i < n - 1, c) for i, t in enumerate(c['down_block_types'])])
         self.mid_block = MidBlock(ch[-1], heads[-1], depth[-1], temb, c)
         rc, rh, rd = ch[::-1], heads[::-1], depth[::-1]
@@ -527,6 +556,8 @@ class UNet2DConditionModel(nn.Module):
     def forward(self, sample, t, context, key_mask):
         c = self.c
         emb = self.time_embedding(timestep_embedding(t, c['block_out_channels'][0], c['flip_sin_to_cos'], c['freq_shift']))
+        if c.get('addition_embed_type') == 'text':
+            emb = emb + self.add_embedding(context, key_mask)
         mask = key_mask_4d(key_mask, 1, causal=False) if key_mask is not None else None
         h = self.conv_in(sample)
         skips = [h]
@@ -724,17 +755,28 @@ images, ids, key_mask = batch['images'], batch['input_ids'], batch['attention_ma
 pixels = batch.get('pixel_values')
 item_seeds = batch['item_seeds'].tolist()  # each item's own generator (src/train/draws.ts)
 
-# DDPM noise coefficients in float64, as src/diffusion/schedule.ts builds them
+# DDPM noise coefficients in float64, as src/diffusion/schedule.ts builds them (scaled_linear, optionally rescaled to
+# zero terminal SNR, Lin et al. 2023 Algorithm 1)
 sc = spec['schedule']
 assert sc['beta_schedule'] == 'scaled_linear'
 n_t, a, b = sc['num_train_timesteps'], math.sqrt(sc['beta_start']), math.sqrt(sc['beta_end'])
 alphas_cumprod, p = [], 1.0
 for i in range(n_t):
-    s = a + ((b - a) * i) / (n_t - 1)
-    p *= 1 - s * s
+    s_ = a + ((b - a) * i) / (n_t - 1)
+    p *= 1 - s_ * s_
     alphas_cumprod.append(p)
+if sc.get('rescale_betas_zero_snr'):
+    sq = [math.sqrt(x) for x in alphas_cumprod]
+    s0, sT = sq[0], sq[-1]
+    ab = [((v - sT) * s0 / (s0 - sT)) ** 2 for v in sq]
+    betas = [1 - (ab[0] if i == 0 else ab[i] / ab[i - 1]) for i in range(n_t)]
+    alphas_cumprod, p = [], 1.0
+    for bt in betas:
+        p *= 1 - bt
+        alphas_cumprod.append(p)
 sqrt_ab = [math.sqrt(x) for x in alphas_cumprod]
 sqrt_1mab = [math.sqrt(1 - x) for x in alphas_cumprod]
+PREDICTION, SNR_GAMMA = spec.get('prediction_type', 'epsilon'), spec.get('snr_gamma')
 
 
 def add_noise(x0, noise, t):
@@ -759,7 +801,16 @@ def loss_fn():  # runner.loss for the diffusion stages (src/train/stages.ts)
     xt = add_noise(x0, noise, t)
     context = model.adapter(model.vlm(ids, pixels, key_mask), key_mask)
     pred = model.unet(xt, t, context, key_mask)
-    return F.mse_loss(pred, noise)
+    idx = t.tolist()
+    shape = (len(idx),) + (1,) * (x0.dim() - 1)
+    coef = lambda vals: torch.tensor([vals[i] for i in idx], dtype=torch.float32).view(shape)
+    target = noise if PREDICTION == 'epsilon' else noise * coef(sqrt_ab) - x0 * coef(sqrt_1mab)
+    err = (pred - target).square()
+    if SNR_GAMMA:  # Min-SNR-gamma (src/diffusion/noise.ts minSnrWeights)
+        snr = [x / (1 - x) if x < 1 else float('inf') for x in alphas_cumprod]
+        w = [min(r, SNR_GAMMA) / (r + 1) if PREDICTION == 'v_prediction' else (min(r, SNR_GAMMA) / r if r > 0 else 1.0) for r in snr]
+        err = err * coef(w)
+    return err.mean()
 
 
 def step():
@@ -791,6 +842,23 @@ else:
         step()
 wall, cpu = zip(*(timed(step) for _ in range(STEPS)))
 out.update(wall_ms=statistics.median(wall), cpu_ms=statistics.median(cpu), threads=torch.get_num_threads(), torch_version=torch.__version__)
+if CHECK:
+    # forward FLOPs of the step as PyTorch's profiler counts them (matmul, conv, bmm, ... : the ops it has formulas
+    # for), and this machine's matmul GFLOP/s (1024 x 1024 fp32, best of 5) for the share the step reaches
+    from torch.profiler import profile, ProfilerActivity
+    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
+        with torch.no_grad():
+            loss_fn()
+    out['forward_flops'] = sum(e.flops for e in prof.key_averages())
+    A, Bm = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    torch.mm(A, Bm)
+    best = float('inf')
+    for _ in range(5):
+        w0 = time.perf_counter()
+        for _ in range(10):
+            torch.mm(A, Bm)
+        best = min(best, (time.perf_counter() - w0) / 10)
+    out['matmul_gflops'] = 2 * 1024 ** 3 / best / 1e9
 if PROFILE:
     prof = {'forward': [], 'backward': [], 'update': []}
     for _ in range(PROFILE):

@@ -6,6 +6,7 @@
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -52,29 +53,36 @@ void release(void* data) {
   std::free(block);
 }
 
+c10::DataPtr allocateCached(size_t n) {
+  if (n == 0) return {nullptr, nullptr, &release, c10::Device(c10::DeviceType::CPU)};
+  size_t cls = sizeClass(n);
+  void* block = nullptr;
+  Cache& c = cache();
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    auto it = c.free.find(cls);
+    if (it != c.free.end() && !it->second.empty()) {
+      block = it->second.back();
+      it->second.pop_back();
+      c.cachedBytes -= cls;
+    }
+  }
+  if (!block) {
+    if (posix_memalign(&block, kAlign, kHeader + cls) != 0) throw std::bad_alloc();
+    *static_cast<size_t*>(block) = cls;
+  }
+  void* data = static_cast<char*>(block) + kHeader;
+  return {data, data, &release, c10::Device(c10::DeviceType::CPU)};
+}
+
+// c10::Allocator's interface changed in PyTorch 2.3: allocate() lost its const and copy_data() became pure virtual.
+// Both forms of allocate() and a copy_data() are declared without `override`, so whichever the headers have is
+// overridden and the same source builds against Debian's libtorch 1.13 and PyTorch 2.x wheels alike.
 class CachingCPUAllocator final : public c10::Allocator {
  public:
-  c10::DataPtr allocate(size_t n) const override {
-    if (n == 0) return {nullptr, nullptr, &release, c10::Device(c10::DeviceType::CPU)};
-    size_t cls = sizeClass(n);
-    void* block = nullptr;
-    Cache& c = cache();
-    {
-      std::lock_guard<std::mutex> lock(c.mu);
-      auto it = c.free.find(cls);
-      if (it != c.free.end() && !it->second.empty()) {
-        block = it->second.back();
-        it->second.pop_back();
-        c.cachedBytes -= cls;
-      }
-    }
-    if (!block) {
-      if (posix_memalign(&block, kAlign, kHeader + cls) != 0) throw std::bad_alloc();
-      *static_cast<size_t*>(block) = cls;
-    }
-    void* data = static_cast<char*>(block) + kHeader;
-    return {data, data, &release, c10::Device(c10::DeviceType::CPU)};
-  }
+  c10::DataPtr allocate(size_t n) const { return allocateCached(n); }  // libtorch < 2.3
+  c10::DataPtr allocate(size_t n) { return allocateCached(n); }        // libtorch >= 2.3
+  void copy_data(void* dest, const void* src, std::size_t count) const { std::memcpy(dest, src, count); }
   c10::DeleterFnPtr raw_deleter() const override { return &release; }
 };
 }  // namespace

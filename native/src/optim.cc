@@ -1,5 +1,6 @@
 // Optimiser steps in C++: one N-API call updates a whole parameter group (fewer crossings than composing ops in JS).
 #include "common.h"
+#include <c10/core/GradMode.h>
 
 namespace mumu {
 
@@ -11,7 +12,7 @@ static Napi::Value AdamwStep(const Napi::CallbackInfo& i) {
   auto v = tensorList(i[2]);
   double step = f64(i[3]), lr = f64(i[4]), b1 = f64(i[5]), b2 = f64(i[6]), eps = f64(i[7]), wd = f64(i[8]);
   if (params.size() != m.size() || params.size() != v.size()) throw Napi::Error::New(i.Env(), "adamwStep: state lists differ in length");
-  at::NoGradGuard ng;
+  c10::NoGradGuard ng;  // c10's name: ATen's alias is not included by ATen.h in PyTorch 2.x
   double bc1 = 1 - std::pow(b1, step), bc2 = 1 - std::pow(b2, step);
   double stepSize = lr / bc1, bc2Sqrt = std::sqrt(bc2);
   for (size_t k = 0; k < params.size(); k++) {
@@ -32,7 +33,7 @@ static Napi::Value ClipGradNorm(const Napi::CallbackInfo& i) {
   auto params = tensorList(i[0]);
   double maxNorm = f64(i[1]);
   double p = i[2].IsNumber() ? f64(i[2]) : 2.0;
-  at::NoGradGuard ng;
+  c10::NoGradGuard ng;  // c10's name: ATen's alias is not included by ATen.h in PyTorch 2.x
   std::vector<at::Tensor> norms;
   for (auto& t : params)
     if (t.grad().defined()) norms.push_back(p == INFINITY ? t.grad().abs().max() : t.grad().norm(p));

@@ -4,6 +4,9 @@
 #include <ATen/Parallel.h>
 #include <ATen/ScalarOps.h>
 #include <c10/core/GradMode.h>
+#if MUMU_WITH_CUDA
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+#endif
 #include <cstring>
 
 namespace mumu {
@@ -337,11 +340,15 @@ static Napi::Value ManualSeed(const Napi::CallbackInfo& i) {
 }
 static Napi::Value ShowConfig(const Napi::CallbackInfo& i) { return Napi::String::New(i.Env(), at::show_config()); }
 static Napi::Value CudaDeviceCount(const Napi::CallbackInfo& i) {
-  return Napi::Number::New(i.Env(), at::hasCUDA() ? static_cast<double>(at::detail::getCUDAHooks().getNumGPUs()) : 0);
+  return Napi::Number::New(i.Env(), at::hasCUDA() ? static_cast<double>(at::getNumGPUs()) : 0);
 }
 static Napi::Value CudaSynchronize(const Napi::CallbackInfo& i) {
 #if MUMU_WITH_CUDA
-  if (at::hasCUDA()) at::detail::getCUDAHooks().deviceSynchronize(at::detail::getCUDAHooks().current_device());
+  // c10's device-generic interface (libtorch_cuda registers it): steadier across PyTorch 2.x than the CUDA hooks
+  if (at::hasCUDA()) {
+    const auto* impl = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA);
+    impl->synchronizeDevice(impl->getDevice().index());
+  }
 #endif
   return i.Env().Undefined();
 }

@@ -2,7 +2,6 @@
 // from a folder of captioned photos, with a progress bar, a contact sheet and resume-after-kill.
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { defaultConfig } from '../data/bootstrap/rules.ts';
 import { contactSheet } from '../data/contact-sheet.ts';
@@ -11,7 +10,7 @@ import { HELDOUT_CONCEPT_PERCENT, HELDOUT_STYLES } from '../data/emoji-world/cat
 import { streamSamples, type EncodedSample } from '../data/shards/reader.ts';
 import { runShards } from '../data/shards/run.ts';
 import { readCaptions, type RunSpec } from '../data/sources.ts';
-import { intFlag, UsageError } from './errors.ts';
+import { intFlag, parseCommand, UsageError } from './args.ts';
 
 export const BOOTSTRAP_HELP = `Usage:
   mumu bootstrap --source emoji-world --n N --out DIR [--stage 1|2] [--size 64] [--seed 0] [--split train|test] [--workers 1]
@@ -37,27 +36,18 @@ Options:
 `;
 
 export async function runBootstrap(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        source: { type: 'string' }, n: { type: 'string' }, out: { type: 'string' }, stage: { type: 'string' },
-        seed: { type: 'string' }, workers: { type: 'string' }, size: { type: 'string' }, split: { type: 'string' },
-        images: { type: 'string' }, captions: { type: 'string' }, 'shard-size': { type: 'string' }, sheet: { type: 'string' },
-        quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    throw new UsageError((e as Error).message, 'bootstrap');
-  }
+  const parsed = parseCommand(argv, {
+    command: 'bootstrap',
+    help: BOOTSTRAP_HELP,
+    options: {
+      source: { type: 'string' }, n: { type: 'string' }, out: { type: 'string' }, stage: { type: 'string' },
+      seed: { type: 'string' }, workers: { type: 'string' }, size: { type: 'string' }, split: { type: 'string' },
+      images: { type: 'string' }, captions: { type: 'string' }, 'shard-size': { type: 'string' }, sheet: { type: 'string' },
+      quiet: { type: 'boolean' },
+    },
+  });
+  if (!parsed) return 0;
   const v = parsed.values;
-  if (v.help) {
-    process.stdout.write(BOOTSTRAP_HELP);
-    return 0;
-  }
   const usage = (m: string) => new UsageError(m, 'bootstrap');
   if (!v.out) throw usage('--out DIR is required');
   const stage = (intFlag('stage', v.stage, 1, 2) ?? 1) as 1 | 2;

@@ -1,8 +1,7 @@
 // `mumu eval`: scores a model folder on fixed tasks with the independent evaluator (src/eval) and writes
 // docs/RESULTS.md plus PNG grids; `--train-evaluator` (re)trains that evaluator.
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { intFlag, UsageError } from './errors.ts';
+import { intFlag, parseCommand, UsageError } from './args.ts';
 import type { EvaluatorReport } from '../eval/evaluator.ts';
 
 export const EVAL_HELP = `Usage:
@@ -45,25 +44,17 @@ function printReport(report: EvaluatorReport): void {
 }
 
 export async function runEval(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv, strict: true, allowPositionals: false,
-      options: {
-        model: { type: 'string' }, suite: { type: 'string' }, out: { type: 'string' }, grids: { type: 'string' },
-        evaluator: { type: 'string' }, finetune: { type: 'string' }, base: { type: 'string' }, steps: { type: 'string' },
-        'no-model': { type: 'boolean' }, 'report-evaluator': { type: 'boolean' }, 'train-evaluator': { type: 'boolean' }, init: { type: 'string' }, 'train-steps': { type: 'string' }, batch: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    throw new UsageError((e as Error).message, 'eval');
-  }
+  const parsed = parseCommand(argv, {
+    command: 'eval',
+    help: EVAL_HELP,
+    options: {
+      model: { type: 'string' }, suite: { type: 'string' }, out: { type: 'string' }, grids: { type: 'string' },
+      evaluator: { type: 'string' }, finetune: { type: 'string' }, base: { type: 'string' }, steps: { type: 'string' },
+      'no-model': { type: 'boolean' }, 'report-evaluator': { type: 'boolean' }, 'train-evaluator': { type: 'boolean' }, init: { type: 'string' }, 'train-steps': { type: 'string' }, batch: { type: 'string' },
+    },
+  });
+  if (!parsed) return 0;
   const v = parsed.values;
-  if (v.help) {
-    process.stdout.write(EVAL_HELP);
-    return 0;
-  }
   const evaluatorDir = v.evaluator ?? 'models/evaluator';
   if (v['train-evaluator']) {
     const { newEvaluator, trainEvaluator, evaluatorReport } = await import('../eval/evaluator.ts');

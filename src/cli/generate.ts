@@ -1,19 +1,27 @@
 // `mumu generate` and `mumu info`.
-import { parseArgs } from 'node:util';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve, join, parse as parsePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import cliProgress from 'cli-progress';
-import { UsageError, intFlag, floatFlag } from './errors.ts';
-import { readText, encodePng } from './png.ts';
-import { imageGrid } from './grid.ts';
+import { UsageError, intFlag, floatFlag, parseCommand } from './args.ts';
+import { readText, encodePng, imageGrid, readImageFile, ImageFileError } from '../image/index.ts';
 // parse.ts and image.ts only: the prompt is checked before libtorch is loaded, so a bad prompt fails fast
 import { parsePromptText, isEmptyPrompt, PromptError } from '../prompt/parse.ts';
 import { checkImage } from '../prompt/image.ts';
-import type { GenerateResult, SamplerName } from '../pipeline.ts';
+import { SAMPLERS, SAMPLER_NAMES, DEFAULT_SAMPLER, isSamplerName, samplerChoices } from '../diffusion/samplers.ts';
+import type { GenerateResult } from '../pipeline.ts';
 
 export const DEFAULT_MODEL = fileURLToPath(new URL('../../models/emoji-default', import.meta.url));
+
+// "ddim (default, the paper's), euler, or euler_a (ancestral)"
+function samplerHelp(): string {
+  const items = SAMPLER_NAMES.map((n) => {
+    const notes = [...(n === DEFAULT_SAMPLER ? ['default'] : []), ...(SAMPLERS[n].about ? [SAMPLERS[n].about] : [])];
+    return notes.length ? `${n} (${notes.join(', ')})` : n;
+  });
+  return `${items.slice(0, -1).join(', ')}, or ${items.at(-1)}`;
+}
 
 export const GENERATE_HELP = `Usage: mumu generate "<prompt>" [-o out.png] [options]
 
@@ -31,7 +39,7 @@ Options:
   --steps N           denoising steps (default 50, as the paper)
   --guidance S        classifier-free guidance scale (default 6, as the paper; 1 turns guidance off)
   --negative TEXT     negative prompt, text or multimodal (default: none, the empty prompt)
-  --sampler NAME      ddim (default, the paper's), euler, or euler_a (ancestral)
+  --sampler NAME      ${samplerHelp()}
   --eta X             DDIM eta: 0 deterministic (default), 1 ancestral
   --model DIR         model folder (default models/emoji-default)
   --reference-size PX encode the prompt's images at PX x PX instead of the model's native side (the ViT's position
@@ -62,20 +70,10 @@ const OPTIONS = {
   'reference-size': { type: 'string' },
   device: { type: 'string' },
   'no-progress': { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
 } as const;
 
-function parse(argv: string[], command: string) {
-  try {
-    return parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (e) {
-    // node's messages carry a hint about '--' that is noise here; keep the first sentence
-    throw new UsageError((e as Error).message.split('. ')[0]!.replace(/\.$/, ''), command);
-  }
-}
-
 // A model folder is usable when it has model_index.json.
-function resolveModel(flag: string | undefined): string {
+export function resolveModel(flag: string | undefined): string {
   if (flag === undefined) {
     if (!existsSync(join(DEFAULT_MODEL, 'model_index.json'))) {
       throw new Error('no default model is shipped yet (models/emoji-default is missing): pass --model DIR with a trained mumu model folder');
@@ -101,11 +99,9 @@ async function precheckPrompt(prompt: string, label = ''): Promise<void> {
 }
 
 export async function runGenerate(argv: string[]): Promise<number> {
-  const { values: v, positionals } = parse(argv, 'generate');
-  if (v.help) {
-    process.stdout.write(GENERATE_HELP);
-    return 0;
-  }
+  const parsed = parseCommand(argv, { command: 'generate', help: GENERATE_HELP, options: OPTIONS, positionals: true });
+  if (!parsed) return 0;
+  const { values: v, positionals } = parsed;
   if (positionals.length === 0) throw new UsageError('missing the prompt, e.g. mumu generate "a <img:dog.png> dog"', 'generate');
   if (positionals.length > 1) throw new UsageError(`expected one prompt, got ${positionals.length} arguments (put the prompt in quotes)`, 'generate');
   const prompt = positionals[0]!;
@@ -116,8 +112,8 @@ export async function runGenerate(argv: string[]): Promise<number> {
   const steps = intFlag('steps', v.steps, 1, 1000) ?? 50;
   const guidance = floatFlag('guidance', v.guidance, 0, 100) ?? 6;
   const eta = floatFlag('eta', v.eta, 0, 1);
-  const sampler = (v.sampler ?? 'ddim') as SamplerName;
-  if (!['ddim', 'euler', 'euler_a'].includes(sampler)) throw new UsageError(`--sampler must be ddim, euler or euler_a, got '${sampler}'`, 'generate');
+  const sampler = v.sampler ?? DEFAULT_SAMPLER;
+  if (!isSamplerName(sampler)) throw new UsageError(`--sampler must be ${samplerChoices()}, got '${sampler}'`, 'generate');
   const referenceSize = intFlag('reference-size', v['reference-size'], 1, 4096);
   const device = v.device ?? 'cpu';
   if (device !== 'cpu' && !device.startsWith('cuda')) throw new UsageError(`--device must be cpu or cuda, got '${device}'`, 'generate');
@@ -180,23 +176,15 @@ export async function runGenerate(argv: string[]): Promise<number> {
 }
 
 export async function runInfo(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true });
-  } catch (e) {
-    throw new UsageError((e as Error).message.split('. ')[0]!, 'info');
-  }
-  if (parsed.values.help) {
-    process.stdout.write(INFO_HELP);
-    return 0;
-  }
+  const parsed = parseCommand(argv, { command: 'info', help: INFO_HELP, options: { json: { type: 'boolean' } }, positionals: true });
+  if (!parsed) return 0;
   if (parsed.positionals.length !== 1) throw new UsageError('expected one PNG file', 'info');
   const file = parsed.positionals[0]!;
   let bytes: Buffer;
   try {
-    bytes = readFileSync(file);
+    bytes = await readImageFile(file);
   } catch (e) {
-    throw new Error(`cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new Error(e instanceof ImageFileError ? e.message : `cannot read ${file} (${(e as Error).message})`);
   }
   let text: Record<string, string>;
   try {

@@ -2,7 +2,7 @@
 // starts fast and works before every subcommand exists (bootstrap, train and eval land from other issues).
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { UsageError } from './errors.ts';
+import { UsageError } from './args.ts';
 
 export const HELP = `mumu: image generation from multimodal prompts (text interleaved with images), after MUMU (arXiv 2406.18790)
 
@@ -11,6 +11,7 @@ Usage: mumu <command> [options]
 Commands:
   generate   make images from a prompt such as "a <img:dog.png> dog and a <img:rocket.png> rocket"
   info       print the generation settings stored in a PNG that mumu made
+  serve      an HTTP API and a web page (images dropped into the prompt, progress, a gallery)
   bootstrap  build a multimodal-prompt dataset from EmojiWorld or captioned photos
   train      train a model stage from a config
   eval       evaluate a model
@@ -42,9 +43,11 @@ async function dispatch(command: string, argv: string[]): Promise<number | void>
       return (await import('./generate.ts')).runGenerate(argv);
     case 'info':
       return (await import('./generate.ts')).runInfo(argv);
+    case 'serve':
+      return (await import('./serve.ts')).runServe(argv);
   }
   const ext = EXTERNAL[command];
-  if (!ext) throw new UsageError(`unknown command '${command}' (commands: generate, info, ${Object.keys(EXTERNAL).join(', ')})`, '');
+  if (!ext) throw new UsageError(`unknown command '${command}' (commands: generate, info, serve, ${Object.keys(EXTERNAL).join(', ')})`, '');
   const url = new URL(`./${ext.file}`, import.meta.url);
   if (!existsSync(fileURLToPath(url))) throw new Error(`'mumu ${command}' is not part of this build yet (src/cli/${ext.file} is missing)`);
   const mod = (await import(url.href)) as Record<string, unknown>;
@@ -74,9 +77,11 @@ export async function main(argv: string[]): Promise<number> {
     const err = e instanceof Error ? e : new Error(String(e));
     const usage = err instanceof UsageError;
     const lines = err.message.split('\n');
+    // a header that ends in ':' (a config's name over its list of problems) is printed with the first problem
+    if (lines.length > 1 && lines[0]!.endsWith(':')) lines.splice(0, 2, `${lines[0]} ${lines[1]!.trim()}`);
     const where = usage ? (err.command ?? command ?? '') : '';
     let line = `mumu${where ? ` ${where}` : ''}: ${lines[0]}`;
-    if (lines.length > 1 && !debug) line += ` (+${lines.length - 1} more lines with --debug)`;
+    if (lines.length > 1 && !debug) line += ` (+${lines.length - 1} more with --debug)`;
     if (usage) line += ` (see mumu ${where ? `${where} ` : ''}--help)`;
     process.stderr.write(line + '\n');
     if (debug) process.stderr.write((err.stack ?? err.message) + '\n');

@@ -2,12 +2,11 @@
 // in one process, or in N worker processes (src/train/launch.ts) that meet through libtorch's c10d.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { readTrainConfig } from '../train/config.ts';
 import { train } from '../train/trainer.ts';
 import { launch, watchLauncher } from '../train/launch.ts';
 import { dist } from '../torch/index.ts';
-import { intFlag, UsageError } from './errors.ts';
+import { intFlag, parseCommand, UsageError } from './args.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/mumu.js', import.meta.url));
 
@@ -24,7 +23,7 @@ Options:
   --config       the stage config (JSON)
   --out          run folder (default runs/<config file name without .json>)
   --resume       continue from the newest intact checkpoint in DIR (weights, optimiser, RNG and data position)
-  --stop-at      stop after this optimizer step (the schedule still spans the config's steps); resume later
+  --stop-at      stop after this optimizer step, writing the model too (the schedule still spans the config's steps); resume later
   --progress     force the progress bar on (default: when stderr is a terminal)
   --device       cpu (default) or cuda[:N]: train on a GPU (needs a libtorch with CUDA, e.g. PyTorch's; README)
 
@@ -44,35 +43,28 @@ Several processes (data parallel, docs/TRAINING.md "Distributed"; like torchrun)
 `;
 
 export async function runTrain(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv, strict: true, allowPositionals: false,
-      options: {
-        config: { type: 'string' }, out: { type: 'string' }, resume: { type: 'boolean' }, 'stop-at': { type: 'string' },
-        progress: { type: 'boolean' }, device: { type: 'string' }, help: { type: 'boolean', short: 'h' },
-        nproc: { type: 'string' }, nnodes: { type: 'string' }, 'node-rank': { type: 'string' },
-        'master-addr': { type: 'string' }, 'master-port': { type: 'string' },
-      },
-    });
-  } catch (e) {
-    throw new UsageError((e as Error).message, 'train');
-  }
+  const parsed = parseCommand(argv, {
+    command: 'train',
+    help: TRAIN_HELP,
+    options: {
+      config: { type: 'string' }, out: { type: 'string' }, resume: { type: 'boolean' }, 'stop-at': { type: 'string' },
+      progress: { type: 'boolean' }, device: { type: 'string' },
+      nproc: { type: 'string' }, nnodes: { type: 'string' }, 'node-rank': { type: 'string' },
+      'master-addr': { type: 'string' }, 'master-port': { type: 'string' },
+    },
+  });
+  if (!parsed) return 0;
   const v = parsed.values;
-  if (v.help) {
-    process.stdout.write(TRAIN_HELP);
-    return 0;
-  }
   if (!v.config) throw new UsageError('--config FILE is required', 'train');
   const nproc = intFlag('nproc', v.nproc, 1, 1024) ?? 1;
   const nnodes = intFlag('nnodes', v.nnodes, 1, 65536) ?? 1;
   const nodeRank = intFlag('node-rank', v['node-rank'], 0, nnodes - 1) ?? 0;
   const masterPort = intFlag('master-port', v['master-port'], 1, 65535);
   if (nnodes > 1 && (!v['master-addr'] || masterPort === undefined)) throw new UsageError('--nnodes > 1 needs --master-addr and --master-port (node 0\'s address and a free port there)', 'train');
+  const stopAt = intFlag('stop-at', v['stop-at'], 1);
+  if (v.device !== undefined && !/^(cpu|cuda(:\d+)?)$/.test(v.device)) throw new UsageError(`--device must be cpu, cuda or cuda:N, got '${v.device}'`, 'train');
   const cfg = readTrainConfig(v.config);
   const out = v.out ?? path.join('runs', path.basename(v.config).replace(/\.json$/, ''));
-  if (v.device !== undefined && !/^(cpu|cuda(:\d+)?)$/.test(v.device)) throw new UsageError(`--device must be cpu, cuda or cuda:N, got '${v.device}'`, 'train');
-  const stopAt = intFlag('stop-at', v['stop-at'], 1);
   const opts = { out, resume: v.resume ?? false, stopAt, progress: v.progress, device: v.device };
 
   const env = dist.launchEnv();

@@ -1,5 +1,4 @@
 export * from './rng.ts';
-export * from './image.ts';
 export * from './emoji-world/index.ts';
 export * from './detect/index.ts';
 export * from './bootstrap/index.ts';

@@ -9,7 +9,7 @@ import { GroundTruthDetector } from './detect/ground-truth.ts';
 import { HumanDetector } from './detect/human.ts';
 import type { Detector } from './detect/types.ts';
 import { EmojiWorld, type Split } from './emoji-world/scene.ts';
-import { decodeImage, encodePng } from './image.ts';
+import { decodeImage, encodePng } from '../image/index.ts';
 import { deriveSeed, Rng } from './rng.ts';
 import type { ShardSample } from './shards/tar.ts';
 

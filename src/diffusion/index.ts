@@ -5,3 +5,4 @@ export * from './ddim.ts';
 export * from './euler.ts';
 export * from './guidance.ts';
 export * from './config.ts';
+export * from './samplers.ts';

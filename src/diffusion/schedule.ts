@@ -16,8 +16,7 @@ export interface ScheduleConfig {
   rescaleBetasZeroSnr?: boolean;
 }
 
-// Stable Diffusion 1.x / SDXL (and MUMU, which keeps SDXL's schedule, paper section 2.1).
-export const SD_SCHEDULE: ScheduleConfig = { numTrainTimesteps: 1000, betaStart: 0.00085, betaEnd: 0.012, betaSchedule: 'scaled_linear' };
+// Stable Diffusion's (SD_SCHEDULE) is derived from its scheduler_config.json in config.ts.
 
 function linspace(a: number, b: number, n: number): number[] {
   if (n === 1) return [a];
@@ -68,7 +67,7 @@ export interface NoiseSchedule {
   finalAlphaCumprod: number;
 }
 
-export function makeSchedule(config: ScheduleConfig = SD_SCHEDULE, setAlphaToOne = false): NoiseSchedule {
+export function makeSchedule(config: ScheduleConfig, setAlphaToOne = false): NoiseSchedule {
   const betas = config.rescaleBetasZeroSnr ? rescaleZeroTerminalSnr(betaSchedule(config)) : betaSchedule(config);
   const ac = alphasCumprod(betas);
   return { config, betas, alphasCumprod: ac, finalAlphaCumprod: setAlphaToOne ? 1 : ac[0]! };

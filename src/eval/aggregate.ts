@@ -1,10 +1,26 @@
 // Scores of outputs -> the report's numbers: means per metric, diversity across seeds, consistency across prompts.
-import { diversity, cosine, COPY_PASTE_THRESHOLD, type Rgb } from './metrics.ts';
+import { diversity, cosine, COPY_PASTE_THRESHOLD } from './metrics.ts';
+import type { RgbImage } from '../image/index.ts';
 import type { Case } from './tasks.ts';
 
 export type SystemName = 'mumu' | 'mumu-caption' | 'text-only' | 'describe' | 'lora-merge' | 'render';
 
-export interface Output { case: Case; system: SystemName; seed: number | null; image: Rgb; scores: Scores }
+// Which systems run on which task (the baselines where the paper compares, the render everywhere).
+export const SYSTEMS_FOR: Record<Case['task'], SystemName[]> = {
+  'same-image': ['mumu', 'mumu-caption', 'text-only', 'describe', 'render'],
+  harmonise: ['mumu', 'mumu-caption', 'text-only', 'describe', 'render'],
+  'style-transfer': ['mumu', 'mumu-caption', 'text-only', 'describe', 'render'],
+  'tokens-per-image': ['mumu', 'render'],
+  'lora-merge': ['mumu', 'lora-merge', 'render'],
+  character: ['mumu', 'mumu-caption', 'text-only', 'describe', 'render'],
+};
+
+// A system's image for a case and seed.
+export interface CaseGenerator { (c: Case, seed: number): Promise<RgbImage> }
+// title / note: where a system's row says more than its name (which merge ran)
+export interface SystemState { name: SystemName; gen: CaseGenerator | null; why: string; title?: string; note?: string }
+
+export interface Output { case: Case; system: SystemName; seed: number | null; image: RgbImage; scores: Scores }
 export interface Scores {
   preservation: number; // NaN when the case has no object reference
   control: number; // the same statistic for an object the prompt does not ask for (chance level)

@@ -11,7 +11,7 @@ import {
   Tensor, F, AdamW, tensor, empty, normal_, noGrad, tidy, saveSafetensors, loadSafetensors, clipGradNorm,
 } from '../torch/index.ts';
 import { Module, Conv2d, GroupNorm, Linear, seeded, parameter, initGenerator } from '../nn/index.ts';
-import { resampleRGBA, toRGBA, type RawImage } from '../data/image.ts';
+import { resampleRGBA, toRGBA, type RawImage } from '../image/index.ts';
 import { Rng, deriveSeed } from '../data/rng.ts';
 import { RenderSource, evaluatorConcepts, evaluatorStyles, type Pair, type Render } from './renders.ts';
 

@@ -4,31 +4,21 @@
 // Windows: a generated scene holds its objects anywhere, at any size. Every metric that asks "is this object in
 // the output" looks at the whole image and at square windows of 3/4 and 1/2 of its side (stride 1/4 of the side):
 // 1 + 4 + 9 = 14 views of a square image, each area-resampled to the evaluator's input size.
-import { resampleRGBA, crop, toRGBA, type RawImage } from '../data/image.ts';
+import { crop, areaResize, type RgbImage } from '../image/index.ts';
 import type { EmojiEvaluator } from './evaluator.ts';
-
-export interface Rgb { width: number; height: number; channels: 3; data: Uint8Array }
 
 export const WINDOW_FRACTIONS: readonly number[] = [1, 0.75, 0.5];
 
-export function windows(img: Rgb, fractions: readonly number[] = WINDOW_FRACTIONS): Rgb[] {
+export function windows(img: RgbImage, fractions: readonly number[] = WINDOW_FRACTIONS): RgbImage[] {
   const S = Math.min(img.width, img.height);
   const stride = Math.max(1, Math.round(S / 4));
-  const out: Rgb[] = [];
+  const out: RgbImage[] = [];
   for (const f of fractions) {
     const side = Math.max(1, Math.round(S * f));
     for (let y = 0; y + side <= img.height; y += stride)
-      for (let x = 0; x + side <= img.width; x += stride) out.push(crop(img as RawImage, { x, y, w: side, h: side }) as Rgb);
+      for (let x = 0; x + side <= img.width; x += stride) out.push(crop(img, { x, y, w: side, h: side }) as RgbImage);
   }
   return out;
-}
-
-// Area resampling to size x size, RGB out.
-export function areaResize(im: Rgb, size: number): Rgb {
-  const r = resampleRGBA(toRGBA(im), size, size);
-  const data = new Uint8Array(size * size * 3);
-  for (let i = 0; i < size * size; i++) for (let c = 0; c < 3; c++) data[i * 3 + c] = r.data[i * 4 + c]!;
-  return { width: size, height: size, channels: 3, data };
 }
 
 // ---- vectors ----
@@ -120,7 +110,7 @@ export function styleAdherence(styleLogits: number[], target: number): { hit: bo
 // pasted in; a redrawn object (other pose, other style, other details) scores far lower even when the evaluator calls
 // it the same concept. High concept preservation with copy >= COPY_PASTE_THRESHOLD is reported as copying, not success.
 export const COPY_PASTE_THRESHOLD = 0.9;
-export function copyPaste(reference: Rgb, output: Rgb): number {
+export function copyPaste(reference: RgbImage, output: RgbImage): number {
   const S = Math.min(output.width, output.height);
   const W = output.width;
   const out = Float32Array.from(output.data);
@@ -156,7 +146,7 @@ export function copyPaste(reference: Rgb, output: Rgb): number {
 
 // Diversity across seeds: mean pairwise (1 - cosine) of the outputs' whole-image embeddings (0 = all the same
 // picture to the evaluator), and mean pairwise (1 - pixel correlation).
-export function diversity(embeddings: ArrayLike<number>[], images: Rgb[] = [], size = 32): { embedding: number; pixel: number } {
+export function diversity(embeddings: ArrayLike<number>[], images: RgbImage[] = [], size = 32): { embedding: number; pixel: number } {
   const pairs = (n: number, f: (i: number, j: number) => number) => {
     let s = 0, k = 0;
     for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) {
@@ -179,7 +169,7 @@ export interface Views {
 }
 
 export class Judge {
-  readonly #cache = new Map<Rgb, Views>();
+  readonly #cache = new Map<RgbImage, Views>();
   constructor(readonly evaluator: EmojiEvaluator) {}
 
   conceptIndex(slug: string): number {
@@ -194,15 +184,15 @@ export class Judge {
   }
 
   // Whole image only (references: a crop is one object already).
-  embed(img: Rgb): { embedding: number[]; conceptLogits: number[]; styleLogits: number[] } {
+  embed(img: RgbImage): { embedding: number[]; conceptLogits: number[]; styleLogits: number[] } {
     return this.views(img, false).whole;
   }
 
-  views(img: Rgb, withWindows = true): Views {
+  views(img: RgbImage, withWindows = true): Views {
     const hit = this.#cache.get(img);
     if (hit && (hit.windows.length > 1 || !withWindows)) return hit;
     const ims = withWindows ? windows(img) : [img];
-    const out = this.evaluator.run(ims as RawImage[]);
+    const out = this.evaluator.run(ims);
     const emb = out.embedding.toList() as number[][];
     const cl = out.conceptLogits.toList() as number[][];
     const sl = out.styleLogits.toList() as number[][];
@@ -215,7 +205,7 @@ export class Judge {
   }
 
   // The evaluator's best guess of what a reference shows, among a vocabulary (the describe baseline's words).
-  describe(img: Rgb, vocabulary: string[]): { concept: string; style: string } {
+  describe(img: RgbImage, vocabulary: string[]): { concept: string; style: string } {
     const w = this.embed(img);
     const concept = vocabulary.reduce((a, b) => (w.conceptLogits[this.conceptIndex(b)]! > w.conceptLogits[this.conceptIndex(a)]! ? b : a));
     const st = this.evaluator.config.styles;

@@ -2,12 +2,12 @@
 // included: the judge must know what it judges), as single-object crops and as 1-3 object scenes. Drawn from its
 // own seed stream, with its own withheld (concept, style) pairs, so its accuracy can be measured on drawings it never
 // saw. Nothing here depends on how any generator was trained.
-import { alphaOver, blank, hflip, boxArea, intersect, type Box, type RawImage } from '../data/image.ts';
+import { alphaOver, blank, hflip, type RawImage } from '../image/index.ts';
 import { deriveSeed, hashString, Rng } from '../data/rng.ts';
 import { drawBackgroundSpec, renderBackground } from '../data/emoji-world/background.ts';
 import { STYLES, type Concept } from '../data/emoji-world/catalog.ts';
 import { sprite } from '../data/emoji-world/render.ts';
-import { EmojiWorld, OBJECT_SCALE, MAX_OVERLAP } from '../data/emoji-world/scene.ts';
+import { EmojiWorld, layoutSquares } from '../data/emoji-world/scene.ts';
 
 // About this percent of (style, concept) drawings are never shown to the evaluator in training: its accuracy on them
 // says how well it recognises a concept in a drawing it has not seen (the situation of a generated image).
@@ -63,25 +63,13 @@ export class RenderSource {
     return { image: rng.chance(0.3) ? hflip(image) : image, concepts: [pair.slug], style: pair.style, kind: 'crop' };
   }
 
-  // 1-3 objects of one style, sized and placed by EmojiWorld's rules (OBJECT_SCALE, MAX_OVERLAP).
+  // 1-3 objects of one style, sized and placed as EmojiWorld places them.
   scene(first: Pair, others: string[], rng: Rng): Render {
     const S = this.size;
     const n = 1 + others.length;
     const image = renderBackground(drawBackgroundSpec(rng), S, first.style);
-    const [lo, hi] = OBJECT_SCALE[n - 1]!;
-    const placed: Box[] = [];
     const slugs = [first.slug, ...others];
-    for (const slug of slugs) {
-      let side = Math.max(6, Math.round(rng.uniform(lo, hi) * S));
-      let b: Box = { x: 0, y: 0, w: side, h: side };
-      for (let attempt = 0; attempt < 60; attempt++) {
-        if (attempt > 0 && attempt % 20 === 0) side = Math.max(6, Math.round(side * 0.85));
-        b = { x: rng.intIn(0, S - side), y: rng.intIn(0, S - side), w: side, h: side };
-        if (placed.every((o) => boxArea(intersect(o, b)) <= MAX_OVERLAP * Math.min(boxArea(o), boxArea(b)))) break;
-      }
-      placed.push(b);
-      alphaOver(image, sprite(first.style, slug, b.w).image, b.x, b.y);
-    }
+    layoutSquares(rng, n, S).forEach((b, k) => alphaOver(image, sprite(first.style, slugs[k]!, b.w).image, b.x, b.y));
     return { image, concepts: slugs, style: first.style, kind: 'scene' };
   }
 

@@ -11,13 +11,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { alphaOver, blank, boxArea, intersect, crop, padToSquare, type Box, type RawImage } from '../data/image.ts';
+import { alphaOver, blank, crop, padToSquare, areaResize, type Box, type RgbImage } from '../image/index.ts';
 import { deriveSeed, Rng } from '../data/rng.ts';
 import { COLORS } from '../data/emoji-world/background.ts';
 import { STYLES, allConcepts, isHeldOutConcept, isHeldOutStyle } from '../data/emoji-world/catalog.ts';
 import { sprite } from '../data/emoji-world/render.ts';
-import { OBJECT_SCALE, MAX_OVERLAP, joinPhrases } from '../data/emoji-world/scene.ts';
-import { areaResize, type Rgb } from './metrics.ts';
+import { layoutSquares, phraseList, article } from '../data/emoji-world/scene.ts';
+import { insertImages, toPromptSegments } from '../data/bootstrap/prompt.ts';
+import type { PromptSegment } from '../prompt/parse.ts';
 
 interface SceneItem { concepts: string[]; style: string; background: string }
 export type TaskSpec =
@@ -101,45 +102,34 @@ const labelOf = (() => {
 })();
 const stylePhrase = (id: string) => STYLES.find((s) => s.id === id)!.phrase;
 
-export interface RenderedScene { image: Rgb; boxes: Box[] }
+export interface RenderedScene { image: RgbImage; boxes: Box[] }
 
 // An EmojiWorld-style scene with the given objects, style and solid background (layout from the content seed, as
 // EmojiWorld does, so the same content in another style has the same layout).
 export function renderScene(concepts: string[], style: string, background: string, size: number, seed: number): RenderedScene {
   const rng = new Rng(deriveSeed(seed, 0, `eval-scene:${concepts.join('+')}`));
   const image = blank(size, size, 3, COLORS[background]!);
-  const [lo, hi] = OBJECT_SCALE[Math.min(concepts.length, OBJECT_SCALE.length) - 1]!;
-  const placed: Box[] = [];
   const boxes: Box[] = [];
-  for (const slug of concepts) {
-    let side = Math.max(8, Math.round(rng.uniform(lo, hi) * size));
-    let b: Box = { x: 0, y: 0, w: side, h: side };
-    for (let attempt = 0; attempt < 200; attempt++) {
-      if (attempt > 0 && attempt % 20 === 0) side = Math.max(8, Math.round(side * 0.85));
-      b = { x: rng.intIn(0, size - side), y: rng.intIn(0, size - side), w: side, h: side };
-      if (placed.every((o) => boxArea(intersect(o, b)) <= MAX_OVERLAP * Math.min(boxArea(o), boxArea(b)))) break;
-    }
-    placed.push(b);
-    const sp = sprite(style, slug, b.w);
+  layoutSquares(rng, concepts.length, size).forEach((b, k) => {
+    const sp = sprite(style, concepts[k]!, b.w);
     alphaOver(image, sp.image, b.x, b.y);
     boxes.push({ x: b.x + sp.tight.x, y: b.y + sp.tight.y, w: sp.tight.w, h: sp.tight.h });
-  }
-  return { image: image as Rgb, boxes };
+  });
+  return { image: image as RgbImage, boxes };
 }
 
 // A bootstrap crop (paper section 4-5): the object's box cut from the scene, padded to a square with black.
-export function cropObject(scene: RenderedScene, k: number): Rgb {
-  return padToSquare(crop(scene.image as RawImage, scene.boxes[k]!)).image as Rgb;
+export function cropObject(scene: RenderedScene, k: number): RgbImage {
+  return padToSquare(crop(scene.image, scene.boxes[k]!)).image as RgbImage;
 }
 
 // ---- cases ----
-export interface Reference { image: Rgb; concept: string | null; style: string; role: 'object' | 'style' }
-export type Segment = string | { image: Rgb };
+export interface Reference { image: RgbImage; concept: string | null; style: string; role: 'object' | 'style' }
 
 export interface Case {
   task: TaskSpec['kind'];
   id: string;
-  segments: Segment[]; // the multimodal prompt
+  segments: PromptSegment[]; // the multimodal prompt
   caption: string; // the same prompt with words only (what the text-only model gets)
   references: Reference[];
   named: string[]; // concepts the output should show
@@ -151,10 +141,10 @@ export interface Case {
   tokensPerImage?: number; // ... which gives this many tokens per image (set when a model is loaded)
   seeds?: number[]; // instead of the suite's seeds
   group?: string; // tokens-per-image: the item all its settings share (one unrelated control for all of them)
-  oracle: Rgb; // the EmojiWorld render of what is asked (an upper reference, not a generation)
+  oracle: RgbImage; // the EmojiWorld render of what is asked (an upper reference, not a generation)
   // an object the prompt does not ask for, drawn like the first reference: its preservation score against the
   // output is the chance level of the best-window statistic
-  control: Rgb | null;
+  control: RgbImage | null;
 }
 
 export interface CaseOptions { outSize: number; refSize?: number }
@@ -163,28 +153,16 @@ function split(concepts: string[], styles: string[]): Case['split'] {
   return concepts.some(isHeldOutConcept) || styles.some(isHeldOutStyle) ? 'held-out' : 'train';
 }
 
-const article = (w: string) => (/^[aeiou]/.test(w) ? 'an' : 'a');
-
-// "a <img> dog face and a <img> rocket on a blue background, noto style": each crop right before its words.
-function interleave(concepts: string[], refs: (Rgb | null)[], tail: string): { segments: Segment[]; caption: string } {
-  const segments: Segment[] = [];
-  let text = '';
-  concepts.forEach((c, i) => {
-    const sep = i === 0 ? '' : i === concepts.length - 1 ? ' and ' : ', ';
-    const label = labelOf(c);
-    text += `${sep}${article(label)} `;
-    if (refs[i]) {
-      segments.push(text);
-      segments.push({ image: refs[i]! });
-      text = '';
-    }
-    text += label;
-  });
-  segments.push(text + tail);
-  return { segments: segments.filter((s) => typeof s !== 'string' || s.length > 0), caption: joinPhrases(concepts.map(labelOf)) + tail };
+// "a <img> dog face and a <img> rocket on a blue background, noto style": each crop right before its words, as the
+// bootstrap inserts them (paper section 4); a null reference leaves its words alone.
+function promptWithCrops(concepts: string[], refs: (RgbImage | null)[], tail: string): { segments: PromptSegment[]; caption: string } {
+  const { text, at } = phraseList(concepts.map(labelOf));
+  const caption = text + tail;
+  const images = refs.flatMap((r, i) => (r ? [{ at: at[i]!, segment: { type: 'image' as const, index: i, role: 'object' as const } }] : []));
+  return { segments: toPromptSegments(insertImages(caption, images), refs), caption };
 }
 
-function degrade(img: Rgb, r: number): Rgb {
+function degrade(img: RgbImage, r: number): RgbImage {
   if (!r) return img;
   const small = areaResize(img, r);
   const data = new Uint8Array(img.width * img.height * 3);
@@ -215,7 +193,7 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
           const crops = it.concepts.map((_, j) => cropObject(scene, j));
           for (const r of settings) {
             const refs = crops.map((c) => degrade(c, r));
-            const { segments, caption } = interleave(it.concepts, refs, tailOf(it.background, it.style));
+            const { segments, caption } = promptWithCrops(it.concepts, refs, tailOf(it.background, it.style));
             cases.push({
               task: t.kind, id: id(k, t.kind === 'tokens-per-image' ? `-r${r || 'full'}` : ''), segments, caption,
               references: crops.map((image, j) => ({ image, concept: it.concepts[j]!, style: it.style, role: 'object' as const })),
@@ -228,7 +206,7 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
           // the model's ViT when the cases run
           if (!tok || k >= (t.reference_size_items ?? t.items.length)) return;
           for (const px of t.reference_sizes ?? []) {
-            const { segments, caption } = interleave(it.concepts, crops, tailOf(it.background, it.style));
+            const { segments, caption } = promptWithCrops(it.concepts, crops, tailOf(it.background, it.style));
             cases.push({
               task: t.kind, id: id(k, `-s${px}`), segments, caption,
               references: crops.map((image, j) => ({ image, concept: it.concepts[j]!, style: it.style, role: 'object' as const })),
@@ -243,7 +221,7 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
       case 'harmonise':
         t.items.forEach((it, k) => {
           const crops = it.concepts.map((c, j) => cropObject(renderScene([c], it.ref_styles[j % it.ref_styles.length]!, it.background, R, seed + j), 0));
-          const { segments, caption } = interleave(it.concepts, crops, tailOf(it.background, it.style));
+          const { segments, caption } = promptWithCrops(it.concepts, crops, tailOf(it.background, it.style));
           cases.push({
             task: t.kind, id: id(k), segments, caption,
             references: crops.map((image, j) => ({ image, concept: it.concepts[j]!, style: it.ref_styles[j % it.ref_styles.length]!, role: 'object' as const })),
@@ -256,10 +234,10 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
         t.items.forEach((it, k) => {
           // the style image: other objects in the wanted style, on black; the text never names the style
           const ref = areaResize(renderScene(it.style_ref, it.style, 'black', R, seed + 99).image, R);
-          const { segments: head, caption } = interleave(it.concepts, it.concepts.map(() => null), tailOf(it.background, null));
+          const { segments: head, caption } = promptWithCrops(it.concepts, it.concepts.map(() => null), tailOf(it.background, null));
           const last = head.pop() as string;
           // the image stands where the style's name stands in training captions ("..., openmoji style")
-          const segments: Segment[] = [...head, `${last}, `, { image: ref }, ' style'];
+          const segments: PromptSegment[] = [...head, `${last}, `, { image: ref }, ' style'];
           cases.push({
             task: t.kind, id: id(k), segments, caption: `${caption}, ${stylePhrase(it.style)} style`,
             references: [{ image: ref, concept: null, style: it.style, role: 'style' }],
@@ -273,7 +251,7 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
           const scene = renderScene(it.concepts, it.style, it.background, R, seed);
           const crops = it.concepts.map((_, j) => cropObject(scene, j));
           // no style words: the style should come from the fine-tuned UNet
-          const { segments, caption } = interleave(it.concepts, crops, tailOf(it.background, null));
+          const { segments, caption } = promptWithCrops(it.concepts, crops, tailOf(it.background, null));
           cases.push({
             task: t.kind, id: id(k), segments, caption,
             references: crops.map((image, j) => ({ image, concept: it.concepts[j]!, style: it.style, role: 'object' as const })),
@@ -287,7 +265,7 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
         const ref = cropObject(renderScene([concept], style, 'white', R, seed), 0);
         t.contexts.forEach((c, k) => {
           const concepts = [concept, ...c.others];
-          const { segments, caption } = interleave(concepts, concepts.map((_, j) => (j === 0 ? ref : null)), tailOf(c.background, style));
+          const { segments, caption } = promptWithCrops(concepts, concepts.map((_, j) => (j === 0 ? ref : null)), tailOf(c.background, style));
           cases.push({
             task: t.kind, id: id(k), segments, caption,
             references: [{ image: ref, concept, style, role: 'object' }],

@@ -1,8 +1,7 @@
-// Typed configs read verbatim from diffusers / transformers `config.json` files. Every key is either one mumu
-// implements (with its upstream default), one mumu accepts only at one value (a feature it lacks: any other value
-// is an error, not a silent mismatch; checked before metadata), or metadata (`_class_name`, `architectures`, ...). Anything else
-// is rejected with the list of keys that are known, so a typo or an unsupported model fails at load time.
-import fs from 'node:fs';
+// Typed configs read verbatim from diffusers / transformers `config.json` files, through the one strict reader
+// (src/config.ts): implemented keys with their upstream defaults, keys accepted at one value only, and metadata
+// (`_class_name`, `architectures`, ...).
+import { readConfig, readJson, type ConfigSpec } from '../config.ts';
 
 // Keys the libraries write about the file, the tokenizer or generation rather than the architecture. transformers
 // sometimes serialises a nested config with every PretrainedConfig attribute, so the generic ones are all here.
@@ -19,40 +18,13 @@ const METADATA = new Set([
   'remove_invalid_values', 'exponential_decay_length_penalty', 'suppress_tokens', 'begin_suppress_tokens',
 ]);
 
-const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
-const kind = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
-
-export interface ConfigSpec<T> {
-  defaults: T; // every implemented key with its upstream default
-  unsupported?: Record<string, unknown>; // key -> the only accepted value
-  // keys whose value may be one of several JSON kinds (e.g. number or number[]); others must match the default's kind
-  flexible?: (keyof T)[];
-}
-
+// A model config (config.json): src/config.ts's reader with the libraries' metadata keys ignored and null accepted
+// anywhere (transformers writes null for "not set").
 export function parseConfig<T extends object>(name: string, raw: unknown, spec: ConfigSpec<T>): T {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${name} config: expected a JSON object`);
-  const out: Record<string, unknown> = { ...(spec.defaults as Record<string, unknown>) };
-  const unknown: string[] = [];
-  const problems: string[] = [];
-  for (const [key, value] of Object.entries(raw)) {
-    if (key in spec.defaults) {
-      const d = (spec.defaults as Record<string, unknown>)[key];
-      const flexible = spec.flexible?.includes(key as keyof T) || d === null || value === null;
-      if (!flexible && kind(d) !== kind(value)) problems.push(`${key} must be ${kind(d)}, got ${JSON.stringify(value)}`);
-      out[key] = value;
-    } else if (spec.unsupported && key in spec.unsupported) {
-      if (!same(value, spec.unsupported[key])) problems.push(`${key} = ${JSON.stringify(value)} is not supported (only ${JSON.stringify(spec.unsupported[key])})`);
-    } else if (!key.startsWith('_') && !METADATA.has(key)) unknown.push(key);
-  }
-  if (unknown.length) {
-    const known = [...Object.keys(spec.defaults), ...Object.keys(spec.unsupported ?? {})].sort();
-    problems.push(`unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} (known: ${known.join(', ')})`);
-  }
-  if (problems.length) throw new Error(`${name} config:\n  ${problems.join('\n  ')}`);
-  return out as T;
+  return readConfig(`${name} config`, raw, { ignored: METADATA, nullable: true, ...spec });
 }
 
-export const readJson = (file: string): unknown => JSON.parse(fs.readFileSync(file, 'utf8'));
+export { readJson };
 
 // A per-block setting given once for all blocks or as a list (diffusers' int-or-tuple config values).
 export function perBlock<T>(v: T | T[], n: number, key: string): T[] {

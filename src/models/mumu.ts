@@ -11,7 +11,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Tensor } from '../torch/index.ts';
 import { Module, injectLora, type LoraConfig } from '../nn/index.ts';
+import type { PromptBatch } from '../prompt/encode.ts';
+import { readConfig } from '../config.ts';
 import { parseConfig, readJson } from './config.ts';
+import PLAN from '../../configs/models/mumu.json' with { type: 'json' };
 import { UNet2DConditionModel } from './unet.ts';
 import { AutoencoderKL } from './vae.ts';
 import { VisionLanguageModel } from './vlm.ts';
@@ -36,25 +39,26 @@ export interface MumuTrainingConfig {
   unet_lora_target_modules: string[];
 }
 
-// Paper Table 1.
-export const PAPER_TRAINING: MumuTrainingConfig = {
-  vision_model: 'frozen', connector: 'lora', text_model: 'lora', adapter: 'full', unet: 'lora', vae: 'frozen', text_encoder: 'frozen',
-  lora_r: 8, lora_alpha: 8, lora_dropout: 0,
-  vlm_lora_target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
-  unet_lora_target_modules: ['to_q', 'to_k', 'to_v', 'to_out.0'],
+const PART_MODES = ['frozen', 'lora', 'full'] as const;
+const WHOLE_MODES = ['frozen', 'full'] as const;
+const MODE_RULES = {
+  vision_model: { choices: PART_MODES }, connector: { choices: PART_MODES }, text_model: { choices: PART_MODES }, unet: { choices: PART_MODES },
+  adapter: { choices: WHOLE_MODES }, vae: { choices: WHOLE_MODES }, text_encoder: { choices: WHOLE_MODES },
 };
 
+// Paper Table 1, written once: configs/models/mumu.json, every key required (this object only gives their kinds).
+const PLAN_KINDS: MumuTrainingConfig = {
+  vision_model: 'frozen', connector: 'frozen', text_model: 'frozen', adapter: 'frozen', unet: 'frozen', vae: 'frozen', text_encoder: 'frozen',
+  lora_r: 0, lora_alpha: 0, lora_dropout: 0, vlm_lora_target_modules: [], unet_lora_target_modules: [],
+};
+// imported, not read at run time, so that bundles (scripts/gpu) carry it
+export const PAPER_TRAINING: MumuTrainingConfig = readConfig('configs/models/mumu.json', PLAN, {
+  defaults: PLAN_KINDS, required: Object.keys(PLAN_KINDS) as (keyof MumuTrainingConfig)[], rules: MODE_RULES,
+});
+
+// A plan: Table 1 with the given keys over it.
 export function parseTrainingConfig(raw: unknown): MumuTrainingConfig {
-  const c = parseConfig<MumuTrainingConfig>('mumu training', raw, { defaults: PAPER_TRAINING });
-  const modes: Record<string, readonly string[]> = {
-    vision_model: ['frozen', 'lora', 'full'], connector: ['frozen', 'lora', 'full'], text_model: ['frozen', 'lora', 'full'],
-    unet: ['frozen', 'lora', 'full'], adapter: ['frozen', 'full'], vae: ['frozen', 'full'], text_encoder: ['frozen', 'full'],
-  };
-  for (const [k, allowed] of Object.entries(modes)) {
-    const v = (c as unknown as Record<string, string>)[k]!;
-    if (!allowed.includes(v)) throw new Error(`mumu training config: ${k} = '${v}' (one of ${allowed.join(', ')})`);
-  }
-  return c;
+  return parseConfig<MumuTrainingConfig>('mumu training', raw, { defaults: PAPER_TRAINING, rules: MODE_RULES });
 }
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -65,12 +69,6 @@ export interface MumuParts {
   unet: UNet2DConditionModel;
   vae: AutoencoderKL;
   text_encoder?: TextEncoder | null;
-}
-
-export interface PromptBatch {
-  inputIds: Tensor; // (B, T) with image placeholders
-  pixels: Tensor | null; // (N, C, S, S)
-  attentionMask: Tensor | null; // (B, T), 1 = real token
 }
 
 export class MumuModel extends Module {
@@ -120,9 +118,10 @@ export class MumuModel extends Module {
     return this;
   }
 
-  // The UNet's cross-attention context for a batch of multimodal prompts: (B, T, cross_attention_dim).
-  encodePrompt({ inputIds, pixels, attentionMask }: PromptBatch): Tensor {
-    const { lastHiddenState } = this.vlm.forward(inputIds, pixels, { attentionMask });
+  // The UNet's cross-attention context for a batch of multimodal prompts (src/prompt's collatePrompts; a null mask:
+  // every token is real): (B, T, cross_attention_dim).
+  encodePrompt({ inputIds, pixelValues, attentionMask }: Pick<PromptBatch, 'inputIds' | 'pixelValues'> & { attentionMask: Tensor | null }): Tensor {
+    const { lastHiddenState } = this.vlm.forward(inputIds, pixelValues, { attentionMask });
     return this.adapter.forward(lastHiddenState, attentionMask);
   }
 

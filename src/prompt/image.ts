@@ -1,11 +1,11 @@
 // Conditioning images: decoded, flattened onto black, padded to a square with black and resized to the encoder's
 // input size (paper section 5: "All images were padded to square resolutions with black pixels. Image crops were
 // always resized up or down to meet their target resolution").
-import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import sharp from 'sharp';
 import type { Sharp, Metadata } from 'sharp';
-import { PromptError, type ImageInput, type RawImage } from './parse.ts';
+import { readImageFile, ImageFileError } from '../image/index.ts';
+import { PromptError, type ImageInput, type PixelsInput } from './parse.ts';
 
 // Refused outright above this many pixels (a 10000 x 10000 photo); anything smaller is simply downscaled, since every
 // image ends at the encoder's size (tens to hundreds of pixels) anyway.
@@ -22,21 +22,19 @@ export interface PreparedImage {
 const describe = (src: ImageInput) =>
   typeof src === 'string' ? `'${src}'` : src instanceof Uint8Array ? `the image data` : `the ${src.width}x${src.height} pixels`;
 
-async function readImageFile(path: string, cwd: string, where: string): Promise<Buffer> {
+// A reference named by path: read as src/image reads user-named files (regular files only, bounded in bytes).
+async function readReference(path: string, cwd: string, where: string): Promise<Buffer> {
   const full = resolve(cwd, path);
   try {
-    const st = await stat(full);
-    if (st.isDirectory()) throw new PromptError(`image '${path}' is a folder, not a file`, where);
-    return await readFile(full);
+    return await readImageFile(full);
   } catch (e) {
-    if (e instanceof PromptError) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new PromptError(`image file '${path}' not found (looked for ${full})`, where);
-    throw new PromptError(`cannot read image file '${path}' (${code ?? (e as Error).message})`, where);
+    if (!(e instanceof ImageFileError)) throw e;
+    if (e.detail === 'not found') throw new PromptError(`image file '${path}' not found (looked for ${full})`, where);
+    throw new PromptError(`image '${path}' ${e.detail}`, where);
   }
 }
 
-function rawInput(img: RawImage, where: string): Sharp {
+function rawInput(img: PixelsInput, where: string): Sharp {
   const { width, height } = img;
   const channels = img.channels ?? 4;
   if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0) {
@@ -55,7 +53,7 @@ function rawInput(img: RawImage, where: string): Sharp {
 // reported here, with the prompt position.
 async function openImage(src: ImageInput, cwd: string | undefined, where: string): Promise<{ img: Sharp; w: number; h: number }> {
   if (!(typeof src === 'string' || src instanceof Uint8Array)) return { img: rawInput(src, where), w: src.width, h: src.height };
-  const bytes = typeof src === 'string' ? await readImageFile(src, cwd ?? process.cwd(), where) : Buffer.from(src);
+  const bytes = typeof src === 'string' ? await readReference(src, cwd ?? process.cwd(), where) : Buffer.from(src);
   if (bytes.length === 0) throw new PromptError(`${describe(src)} is an empty file, not an image`, where);
   const img = sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' });
   let meta: Metadata;

@@ -3,15 +3,17 @@
 // where every `<` opens an image tag, `\<` is a literal `<`, and paths are relative to the working folder.
 // API form: an array of text strings and { image } segments, taken literally (no tags, no escapes).
 
-// Raw pixels, row-major, 8 bits per channel (RGBA unless channels says otherwise).
-export interface RawImage {
+// Pixels as an API caller hands them in: row-major, 8 bits per channel, RGBA unless channels says otherwise (a
+// canvas ImageData fits as it is). Checked, then read like a file, by prompt/image.ts; inside mumu images are
+// src/image's RawImage.
+export interface PixelsInput {
   width: number;
   height: number;
   data: Uint8Array | Uint8ClampedArray;
   channels?: 1 | 3 | 4;
 }
 // A file path, encoded bytes (PNG, JPEG, WebP, ...), or pixels.
-export type ImageInput = string | Uint8Array | RawImage;
+export type ImageInput = string | Uint8Array | PixelsInput;
 export type PromptSegment = string | { text: string } | { image: ImageInput };
 export type PromptInput = string | PromptSegment[];
 
@@ -33,10 +35,20 @@ export class PromptError extends Error {
 
 const TAG = '<img:';
 
+// A prompt's text is bounded before anything reads it: far above what any model here takes in tokens (the model's
+// own token limit is checked when the prompt is encoded), far below what would stall tokenizing.
+export const MAX_PROMPT_CHARS = 20_000;
+function checkLength(chars: number): void {
+  if (chars > MAX_PROMPT_CHARS) {
+    throw new PromptError(`is ${chars.toLocaleString('en')} characters long; mumu takes at most ${MAX_PROMPT_CHARS.toLocaleString('en')}`);
+  }
+}
+
 // A short excerpt of the prompt starting at i, for messages.
 const excerpt = (s: string, i: number, n = 24) => JSON.stringify(s.length - i > n ? s.slice(i, i + n) + '...' : s.slice(i));
 
 export function parsePromptText(prompt: string): PromptPart[] {
+  checkLength(prompt.length);
   const parts: PromptPart[] = [];
   let text = '';
   let textStart = 0;
@@ -76,19 +88,20 @@ export function parsePromptText(prompt: string): PromptPart[] {
   return parts;
 }
 
-const isRaw = (x: unknown): x is RawImage =>
+const isPixels = (x: unknown): x is PixelsInput =>
   typeof x === 'object' && x !== null && 'width' in x && 'height' in x && 'data' in x;
 
 export function parsePrompt(prompt: PromptInput): PromptPart[] {
   if (typeof prompt === 'string') return parsePromptText(prompt);
   if (!Array.isArray(prompt)) throw new PromptError('expected a string or an array of text and { image } segments');
+  checkLength(prompt.reduce((n, seg) => n + (typeof seg === 'string' ? seg.length : seg && typeof seg === 'object' && 'text' in seg && typeof seg.text === 'string' ? seg.text.length : 0), 0));
   return prompt.map((seg, k): PromptPart => {
     const where = `segment ${k + 1}`;
     if (typeof seg === 'string') return { kind: 'text', text: seg, where };
     if (seg && typeof seg === 'object' && 'text' in seg && typeof seg.text === 'string') return { kind: 'text', text: seg.text, where };
     if (seg && typeof seg === 'object' && 'image' in seg) {
       const img = seg.image;
-      if (typeof img === 'string' || img instanceof Uint8Array || isRaw(img)) return { kind: 'image', source: img, where };
+      if (typeof img === 'string' || img instanceof Uint8Array || isPixels(img)) return { kind: 'image', source: img, where };
       throw new PromptError('an image must be a file path, encoded image bytes, or { width, height, data } pixels', where);
     }
     throw new PromptError('expected a string, { text } or { image }', where);
@@ -99,13 +112,18 @@ export function parsePrompt(prompt: PromptInput): PromptPart[] {
 export const isEmptyPrompt = (parts: PromptPart[]) => parts.every((p) => p.kind === 'text' && !p.text.trim());
 
 // The prompt written back in text form (escaping '<'), for PNG metadata and logs; non-path images show as <img:#k>.
+// A text ending in '\' right before an image gets a space: '\<img:' would read back as a literal '<' (the text form
+// has no other escape), so that one case does not round-trip exactly.
 export function formatPrompt(parts: PromptPart[]): string {
   let k = 0;
   return parts
-    .map((p) => {
-      if (p.kind === 'text') return p.text.replaceAll('<', '\\<');
-      k++;
-      return typeof p.source === 'string' ? `<img:${p.source}>` : `<img:#${k}>`;
+    .map((p, i) => {
+      if (p.kind === 'image') {
+        k++;
+        return typeof p.source === 'string' ? `<img:${p.source}>` : `<img:#${k}>`;
+      }
+      const text = p.text.replaceAll('<', '\\<');
+      return parts[i + 1]?.kind === 'image' && text.endsWith('\\') ? `${text} ` : text;
     })
     .join('');
 }

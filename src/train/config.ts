@@ -1,7 +1,7 @@
 // A training stage as one JSON file (configs/<stage>.json), read strictly: unknown keys are errors, so a typo
 // never silently trains with a default. Every number that shapes a run lives here and is copied into the run folder.
-import fs from 'node:fs';
 import path from 'node:path';
+import { readConfig, readJson, type ConfigSpec } from '../config.ts';
 import { parseTrainingConfig, type MumuTrainingConfig } from '../models/index.ts';
 import type { ConceptFilter } from '../data/emoji-world/index.ts';
 
@@ -103,24 +103,25 @@ export const DEFAULTS: Omit<TrainConfig, 'stage' | 'optimizer'> & { optimizer: O
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-// Merges raw over defaults one level deep for the sections, rejecting keys the defaults do not have.
-function merge(where: string, defaults: Obj, raw: Obj, open: Set<string>): Obj {
-  const out: Obj = { ...defaults };
-  for (const [k, v] of Object.entries(raw)) {
-    if (k.startsWith('_')) continue;
-    if (!(k in defaults) && !open.has(k)) throw new Error(`${where}: unknown key '${k}' (known: ${Object.keys(defaults).join(', ')})`);
-    const d = defaults[k];
-    if (isObj(d) && isObj(v) && !open.has(k)) out[k] = merge(`${where}.${k}`, d, v, new Set());
-    else out[k] = v;
-  }
-  return out;
-}
-
-const num = (where: string, v: unknown, { min = -Infinity, int = false } = {}): number => {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (int && !Number.isInteger(v))) {
-    throw new Error(`${where} must be ${int ? 'an integer' : 'a number'} >= ${min}, got ${JSON.stringify(v)}`);
-  }
-  return v;
+const count = { int: true, min: 1 };
+const SPEC: ConfigSpec<TrainConfig> = {
+  defaults: { ...DEFAULTS, stage: 'vae', optimizer: { ...DEFAULTS.optimizer, groups: [] } },
+  rules: { steps: count, batch_size: count, grad_accum: count, seed: { int: true, min: 0 }, log_every: count },
+  sections: {
+    data: { defaults: DEFAULTS.data, rules: { prompt_dropout: { min: 0, max: 1 }, reference_size: count, size: count, prefetch: { int: true, min: 0 } } },
+    optimizer: { defaults: { ...DEFAULTS.optimizer, groups: [] } },
+    schedule: { defaults: DEFAULTS.schedule, rules: { kind: { choices: ['cosine', 'constant'] }, warmup_steps: { int: true, min: 0 }, min_lr_ratio: { min: 0 } } },
+    ema: { defaults: { decay: 0, warmup: false }, required: ['decay'], rules: { decay: { min: 0 } } },
+    loss: { defaults: DEFAULTS.loss, rules: { snr_gamma: { min: 0 } } },
+    checkpoint: { defaults: DEFAULTS.checkpoint, rules: { every: count, keep: count } },
+    samples: { defaults: DEFAULTS.samples },
+    export: { defaults: DEFAULTS.export, rules: { dtype: { choices: ['float32', 'float16'] } } },
+  },
+};
+const GROUP: ConfigSpec<GroupConfig> = {
+  defaults: { name: '', match: '', lr: 0, weight_decay: 0 },
+  required: ['name', 'match', 'lr'],
+  rules: { lr: { min: 0 }, weight_decay: { min: 0 } },
 };
 
 export function parseTrainConfig(raw: unknown, where = 'train config'): TrainConfig {
@@ -129,25 +130,8 @@ export function parseTrainConfig(raw: unknown, where = 'train config'): TrainCon
   if (!isObj(raw.optimizer) || !Array.isArray(raw.optimizer.groups) || raw.optimizer.groups.length === 0) {
     throw new Error(`${where}: optimizer.groups must list at least one {name, match, lr, weight_decay}`);
   }
-  const c = merge(where, { ...DEFAULTS, stage: '', optimizer: { ...DEFAULTS.optimizer, groups: [] } } as unknown as Obj, raw, new Set(['train', 'init', 'scheduler', 'ema', 'fresh', 'from'])) as unknown as TrainConfig;
-  num(`${where}: steps`, c.steps, { min: 1, int: true });
-  num(`${where}: batch_size`, c.batch_size, { min: 1, int: true });
-  num(`${where}: grad_accum`, c.grad_accum, { min: 1, int: true });
-  num(`${where}: data.prompt_dropout`, c.data.prompt_dropout, { min: 0 });
-  if (c.data.prompt_dropout > 1) throw new Error(`${where}: data.prompt_dropout must be in [0, 1]`);
-  if (c.data.reference_size !== null) num(`${where}: data.reference_size`, c.data.reference_size, { min: 1, int: true });
-  num(`${where}: checkpoint.every`, c.checkpoint.every, { min: 1, int: true });
-  num(`${where}: checkpoint.keep`, c.checkpoint.keep, { min: 1, int: true });
-  if (!['cosine', 'constant'].includes(c.schedule.kind)) throw new Error(`${where}: schedule.kind must be cosine or constant`);
-  if (c.ema !== null) {
-    if (!isObj(c.ema)) throw new Error(`${where}: ema must be null or {decay, warmup}`);
-    const extra = Object.keys(c.ema).filter((k) => !['decay', 'warmup'].includes(k));
-    if (extra.length) throw new Error(`${where}: ema: unknown key '${extra[0]}' (known: decay, warmup)`);
-    num(`${where}: ema.decay`, c.ema.decay, { min: 0 });
-    if (c.ema.decay >= 1) throw new Error(`${where}: ema.decay must be below 1`);
-    c.ema = { decay: c.ema.decay, warmup: c.ema.warmup ?? false };
-    if (typeof c.ema.warmup !== 'boolean') throw new Error(`${where}: ema.warmup must be true or false`);
-  }
+  const c = readConfig(where, raw, SPEC);
+  if (c.ema && c.ema.decay >= 1) throw new Error(`${where}: ema.decay must be below 1`);
   if (c.fresh !== null) {
     if (!isObj(c.fresh)) throw new Error(`${where}: fresh must be null or {part: {config keys}}`);
     for (const [k, v] of Object.entries(c.fresh)) {
@@ -165,19 +149,14 @@ export function parseTrainConfig(raw: unknown, where = 'train config'): TrainCon
     }
   }
   if (c.scheduler !== null && !isObj(c.scheduler)) throw new Error(`${where}: scheduler must be null or an object of scheduler_config.json keys`);
-  if (c.loss.snr_gamma !== null) num(`${where}: loss.snr_gamma`, c.loss.snr_gamma, { min: 0 });
-  if (!['float32', 'float16'].includes(c.export.dtype)) throw new Error(`${where}: export.dtype must be float32 or float16`);
   const names = new Set<string>();
   c.optimizer.groups = c.optimizer.groups.map((g, i) => {
     const gw = `${where}: optimizer.groups[${i}]`;
-    if (!isObj(g)) throw new Error(`${gw}: expected an object`);
-    const extra = Object.keys(g).filter((k) => !['name', 'match', 'lr', 'weight_decay'].includes(k));
-    if (extra.length) throw new Error(`${gw}: unknown key '${extra[0]}'`);
-    if (typeof g.name !== 'string' || names.has(g.name)) throw new Error(`${gw}: name must be a unique string`);
-    names.add(g.name);
-    if (typeof g.match !== 'string') throw new Error(`${gw}: match must be a regex string`);
-    new RegExp(g.match);
-    return { name: g.name, match: g.match, lr: num(`${gw}.lr`, g.lr, { min: 0 }), weight_decay: num(`${gw}.weight_decay`, g.weight_decay ?? 0, { min: 0 }) };
+    const group = readConfig(gw, g, GROUP);
+    if (names.has(group.name)) throw new Error(`${gw}: name must be a unique string`);
+    names.add(group.name);
+    new RegExp(group.match);
+    return group;
   });
   const { lm_head, ...plan } = c.train;
   if (lm_head !== undefined && lm_head !== 'frozen' && lm_head !== 'full') throw new Error(`${where}: train.lm_head must be frozen or full`);
@@ -186,12 +165,7 @@ export function parseTrainConfig(raw: unknown, where = 'train config'): TrainCon
 }
 
 export function readTrainConfig(file: string): TrainConfig {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new Error(`cannot read config ${file}: ${(e as Error).message}`);
-  }
+  const raw = readJson(file);
   const c = parseTrainConfig(raw, file);
   // paths in a config are relative to the working directory (configs are run from the repo root)
   const from = c.from && Object.fromEntries(Object.entries(c.from).map(([k, v]) => [k, path.resolve(v)]));

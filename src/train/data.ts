@@ -16,7 +16,7 @@ import { EmojiWorld, SCENE_BACKGROUNDS, STYLES, COLORS, allConcepts, DEFAULT_GRO
 import { bootstrapSample } from '../data/bootstrap/bootstrap.ts';
 import { defaultConfig } from '../data/bootstrap/rules.ts';
 import { GroundTruthDetector } from '../data/detect/ground-truth.ts';
-import { crop, clampBox, type RawImage } from '../data/image.ts';
+import { crop, clampBox, type RawImage } from '../image/index.ts';
 import { deriveSeed, Rng } from '../data/rng.ts';
 import { rankPositions } from '../data/split.ts';
 import { readManifest } from '../data/shards/run.ts';

@@ -21,6 +21,8 @@ import { MumuPipeline, componentsFromModel, type MumuComponents } from '../pipel
 import type { TrainConfig, GroupConfig } from './config.ts';
 import { emojiVocabulary, collate, type Batch, type Item, type StageData } from './data.ts';
 import { ItemDraws } from './draws.ts';
+import type { RgbImage } from '../image/index.ts';
+import { imagesFromTensor } from '../image/tensor.ts';
 
 export interface Built {
   model: MumuModel;
@@ -176,7 +178,7 @@ export class StageRunner {
         // the MUMU stage starts from a model that already follows text as well as the base, and only has to learn what
         // the images add. Mean squared error over real tokens.
         const target = noGrad(() => m.encodeText(b.ids!, b.mask));
-        const pred = m.encodePrompt({ inputIds: b.ids!, pixels: null, attentionMask: b.mask });
+        const pred = m.encodePrompt({ inputIds: b.ids!, pixelValues: null, attentionMask: b.mask });
         const w = b.mask!.unsqueeze(-1);
         const loss = pred.sub(target).square().mul(w).sum().div(w.sum().mul(pred.size(-1)));
         return { loss, parts: {} };
@@ -213,18 +215,18 @@ export class StageRunner {
 
   // Rows of RGB images (each H x W x 3) showing the model now, or text lines for the VLM. Diffusion stages generate
   // through MumuPipeline (the scheduler config's sampler settings), prompt i from seed samples.seed + i.
-  async samples(items: Item[]): Promise<{ rows: RGBImage[][]; text: string[] }> {
+  async samples(items: Item[]): Promise<{ rows: RgbImage[][]; text: string[] }> {
     const m = this.model;
     const b = this.batch(items);
     const S = this.cfg.data.size;
-    const targets = b.images ? toRgb(b.images) : [];
+    const targets = b.images ? imagesFromTensor(b.images) : [];
     m.eval();
     try {
-      if (this.cfg.stage === 'vae') return noGrad(() => tidy(() => ({ rows: [targets, toRgb(m.vae.decode(m.vae.encode(b.images!).mode()))], text: [] })));
+      if (this.cfg.stage === 'vae') return noGrad(() => tidy(() => ({ rows: [targets, imagesFromTensor(m.vae.decode(m.vae.encode(b.images!).mode()))], text: [] })));
       if (this.cfg.stage === 'vlm') return { rows: [], text: noGrad(() => tidy(() => items.map((it, i) => `${it.caption}  =>  ${this.greedyCaption(b, i)}`))) };
       const pipe = new MumuPipeline(this.components);
       const o = this.cfg.samples;
-      const generated: RGBImage[] = [];
+      const generated: RgbImage[] = [];
       for (const [i, it] of items.entries()) {
         const r = await pipe.generate(it.segments!, { steps: o.steps, guidanceScale: o.guidance_scale, seed: o.seed + i });
         generated.push(r.images[0]!);
@@ -240,7 +242,7 @@ export class StageRunner {
             firsts.push(n ? F.interpolate(b.pixels!.narrow(0, k, 1), { size: [S, S], mode: 'nearest' }) : full([1, 3, S, S], -1, { device: this.device }));
             k += n;
           }
-          return toRgb(cat(firsts, 0));
+          return imagesFromTensor(cat(firsts, 0));
         })));
       }
       return { rows, text: [] };
@@ -257,28 +259,4 @@ export class StageRunner {
     return t.decode(this.model.vlm.greedy(ids, b.pixels!.narrow(0, i, 1), { eosId: t.eosId }));
   }
 
-}
-
-export interface RGBImage { width: number; height: number; channels: 3; data: Uint8Array }
-
-// (B, 3, H, W) in [-1, 1] -> RGB images
-export function toRgb(x: Tensor): RGBImage[] {
-  const u8 = noGrad(() => x.clamp(-1, 1).add(1).mul(127.5).round().to('uint8').permute(0, 2, 3, 1).contiguous());
-  const [B, H, W] = u8.shape as [number, number, number, number];
-  const bytes = u8.toBytes();
-  return Array.from({ length: B }, (_, i) => ({ width: W, height: H, channels: 3, data: bytes.slice(i * H * W * 3, (i + 1) * H * W * 3) }));
-}
-
-// Grid of rows (each row left to right), 2 px gaps, black background.
-export function gridRows(rows: RGBImage[][], gap = 2): RGBImage {
-  const cells = rows.flat();
-  const w = Math.max(...cells.map((c) => c.width)), h = Math.max(...cells.map((c) => c.height));
-  const cols = Math.max(...rows.map((r) => r.length));
-  const W = cols * w + (cols - 1) * gap, H = rows.length * h + (rows.length - 1) * gap;
-  const data = new Uint8Array(W * H * 3);
-  rows.forEach((row, r) => row.forEach((im, c) => {
-    const x0 = c * (w + gap), y0 = r * (h + gap);
-    for (let y = 0; y < im.height; y++) data.set(im.data.subarray(y * im.width * 3, (y + 1) * im.width * 3), ((y0 + y) * W + x0) * 3);
-  }));
-  return { width: W, height: H, channels: 3, data };
 }

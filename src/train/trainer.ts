@@ -9,10 +9,10 @@ import { AdamW, Generator, clipGradNorm, manualSeed, noGrad, tidy, keep, cuda, t
 import type { ProcessGroup } from '../torch/distributed.ts';
 import type { MumuModel } from '../models/index.ts';
 import { savePretrained } from '../pipeline.ts';
-import { encodePng } from '../cli/png.ts';
+import { encodePng, gridRows } from '../image/index.ts';
 import { lrFactor, emaDecay, type TrainConfig } from './config.ts';
 import { StageData, Prefetcher, type Item } from './data.ts';
-import { buildModel, applyPlan, paramGroups, StageRunner, gridRows } from './stages.ts';
+import { buildModel, applyPlan, paramGroups, StageRunner, type Built } from './stages.ts';
 import { saveCheckpoint, loadLatestCheckpoint, pruneCheckpoints, listCheckpoints } from './checkpoint.ts';
 import { DataParallel } from './ddp.ts';
 import { plotLoss } from '../plot.ts';
@@ -92,6 +92,21 @@ export function optimizerUpdate(opt: AdamW, params: Tensor[], clip: number | nul
   return gradNorm;
 }
 
+// What a step updates and a checkpoint holds (the EMA on rank 0 only). No RNG: the loss's draws are per item
+// (src/train/draws.ts).
+interface TrainState {
+  trainable: [string, Tensor][];
+  ema: Map<string, Tensor> | null;
+  opt: AdamW;
+}
+
+// Where a resumed run starts, and the optimizer's hyper-parameters rank 0 read with it (handed to the other ranks).
+interface Resumed {
+  step: number;
+  micro: number;
+  optimizer: { step: number; groups: ReturnType<AdamW['stateDict']>['groups'] };
+}
+
 export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainResult> {
   const dp = new DataParallel(o.group ?? null);
   const main = dp.isMain; // rank 0 (or the only process) writes the run folder; the other ranks write nothing
@@ -120,30 +135,14 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
   const runner = new StageRunner(cfg, built, device);
   const { groups, trainable, opt } = buildOptimizer(model, cfg);
   const ema = cfg.ema && main ? new Map(trainable.map(([n, p]) => [n, keep(p.detach().clone())])) : null;
+  const state: TrainState = { trainable, ema, opt };
   const counts = model.parameterCounts();
   log(`${cfg.stage}: ${trainable.reduce((n, [, p]) => n + p.numel, 0).toLocaleString('en')} trainable parameters in ${groups.map((g) => `${g.group.name} (${g.params.length} tensors, lr ${g.group.lr})`).join(', ')}`);
   log(`parts: ${Object.entries(counts).map(([k, v]) => `${k} ${v.trainable}/${v.total}`).join(', ')}${N > 1 ? `; ${N} ranks, ${cfg.batch_size / N} items each per step` : ''}`);
 
   // Resuming: rank 0 reads its newest checkpoint and hands the position and optimizer hyper-parameters to the others
   // (the weights and optimizer moments follow in the broadcast below), so every rank resumes from the same one.
-  interface Resumed { step: number; micro: number; optimizer: { step: number; groups: ReturnType<AdamW['stateDict']>['groups'] } }
-  let resumed: Resumed | null = null;
-  if (o.resume && main) {
-    const ck = loadLatestCheckpoint(ckptDir, log);
-    if (ck) {
-      const names = new Set(Object.keys(ck.weights));
-      const mine = new Set(trainable.map(([n]) => n));
-      const diff = [...names].filter((n) => !mine.has(n)).concat([...mine].filter((n) => !names.has(n)));
-      if (diff.length) throw new Error(`${ck.dir} does not fit this config's trainable parameters (e.g. ${diff[0]})`);
-      noGrad(() => {
-        for (const [n, p] of trainable) p.copy_(ck.weights[n]!);
-        if (ema && ck.ema) for (const [n, t] of ema) t.copy_(ck.ema[n]!);
-      });
-      opt.loadStateDict({ step: ck.state.optimizer.step, groups: ck.state.optimizer.groups, tensors: ck.optimizer });
-      resumed = { step: ck.state.step, micro: ck.state.microStep, optimizer: ck.state.optimizer };
-      log(`resumed from ${ck.dir} (step ${resumed.step})`);
-    } else log('no checkpoint to resume from: starting at step 0');
-  }
+  let resumed: Resumed | null = o.resume && main ? resume(ckptDir, state, log) : null;
   if (N > 1) {
     resumed = await dp.broadcastJson(resumed);
     if (resumed && !main) opt.loadStateDict({ ...resumed.optimizer, tensors: opt.stateDict().tensors });
@@ -167,7 +166,7 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
   bar?.start(cfg.steps, step, { loss: '-', ips: '-', wait: '-' });
   const t0 = performance.now();
   const elapsedBefore = metrics.at(-1)?.elapsed_s ?? 0;
-  let waitTotal = 0, timeTotal = 0;
+  const time = { wait: 0, total: 0 };
 
   const writeSamples = async (s: number) => {
     if (!sampleItems.length) return;
@@ -175,24 +174,13 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
     if (rows.length) await fs.promises.writeFile(path.join(out, 'samples', `step-${String(s).padStart(6, '0')}.png`), await encodePng(gridRows(rows)));
     if (text.length) await fs.promises.writeFile(path.join(out, 'samples', `step-${String(s).padStart(6, '0')}.txt`), text.join('\n') + '\n');
   };
-  const plot = () => plotLoss(path.join(out, 'loss.png'), `${cfg.stage}: training loss`, [{ name: 'loss', color: '#1f5fbf', points: metrics.map((m) => [m.step, m.loss]) }]);
 
   let savedAt = step; // the resumed checkpoint, or nothing at step 0
   // rank 0 writes it; the others wait (every rank calls this at the same steps)
-  const checkpoint = () => dp.rank0(`checkpoint at step ${step}`, async () => {
-    saveCheckpoint(ckptDir, {
-      weights: Object.fromEntries(trainable),
-      ema: ema ? Object.fromEntries(ema) : null,
-      optimizer: opt.stateDict().tensors,
-      state: {
-        step, microStep: micro,
-        optimizer: (({ step: s, groups: g }) => ({ step: s, groups: g }))(opt.stateDict()),
-        extra: { stage: cfg.stage, loss: metrics.at(-1)?.loss ?? null, world_size: N },
-      },
-    });
-    pruneCheckpoints(ckptDir, cfg.checkpoint.keep);
-    await plot();
-  }).then(() => { savedAt = step; });
+  const checkpoint = async () => {
+    await dp.rank0(`checkpoint at step ${step}`, () => saveState(ckptDir, cfg, state, { step, micro, metrics, worldSize: N }, out));
+    savedAt = step;
+  };
 
   if (step === 0 && cfg.samples.every > 0) await dp.rank0('samples at step 0', () => writeSamples(0));
   // SIGINT / SIGTERM: finish the step in flight, checkpoint, export the model as it is, exit cleanly (a time box).
@@ -205,9 +193,6 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  // the step's loss count over every micro-batch and rank: the global batch for item means, summed for token means
-  const stepCount = async (local: number) => (N === 1 ? local : runner.countsTokens ? dp.sum(local) : cfg.batch_size);
-  const params = trainable.map(([, p]) => p);
   while (step < end && !stopping) {
     // one turn of the event loop per step: signals are delivered and the prefetched batches' I/O callbacks run
     // (awaiting an already-settled promise alone never leaves the microtask queue)
@@ -216,60 +201,25 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
     const ts = performance.now();
     const factor = lrFactor(cfg.schedule, step, cfg.steps);
     opt.groups.forEach((g, i) => (g.lr = groups[i]!.group.lr * factor));
-    let lossSum = 0, wait = 0, dropped = 0;
-    const parts: Record<string, number> = {};
-    const batches: Item[][] = [];
-    for (let j = 0; j < cfg.grad_accum; j++) {
-      const tw = performance.now();
-      batches.push(await prefetch.get(micro + j));
-      wait += (performance.now() - tw) / 1000;
-    }
-    const localCounts = batches.map((items) => runner.lossCount(items));
-    const total = await stepCount(localCounts.reduce((a, b) => a + b, 0));
-    for (const [j, items] of batches.entries()) {
-      const r = microStep(runner, items, localCounts[j]! / total);
-      dropped += r.dropped;
-      lossSum += r.loss;
-      for (const [k, v] of Object.entries(r.parts)) parts[k] = (parts[k] ?? 0) + v;
-    }
+    const r = await optimizerStep(cfg, runner, state, dp, prefetch, micro, step, () => stopRequested);
+    stopping = r.stopping;
     micro += cfg.grad_accum;
-    let allreduceS: number | undefined;
-    if (N > 1) {
-      const names = Object.keys(parts).sort();
-      const r = await dp.reduceGradients(params, [lossSum, ...names.map((k) => parts[k]!), dropped, stopRequested ? 1 : 0]);
-      [lossSum, dropped] = [r.stats[0]!, r.stats[names.length + 1]!];
-      names.forEach((k, i) => (parts[k] = r.stats[i + 1]!));
-      stopping = r.stats[names.length + 2]! > 0;
-      allreduceS = r.seconds;
-    } else stopping = stopRequested;
-    const gradNorm = optimizerUpdate(opt, params, cfg.clip_grad_norm);
-    if (ema) {
-      const d = emaDecay(cfg.ema!, step);
-      noGrad(() => { for (const [n, p] of trainable) ema.get(n)!.lerp_(p, 1 - d); });
-    }
     step++;
     const stepS = (performance.now() - ts) / 1000;
-    waitTotal += wait;
-    timeTotal += stepS;
-    if (!Number.isFinite(lossSum)) throw new Error(`loss is ${lossSum} at step ${step}: training diverged (lower the learning rates?)`);
+    time.wait += r.wait;
+    time.total += stepS;
+    // every rank holds the summed loss, so all of them stop here together
+    if (!Number.isFinite(r.lossSum)) throw new Error(`loss is ${r.lossSum} at step ${step}: training diverged (lower the learning rates?)`);
     if (main) {
       const rec: MetricRecord = {
-        step, loss: lossSum, ...(Object.keys(parts).length ? { parts } : {}),
-        lr: Object.fromEntries(opt.groups.map((g) => [g.name, g.lr])), grad_norm: gradNorm, step_s: stepS, data_wait_s: wait,
-        samples_per_s: cfg.batch_size / stepS, dropped, elapsed_s: elapsedBefore + (performance.now() - t0) / 1000,
-        ...(allreduceS !== undefined ? { allreduce_s: allreduceS } : {}),
+        step, loss: r.lossSum, ...(Object.keys(r.parts).length ? { parts: r.parts } : {}),
+        lr: Object.fromEntries(opt.groups.map((g) => [g.name, g.lr])), grad_norm: r.gradNorm, step_s: stepS, data_wait_s: r.wait,
+        samples_per_s: cfg.batch_size / stepS, dropped: r.dropped, elapsed_s: elapsedBefore + (performance.now() - t0) / 1000,
+        ...(r.allreduceS !== undefined ? { allreduce_s: r.allreduceS } : {}),
       };
-      metrics.push(rec);
-      fs.appendFileSync(metricsFile, JSON.stringify(rec) + '\n');
-      const recent = metrics.slice(-cfg.log_every);
-      const avg = recent.reduce((a, m) => a + m.loss, 0) / recent.length;
-      bar?.update(step, { loss: avg.toPrecision(4), ips: (1 / stepS).toFixed(2), wait: ((100 * waitTotal) / timeTotal).toFixed(1) });
-      if (!bar && (step % cfg.log_every === 0 || step === end)) {
-        const rate = recent.length / recent.reduce((a, m) => a + m.step_s, 0);
-        const eta = (cfg.steps - step) / rate;
-        log(`step ${step}/${cfg.steps} loss ${avg.toPrecision(4)} ${rate.toFixed(2)} it/s ${(rate * cfg.batch_size).toFixed(1)} samples/s data-wait ${((100 * waitTotal) / timeTotal).toFixed(1)}% ETA ${Math.round(eta)}s`);
-      }
+      recordStep(cfg, rec, { metrics, metricsFile, time, bar, end, log });
     }
+
     if (step % cfg.checkpoint.every === 0 || step === end || stopping) await checkpoint();
     if (cfg.samples.every > 0 && (step % cfg.samples.every === 0 || step === end)) await dp.rank0(`samples at step ${step}`, () => writeSamples(step));
   }
@@ -279,27 +229,132 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
 
-  let modelDir: string | null = null;
-  // (with several ranks only what they agreed on decides: every rank must reach the same rank0() calls)
-  if (step >= cfg.steps || o.stopAt === undefined || (N === 1 ? stopRequested : stopping)) {
-    modelDir = main ? path.join(out, 'model') : null;
-    await dp.rank0('the export', async () => {
-      if (ema) noGrad(() => { for (const [n, p] of trainable) p.copy_(ema.get(n)!); });
-      if (cfg.stage === 'vae') await setLatentScale(runner, data, log);
-      if (cfg.export.dtype !== 'float32') model.to(cfg.export.dtype);
-      await savePretrained(model, modelDir!, { tokenizer: built.tokenizerJson, scheduler: built.scheduler, processor: { max_images: cfg.stage === 'mumu-stage2' ? 1 : 4, reference_size: cfg.data.reference_size } });
-      log(`model written to ${modelDir}`);
-    });
-  }
+  // every part of a run ends with a loadable model folder (time-boxed parts too: A/B arms are scored from it),
+  // written by rank 0
+  const modelDir: string | null = main ? path.join(out, 'model') : null;
+  await dp.rank0('the export', () => exportModel(modelDir!, cfg, built, state, runner, data, log));
   const summary = {
     stage: cfg.stage, steps: step, of_steps: cfg.steps, stopped_early: step < cfg.steps, resumed_from: resumedFrom, world_size: N,
     final_loss: metrics.slice(-20).reduce((a, m) => a + m.loss, 0) / Math.max(1, metrics.slice(-20).length),
-    wall_s_this_process: timeTotal, total_elapsed_s: metrics.at(-1)?.elapsed_s ?? 0,
-    data_wait_fraction: timeTotal ? waitTotal / timeTotal : 0,
-    samples_per_s: timeTotal ? ((step - (resumedFrom ?? 0)) * cfg.batch_size) / timeTotal : 0,
+    wall_s_this_process: time.total, total_elapsed_s: metrics.at(-1)?.elapsed_s ?? 0,
+    data_wait_fraction: time.total ? time.wait / time.total : 0,
+    samples_per_s: time.total ? ((step - (resumedFrom ?? 0)) * cfg.batch_size) / time.total : 0,
   };
   if (main) fs.writeFileSync(path.join(out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
-  return { steps: step, startedAt: resumedFrom ?? 0, metrics, wallSeconds: timeTotal, dataWaitFraction: summary.data_wait_fraction, modelDir, resumedFrom };
+  return { steps: step, startedAt: resumedFrom ?? 0, metrics, wallSeconds: time.total, dataWaitFraction: summary.data_wait_fraction, modelDir, resumedFrom };
+}
+
+// The model folder: the EMA weights in place of the trained ones, the VAE's latent scale measured (vae stage), cast
+// to the export dtype.
+async function exportModel(dir: string, cfg: TrainConfig, built: Built, s: TrainState, runner: StageRunner, data: StageData, log: (l: string) => void): Promise<string> {
+  const { model } = built;
+  const ema = s.ema;
+  if (ema) noGrad(() => { for (const [n, p] of s.trainable) p.copy_(ema.get(n)!); });
+  if (cfg.stage === 'vae') await setLatentScale(runner, data, log);
+  if (cfg.export.dtype !== 'float32') model.to(cfg.export.dtype);
+  await savePretrained(model, dir, { tokenizer: built.tokenizerJson, scheduler: built.scheduler, processor: { max_images: cfg.stage === 'mumu-stage2' ? 1 : 4, reference_size: cfg.data.reference_size } });
+  log(`model written to ${dir}`);
+  return dir;
+}
+
+// One optimizer step: this rank's grad_accum micro-batches from `micro` on (the wait for the prefetcher measured),
+// each weighted by its share of the step's loss count over every micro-batch and rank; with several ranks the
+// gradients, the loss and its parts, the dropped count and any rank's stop request summed over the ranks; then the
+// update and the EMA.
+async function optimizerStep(cfg: TrainConfig, runner: StageRunner, s: TrainState, dp: DataParallel, prefetch: Prefetcher, micro: number, step: number, stopRequested: () => boolean) {
+  const N = dp.worldSize;
+  let lossSum = 0, wait = 0, dropped = 0;
+  const parts: Record<string, number> = {};
+  const batches: Item[][] = [];
+  for (let j = 0; j < cfg.grad_accum; j++) {
+    const tw = performance.now();
+    batches.push(await prefetch.get(micro + j));
+    wait += (performance.now() - tw) / 1000;
+  }
+  // the step's loss count over every micro-batch and rank: the global batch for item means, summed for token means
+  const localCounts = batches.map((items) => runner.lossCount(items));
+  const local = localCounts.reduce((a, b) => a + b, 0);
+  const total = N === 1 ? local : runner.countsTokens ? await dp.sum(local) : cfg.batch_size;
+  for (const [j, items] of batches.entries()) {
+    const r = microStep(runner, items, localCounts[j]! / total);
+    dropped += r.dropped;
+    lossSum += r.loss;
+    for (const [k, v] of Object.entries(r.parts)) parts[k] = (parts[k] ?? 0) + v;
+  }
+  const params = s.trainable.map(([, p]) => p);
+  let allreduceS: number | undefined, stopping = stopRequested();
+  if (N > 1) {
+    const names = Object.keys(parts).sort();
+    const r = await dp.reduceGradients(params, [lossSum, ...names.map((k) => parts[k]!), dropped, stopping ? 1 : 0]);
+    [lossSum, dropped] = [r.stats[0]!, r.stats[names.length + 1]!];
+    names.forEach((k, i) => (parts[k] = r.stats[i + 1]!));
+    stopping = r.stats[names.length + 2]! > 0;
+    allreduceS = r.seconds;
+  }
+  const gradNorm = optimizerUpdate(s.opt, params, cfg.clip_grad_norm);
+  const ema = s.ema;
+  if (ema) {
+    const d = emaDecay(cfg.ema!, step);
+    noGrad(() => { for (const [n, p] of s.trainable) ema.get(n)!.lerp_(p, 1 - d); });
+  }
+  return { lossSum, parts, wait, dropped, gradNorm, allreduceS, stopping };
+}
+
+// --resume (rank 0): weights, EMA, optimizer and data position from the newest intact checkpoint. Returns where it
+// resumed and the optimizer's hyper-parameters (null: none to resume from).
+function resume(ckptDir: string, s: TrainState, log: (l: string) => void): Resumed | null {
+  const ck = loadLatestCheckpoint(ckptDir, log);
+  if (!ck) {
+    log('no checkpoint to resume from: starting at step 0');
+    return null;
+  }
+  const names = new Set(Object.keys(ck.weights));
+  const mine = new Set(s.trainable.map(([n]) => n));
+  const diff = [...names].filter((n) => !mine.has(n)).concat([...mine].filter((n) => !names.has(n)));
+  if (diff.length) throw new Error(`${ck.dir} does not fit this config's trainable parameters (e.g. ${diff[0]})`);
+  noGrad(() => {
+    for (const [n, p] of s.trainable) p.copy_(ck.weights[n]!);
+    if (s.ema && ck.ema) for (const [n, t] of s.ema) t.copy_(ck.ema[n]!);
+  });
+  s.opt.loadStateDict({ step: ck.state.optimizer.step, groups: ck.state.optimizer.groups, tensors: ck.optimizer });
+  log(`resumed from ${ck.dir} (step ${ck.state.step})`);
+  return { step: ck.state.step, micro: ck.state.microStep, optimizer: ck.state.optimizer };
+}
+
+// A checkpoint of the state after `at.step`, the oldest pruned past checkpoint.keep, and the loss plot redrawn.
+async function saveState(ckptDir: string, cfg: TrainConfig, s: TrainState, at: { step: number; micro: number; metrics: MetricRecord[]; worldSize: number }, out: string): Promise<void> {
+  saveCheckpoint(ckptDir, {
+    weights: Object.fromEntries(s.trainable),
+    ema: s.ema ? Object.fromEntries(s.ema) : null,
+    optimizer: s.opt.stateDict().tensors,
+    state: {
+      step: at.step, microStep: at.micro,
+      optimizer: (({ step: n, groups: g }) => ({ step: n, groups: g }))(s.opt.stateDict()),
+      extra: { stage: cfg.stage, loss: at.metrics.at(-1)?.loss ?? null, world_size: at.worldSize },
+    },
+  });
+  pruneCheckpoints(ckptDir, cfg.checkpoint.keep);
+  await plotLoss(path.join(out, 'loss.png'), `${cfg.stage}: training loss`, [{ name: 'loss', color: '#1f5fbf', points: at.metrics.map((m) => [m.step, m.loss]) }]);
+}
+
+// One optimizer step's record (rank 0): kept, appended to metrics.jsonl, then the progress bar or (every log_every
+// steps) a log line.
+function recordStep(
+  cfg: TrainConfig, rec: MetricRecord,
+  o: { metrics: MetricRecord[]; metricsFile: string; time: { wait: number; total: number }; bar: cliProgress.SingleBar | null; end: number; log: (l: string) => void },
+): void {
+  const { metrics, time, bar, log } = o;
+  const step = rec.step;
+  metrics.push(rec);
+  fs.appendFileSync(o.metricsFile, JSON.stringify(rec) + '\n');
+  const recent = metrics.slice(-cfg.log_every);
+  const avg = recent.reduce((a, m) => a + m.loss, 0) / recent.length;
+  bar?.update(step, { loss: avg.toPrecision(4), ips: (1 / rec.step_s).toFixed(2), wait: ((100 * time.wait) / time.total).toFixed(1) });
+  if (!bar && (step % cfg.log_every === 0 || step === o.end)) {
+    const rate = recent.length / recent.reduce((a, m) => a + m.step_s, 0);
+    const eta = (cfg.steps - step) / rate;
+    log(`step ${step}/${cfg.steps} loss ${avg.toPrecision(4)} ${rate.toFixed(2)} it/s ${(rate * cfg.batch_size).toFixed(1)} samples/s data-wait ${((100 * time.wait) / time.total).toFixed(1)}% ETA ${Math.round(eta)}s`);
+  }
 }
 
 // Runs f with the EMA weights in place of the trained ones (the weights the export will hold), then puts the

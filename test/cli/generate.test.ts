@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import { mumu } from './helpers.ts';
 import { makeFixtures } from '../prompt/fixtures.ts';
 import { makeTinyModel } from '../pipeline/tiny-model.ts';
-import { readText } from '../../src/cli/png.ts';
+import { readText } from '../../src/image/index.ts';
 
 let dir = '', model = '';
 before(async () => {

@@ -8,7 +8,7 @@ import { before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { runBootstrap } from '../../src/cli/bootstrap.ts';
 import { GroundTruthDetector, HumanDetector, loadOpenVocabDetector } from '../../src/data/detect/index.ts';
-import { decodeImage, padToSquare, blank } from '../../src/data/image.ts';
+import { decodeImage, padToSquare, blank } from '../../src/image/index.ts';
 import { readManifest, streamSamples } from '../../src/data/shards/index.ts';
 
 const PHOTOS = fileURLToPath(new URL('../fixtures/photos/', import.meta.url));

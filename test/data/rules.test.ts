@@ -6,7 +6,7 @@ import {
   MIN_CROP_AREA_FRAC, promptText, sketch, type BootstrapConfig, type ImageSegment,
 } from '../../src/data/bootstrap/index.ts';
 import { findPhrase, groundablePhrases, phraseMatchesClass, singular, type Detection, type Detector } from '../../src/data/detect/index.ts';
-import { blank, padToSquare, type Box, type RawImage } from '../../src/data/image.ts';
+import { blank, padToSquare, type Box, type RawImage } from '../../src/image/index.ts';
 import { deriveSeed, Rng } from '../../src/data/rng.ts';
 
 // A detector that returns fixed boxes for the phrases asked, and optional faces.

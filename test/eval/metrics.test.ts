@@ -8,16 +8,16 @@ import { join } from 'node:path';
 import { setNumThreads } from '../../src/torch/index.ts';
 import {
   cosine, pixelCorrelation, conceptPreservation, promptFollowing, conceptsPresent, styleAdherence, copyPaste, diversity, windows, Judge,
-  areaResize, COPY_PASTE_THRESHOLD, type Rgb,
+  COPY_PASTE_THRESHOLD,
 } from '../../src/eval/metrics.ts';
 import { newEvaluator, EmojiEvaluator } from '../../src/eval/evaluator.ts';
 import { renderScene, cropObject } from '../../src/eval/tasks.ts';
-import { hflip, type RawImage } from '../../src/data/image.ts';
+import { hflip, areaResize, type RawImage, type RgbImage } from '../../src/image/index.ts';
 
 setNumThreads(1);
 
 // A deterministic, asymmetric picture: a gradient with a bright square off-centre.
-function picture(size: number, seed = 1): Rgb {
+function picture(size: number, seed = 1): RgbImage {
   const data = new Uint8Array(size * size * 3);
   for (let y = 0; y < size; y++)
     for (let x = 0; x < size; x++) {
@@ -29,8 +29,8 @@ function picture(size: number, seed = 1): Rgb {
     }
   return { width: size, height: size, channels: 3, data };
 }
-const solid = (size: number, v: number): Rgb => ({ width: size, height: size, channels: 3, data: new Uint8Array(size * size * 3).fill(v) });
-const flip = (im: Rgb) => hflip(im as RawImage) as Rgb;
+const solid = (size: number, v: number): RgbImage => ({ width: size, height: size, channels: 3, data: new Uint8Array(size * size * 3).fill(v) });
+const flip = (im: RgbImage) => hflip(im as RawImage) as RgbImage;
 
 test('cosine and pixel correlation: identical 1, negated -1, constant images', () => {
   assert.equal(cosine([1, 2, 3], [2, 4, 6]).toFixed(6), '1.000000');

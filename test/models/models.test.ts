@@ -134,7 +134,7 @@ test('MumuModel: prompt -> VLM -> adapter -> UNet; gradients reach exactly the t
   assert.equal(counts.adapter!.trainable, counts.adapter!.total);
   assert.ok(counts.unet!.trainable > 0 && counts.unet!.trainable < counts.unet!.total / 2);
 
-  const batch = { inputIds: promptIds(2), pixels: randn([2, 3, 8, 8]), attentionMask: null };
+  const batch = { inputIds: promptIds(2), pixelValues: randn([2, 3, 8, 8]), attentionMask: null };
   const latents = noGrad(() => m.vae.scaleLatents(m.vae.encode(randn([2, 3, 16, 16])).sample()));
   const noise = randn([...latents.shape]);
   const context = m.encodePrompt(batch);
@@ -154,7 +154,7 @@ test('MumuModel: a fully trained VLM part and a frozen UNet', () => {
   const counts = m.parameterCounts();
   assert.equal(counts['vlm.text_model']!.trainable, counts['vlm.text_model']!.total);
   assert.equal(counts['vlm.connector']!.trainable + counts.unet!.trainable, 0);
-  const ctx = m.encodePrompt({ inputIds: promptIds(1), pixels: randn([1, 3, 8, 8]), attentionMask: null });
+  const ctx = m.encodePrompt({ inputIds: promptIds(1), pixelValues: randn([1, 3, 8, 8]), attentionMask: null });
   m.forward(randn([1, 4, 8, 8]), 1, ctx).square().mean().backward();
   for (const [k, p] of m.namedParameters()) assert.equal(p.grad !== null, p.requiresGrad, k);
 });

@@ -11,7 +11,7 @@ import {
 import { tinyMumu, tinyUnet, tinyVae, unetConfig } from './tiny.ts';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'mumu-models-'));
-const promptBatch = () => ({ inputIds: tensor([[10, 11, 4, 4, 4, 4, 12, 13]], { dtype: 'int64' }), pixels: randn([1, 3, 8, 8]), attentionMask: null });
+const promptBatch = () => ({ inputIds: tensor([[10, 11, 4, 4, 4, 4, 12, 13]], { dtype: 'int64' }), pixelValues: randn([1, 3, 8, 8]), attentionMask: null });
 
 test('configs: unknown keys rejected with the known ones listed; unsupported values named; metadata ignored', () => {
   assert.throws(() => parseUNetConfig({ ...unetConfig, block_out_channel: [1] }), (e: Error) => /unknown key 'block_out_channel' \(known: .*block_out_channels/.test(e.message));

@@ -2,7 +2,7 @@
 // pad to square -> detect the caption's phrases -> drop too-small / too-large crops -> keep at most 3 (stage 1)
 // or one person/face crop (stage 2) -> person crops become head crops 70% of the time -> augment 20% of them ->
 // insert each crop right before its words -> stage 1 adds a whole-image canny/sketch 30% of the time.
-import { boxArea, clampBox, crop, gaussianNoise, grayscale, hflip, intersect, padToSquare, resize, type Box, type RawImage } from '../image.ts';
+import { boxArea, clampBox, crop, gaussianNoise, grayscale, hflip, intersect, padToSquare, resize, type Box, type RawImage } from '../../image/index.ts';
 import type { Rng } from '../rng.ts';
 import type { Detection, Detector } from '../detect/types.ts';
 import { findPhrase, isPersonPhrase } from '../detect/words.ts';

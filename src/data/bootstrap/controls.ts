@@ -2,7 +2,7 @@
 // of canny edge, depth, or sketch [58] of the full input image"). Canny is OpenCV's own (the wasm build on npm);
 // the sketch is the classic colour-dodge pencil sketch; depth needs a monocular depth model that cannot ship.
 import { createRequire } from 'node:module';
-import { toRGBA, type RawImage } from '../image.ts';
+import { toRGBA, type RawImage } from '../../image/index.ts';
 
 const require = createRequire(import.meta.url);
 

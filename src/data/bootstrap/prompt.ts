@@ -1,7 +1,8 @@
 // The multimodal prompt as stored in shards: text and image segments in reading order. An image segment points at
 // one of the sample's conditioning images by index (file `img<index>.png` in the shard).
-import type { Box } from '../image.ts';
+import type { Box } from '../../image/index.ts';
 import type { ControlKind } from './controls.ts';
+import type { ImageInput, PromptSegment } from '../../prompt/parse.ts';
 
 export interface TextSegment { type: 'text'; text: string }
 export interface ImageSegment {
@@ -40,3 +41,7 @@ export const promptText = (segments: readonly Segment[]) =>
 // A one-line rendering for logs and contact sheets: "a <img0> dog face and ...".
 export const promptToString = (segments: readonly Segment[]) =>
   segments.map((s) => (s.type === 'text' ? s.text : `<img${s.index}${s.role === 'control' ? `:${s.control}` : s.role === 'head' ? ':head' : ''}>`)).join('');
+
+// The prompt as the pipeline takes it: text segments as strings, image segments as their images.
+export const toPromptSegments = (segments: readonly Segment[], images: readonly (ImageInput | null)[]): PromptSegment[] =>
+  segments.map((s) => (s.type === 'text' ? s.text : { image: images[s.index]! }));

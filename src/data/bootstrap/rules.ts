@@ -1,6 +1,6 @@
 // The paper's bootstrapping rules (sections 4 and 5), each a named constant, gathered in one config so a run's
 // manifest records exactly what made its data.
-import type { RGB } from '../image.ts';
+import type { RGB } from '../../image/index.ts';
 import type { ControlKind } from './controls.ts';
 
 // "All images were padded to square resolutions with black pixels." (section 5)

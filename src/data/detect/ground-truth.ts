@@ -1,6 +1,6 @@
 // EmojiWorld's renderer knows every box, so its "detector" is exact: the paper relied on GroundingDINO being
 // reliable on synthetic images (section 4); here reliability is by construction.
-import type { Box, RawImage } from '../image.ts';
+import type { Box, RawImage } from '../../image/index.ts';
 import type { Detection, Detector } from './types.ts';
 import { findPhrase } from './words.ts';
 

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Box, RawImage } from '../image.ts';
+import type { Box, RawImage } from '../../image/index.ts';
 import type { Detection, Detector } from './types.ts';
 import { groundablePhrases, phraseMatchesClass } from './words.ts';
 

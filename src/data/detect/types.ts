@@ -1,6 +1,6 @@
 // One interface for every detector: the renderer's ground truth, a closed-vocabulary real detector, or an
 // open-vocabulary one a user supplies (paper section 4 used GroundingDINO; none can ship with mumu).
-import type { Box, RawImage } from '../image.ts';
+import type { Box, RawImage } from '../../image/index.ts';
 
 export interface Detection {
   phrase: string; // the caption phrase this box answers to (one of the phrases asked for)

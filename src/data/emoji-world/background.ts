@@ -1,6 +1,6 @@
 // Scene backgrounds: plain procedural fills in TS (fast, no rasterizer) or a full-bleed scene emoji in the
 // scene's own style. Each returns its caption phrase: "on a <phrase> background".
-import { blank, type RawImage, type RGB } from '../image.ts';
+import { blank, type RawImage, type RGB } from '../../image/index.ts';
 import type { Rng } from '../rng.ts';
 import { SCENE_BACKGROUNDS } from './catalog.ts';
 import { sprite } from './render.ts';

@@ -3,6 +3,7 @@
 // "synthetic data": each content is paired with many styles so the model learns to separate the two).
 import { createRequire } from 'node:module';
 import { hashString } from '../rng.ts';
+import { activeSubset, subsetIconSvg } from './subset.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -102,8 +103,14 @@ function iconNames(id: string): Set<string> {
   return names;
 }
 
-// An SVG document for one icon, resolving iconify aliases (with their flips).
+// An SVG document for one icon, resolving iconify aliases (with their flips): from the carried subset when one is in
+// use (subset.ts), else from the iconify package.
 export function iconSvg(id: string, slug: string): string {
+  const sub = activeSubset();
+  return sub ? subsetIconSvg(sub, id, slug) : packageIconSvg(id, slug);
+}
+
+export function packageIconSvg(id: string, slug: string): string {
   const s = iconSet(id);
   let name = slug;
   let hFlip = false, vFlip = false;
@@ -135,8 +142,13 @@ interface EmojibaseEntry { label: string; hexcode: string; tags?: string[]; grou
 interface EmojibaseGroups { groups: Record<string, string>; subgroups: Record<string, string> }
 
 let catalog: Concept[] | undefined;
-// Every emojibase concept (base forms, no skin tones) that at least one set draws.
+// Every emojibase concept (base forms, no skin tones) that at least one set draws: the carried subset's copy when one
+// is in use (subset.ts), else built from emojibase and the iconify packages.
 export function allConcepts(): Concept[] {
+  return activeSubset()?.concepts ?? packageConcepts();
+}
+
+export function packageConcepts(): Concept[] {
   if (catalog) return catalog;
   const data = require('emojibase-data/en/data.json') as EmojibaseEntry[];
   const meta = require('emojibase-data/meta/groups.json') as EmojibaseGroups;
@@ -173,8 +185,8 @@ export interface ConceptFilter {
   slugs?: readonly string[]; // an explicit list overrides groups
 }
 
-export function selectConcepts(filter: ConceptFilter = {}): Concept[] {
-  const all = allConcepts();
+// `all`: the catalog to select from (the subset builder passes the packages' own)
+export function selectConcepts(filter: ConceptFilter = {}, all: Concept[] = allConcepts()): Concept[] {
   if (filter.slugs) {
     const bySlug = new Map(all.map((c) => [c.slug, c]));
     return filter.slugs.map((s) => {

@@ -2,3 +2,4 @@ export * from './catalog.ts';
 export * from './background.ts';
 export * from './render.ts';
 export * from './scene.ts';
+export * from './subset.ts';

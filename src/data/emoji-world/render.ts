@@ -6,7 +6,7 @@
 // checked by rasterizing every icon of every set (minus catalog.ts's RESVG_PANICS), and area-downscaled in TS to
 // the size a scene asks for.
 import { Resvg } from '@resvg/resvg-js';
-import { resampleRGBA, type Box, type RawImage } from '../image.ts';
+import { resampleRGBA, type Box, type RawImage } from '../../image/index.ts';
 import { iconSvg } from './catalog.ts';
 
 export interface Sprite {

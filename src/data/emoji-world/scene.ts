@@ -2,7 +2,7 @@
 // ground-truth box of every object. Scene i is a pure function of (seed, split, i), so workers and resumed runs
 // agree. Consecutive training scenes share one content drawn in several styles (paper section 4: "we paired each
 // content with many different styles" to make the model separate content from style).
-import { alphaOver, boxArea, intersect, type Box, type RawImage } from '../image.ts';
+import { alphaOver, boxArea, intersect, type Box, type RawImage } from '../../image/index.ts';
 import { deriveSeed, Rng } from '../rng.ts';
 import { backgroundPhrase, drawBackgroundSpec, renderBackground, BACKGROUND_WEIGHTS, type BackgroundKind, type BackgroundSpec } from './background.ts';
 import { isHeldOutStyle, selectConcepts, STYLES, type Concept, type ConceptFilter, type Style } from './catalog.ts';
@@ -53,12 +53,42 @@ export interface Scene {
   image: RawImage; // RGB
 }
 
-const article = (w: string) => (/^[aeiou]/.test(w) ? 'an' : 'a');
+export const article = (w: string) => (/^[aeiou]/.test(w) ? 'an' : 'a');
 
-export function joinPhrases(phrases: string[]): string {
-  const np = phrases.map((p) => `${article(p)} ${p}`);
-  return np.length <= 2 ? np.join(' and ') : `${np.slice(0, -1).join(', ')} and ${np.at(-1)}`;
+// The layout of every EmojiWorld-style picture (scenes, the evaluator's renders, the eval references): n squares
+// inside a size x size image, sides drawn from OBJECT_SCALE for n objects (at least 8 px), each overlapping any
+// other by at most MAX_OVERLAP of the smaller one; every 20 failed tries shrink the side, and after 200 the square
+// is placed anyway. Drawn from the caller's stream: a scene's content stream, so all styles of a content share it.
+export function layoutSquares(rng: Rng, n: number, size: number): Box[] {
+  const [lo, hi] = OBJECT_SCALE[Math.min(n, OBJECT_SCALE.length) - 1]!;
+  const out: Box[] = [];
+  for (let k = 0; k < n; k++) {
+    let side = Math.max(8, Math.round(rng.uniform(lo, hi) * size));
+    let placed: Box | undefined;
+    for (let attempt = 0; !placed; attempt++) {
+      if (attempt > 0 && attempt % 20 === 0) side = Math.max(8, Math.round(side * 0.85));
+      const b = { x: rng.intIn(0, size - side), y: rng.intIn(0, size - side), w: side, h: side };
+      const ok = out.every((o) => boxArea(intersect(o, b)) <= MAX_OVERLAP * Math.min(boxArea(o), boxArea(b)));
+      if (ok || attempt > 200) placed = b;
+    }
+    out.push(placed);
+  }
+  return out;
 }
+
+// "a dog face, a sun and a rocket", with where each phrase starts (crops go right before their words).
+export function phraseList(phrases: string[]): { text: string; at: number[] } {
+  let text = '';
+  const at: number[] = [];
+  phrases.forEach((p, i) => {
+    text += `${i === 0 ? '' : i === phrases.length - 1 ? ' and ' : ', '}${article(p)} `;
+    at.push(text.length);
+    text += p;
+  });
+  return { text, at };
+}
+
+export const joinPhrases = (phrases: string[]): string => phraseList(phrases).text;
 
 export class EmojiWorld {
   readonly opts: Required<Omit<WorldOptions, 'concepts' | 'styles'>> & Pick<WorldOptions, 'concepts' | 'styles'>;
@@ -128,7 +158,7 @@ export class EmojiWorld {
       if (!picked.some((p) => p.slug === c.slug)) picked.push(c);
     }
 
-    const squares = this.layout(rng, n);
+    const squares = layoutSquares(rng, n, size);
     const background = drawBackgroundSpec(rng, this.opts.backgrounds as Partial<Record<BackgroundKind, number>>);
     const image = renderBackground(background, size, style.id);
     const objects: SceneObject[] = picked.map((c, k) => {
@@ -147,23 +177,4 @@ export class EmojiWorld {
     return { index, split, heldOut, size, style: style.id, background, objects, caption, image };
   }
 
-  // Place n squares inside the image, each overlapping any other by at most MAX_OVERLAP of the smaller one;
-  // shrink and retry when crowded. Drawn from the content stream, so all styles of a content share the layout.
-  private layout(rng: Rng, n: number): Box[] {
-    const size = this.opts.size;
-    const [lo, hi] = OBJECT_SCALE[n - 1]!;
-    const out: Box[] = [];
-    for (let k = 0; k < n; k++) {
-      let side = Math.max(8, Math.round(rng.uniform(lo, hi) * size));
-      let placed: Box | undefined;
-      for (let attempt = 0; !placed; attempt++) {
-        if (attempt > 0 && attempt % 20 === 0) side = Math.max(8, Math.round(side * 0.85));
-        const b = { x: rng.intIn(0, size - side), y: rng.intIn(0, size - side), w: side, h: side };
-        const ok = out.every((o) => boxArea(intersect(o, b)) <= MAX_OVERLAP * Math.min(boxArea(o), boxArea(b)));
-        if (ok || attempt > 200) placed = b;
-      }
-      out.push(placed);
-    }
-    return out;
-  }
 }

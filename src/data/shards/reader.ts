@@ -4,7 +4,7 @@
 // interleaved, are exactly the single-process stream. Together they read each sample of an epoch exactly once.
 import path from 'node:path';
 import type { Segment } from '../bootstrap/prompt.ts';
-import { decodeImage, type RawImage } from '../image.ts';
+import { decodeImage, type RawImage } from '../../image/index.ts';
 import { deriveSeed, Rng } from '../rng.ts';
 import { readManifest } from './run.ts';
 import { readShard, type ShardSample } from './tar.ts';

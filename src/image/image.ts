@@ -1,14 +1,15 @@
-// Plain pixel buffers for the data pipeline: no tensor engine needed here; training converts later.
-import sharp from 'sharp';
-import type { Rng } from './rng.ts';
+// mumu's one image type and its pixel operations: plain row-major buffers, no tensor engine (the data pipeline's
+// worker threads use them without loading libtorch). Decoding, PNG files and resizing are png.ts and resize.ts.
 
-// Row-major, 8 bits per channel. Targets and crops are RGB; rasterized emoji are RGBA.
+// Row-major, 8 bits per channel. Targets, crops and generated images are RGB; rasterized emoji are RGBA.
 export interface RawImage {
   width: number;
   height: number;
   channels: 3 | 4;
   data: Uint8Array;
 }
+// An image known to be RGB (what the models take and make).
+export type RgbImage = RawImage & { channels: 3 };
 
 // Axis-aligned box in pixels: top-left corner and size.
 export interface Box {
@@ -43,8 +44,9 @@ export function clampBox(b: Box, width: number, height: number): Box {
   return { x: x0, y: y0, w: Math.max(0, x1 - x0), h: Math.max(0, y1 - y0) };
 }
 
-export function toRGB(img: RawImage): RawImage {
-  if (img.channels === 3) return img;
+// RGBA -> RGB, alpha over black (RGB passes through unchanged).
+export function toRGB(img: RawImage): RgbImage {
+  if (img.channels === 3) return img as RgbImage;
   // Alpha over black, matching the paper's black padding (section 5).
   const n = img.width * img.height;
   const out = new Uint8Array(n * 3);
@@ -146,7 +148,8 @@ export function grayscale(img: RawImage): RawImage {
   return { ...img, data: out };
 }
 
-export function gaussianNoise(img: RawImage, rng: Rng, sigma: number): RawImage {
+// Per-pixel Gaussian noise on the colour channels; rng is any seeded source of N(0, 1) draws.
+export function gaussianNoise(img: RawImage, rng: { normal(): number }, sigma: number): RawImage {
   const c = img.channels;
   const out = new Uint8Array(img.data);
   for (let i = 0; i < img.width * img.height; i++)
@@ -157,80 +160,3 @@ export function gaussianNoise(img: RawImage, rng: Rng, sigma: number): RawImage 
   return { ...img, data: out };
 }
 
-export async function resize(img: RawImage, width: number, height: number): Promise<RawImage> {
-  if (img.width === width && img.height === height) return img;
-  const data = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels } })
-    .resize(width, height, { fit: 'fill', kernel: 'lanczos3' })
-    .raw()
-    .toBuffer();
-  return { width, height, channels: img.channels, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
-}
-
-// compressionLevel 6 is sharp's default; lower is faster and the shards are small anyway.
-export async function encodePng(img: RawImage, compressionLevel = 6): Promise<Uint8Array> {
-  const buf = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels } })
-    .png({ compressionLevel })
-    .toBuffer();
-  return new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
-}
-
-// Decode any format sharp reads (PNG, JPEG, WebP, ...) to RGB, honouring EXIF orientation.
-export async function decodeImage(input: Uint8Array | string): Promise<RawImage> {
-  const { data, info } = await sharp(input).rotate().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-  if (info.channels !== 3) throw new Error(`decodeImage: expected 3 channels after conversion, got ${info.channels}`);
-  return { width: info.width, height: info.height, channels: 3, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
-}
-
-// Area-average (box) resampling weights from n source pixels to m: each output pixel averages the source span it
-// covers, with fractional edges. Exact for downscaling; for upscaling it degrades to nearest-neighbour.
-function areaWeights(n: number, m: number): { start: number; w: Float32Array }[] {
-  const scale = n / m;
-  const out: { start: number; w: Float32Array }[] = [];
-  for (let i = 0; i < m; i++) {
-    const a = i * scale, b = Math.min(n, (i + 1) * scale);
-    const start = Math.floor(a), end = Math.min(n, Math.ceil(b));
-    const w = new Float32Array(Math.max(1, end - start));
-    for (let k = start; k < end; k++) w[k - start] = Math.min(b, k + 1) - Math.max(a, k);
-    const sum = w.reduce((s, v) => s + v, 0) || 1;
-    for (let k = 0; k < w.length; k++) w[k]! /= sum;
-    out.push({ start, w });
-  }
-  return out;
-}
-
-// Synchronous RGBA resize with premultiplied alpha (so transparent pixels don't bleed dark fringes).
-export function resampleRGBA(img: RawImage, width: number, height: number): RawImage {
-  if (img.channels !== 4) throw new Error('resampleRGBA: want RGBA');
-  if (img.width === width && img.height === height) return img;
-  const src = img.data;
-  const wx = areaWeights(img.width, width), wy = areaWeights(img.height, height);
-  const tmp = new Float32Array(width * img.height * 4); // horizontal pass, premultiplied
-  for (let y = 0; y < img.height; y++)
-    for (let x = 0; x < width; x++) {
-      const { start, w } = wx[x]!;
-      let r = 0, g = 0, b = 0, a = 0;
-      for (let k = 0; k < w.length; k++) {
-        const p = (y * img.width + start + k) * 4, al = (src[p + 3]! / 255) * w[k]!;
-        r += src[p]! * al; g += src[p + 1]! * al; b += src[p + 2]! * al; a += al;
-      }
-      const q = (y * width + x) * 4;
-      tmp[q] = r; tmp[q + 1] = g; tmp[q + 2] = b; tmp[q + 3] = a;
-    }
-  const out = new Uint8Array(width * height * 4);
-  for (let y = 0; y < height; y++) {
-    const { start, w } = wy[y]!;
-    for (let x = 0; x < width; x++) {
-      let r = 0, g = 0, b = 0, a = 0;
-      for (let k = 0; k < w.length; k++) {
-        const q = ((start + k) * width + x) * 4, f = w[k]!;
-        r += tmp[q]! * f; g += tmp[q + 1]! * f; b += tmp[q + 2]! * f; a += tmp[q + 3]! * f;
-      }
-      const o = (y * width + x) * 4;
-      if (a > 1e-6) {
-        out[o] = Math.min(255, Math.round(r / a)); out[o + 1] = Math.min(255, Math.round(g / a)); out[o + 2] = Math.min(255, Math.round(b / a));
-      }
-      out[o + 3] = Math.min(255, Math.round(a * 255));
-    }
-  }
-  return { width, height, channels: 4, data: out };
-}

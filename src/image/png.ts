@@ -1,7 +1,10 @@
-// PNG text metadata: generation settings travel inside the image (as AUTOMATIC1111 and ComfyUI do) so any output
-// can be reproduced. tEXt chunks hold Latin-1 text; values outside Latin-1 (an emoji in a prompt) go in iTXt, UTF-8.
+// Images in and out of files: decoding any format sharp reads, PNG encoding, and PNG text metadata. Generation
+// settings travel inside the image (as AUTOMATIC1111 and ComfyUI do) so any output can be reproduced. tEXt chunks
+// hold Latin-1 text; values outside Latin-1 (an emoji in a prompt) go in iTXt, UTF-8.
 import { inflateSync } from 'node:zlib';
 import sharp from 'sharp';
+import type { RawImage, RgbImage } from './image.ts';
+import { readImageFile } from './file.ts';
 
 const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
@@ -84,10 +87,22 @@ export function readText(png: Uint8Array): Record<string, string> {
 }
 
 
-// RGB or RGBA pixels -> PNG bytes, with optional text metadata.
-export async function encodePng(img: { width: number; height: number; channels: 3 | 4; data: Uint8Array }, text: Record<string, string> = {}): Promise<Buffer> {
+// RGB or RGBA pixels -> PNG bytes, with optional text metadata. compressionLevel 6 is sharp's default; the data
+// shards use it too (lower is faster, and they are small anyway).
+export async function encodePng(img: RawImage, text: Record<string, string> = {}, compressionLevel = 6): Promise<Buffer> {
   const png = await sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength), {
     raw: { width: img.width, height: img.height, channels: img.channels },
-  }).png().toBuffer();
+  })
+    .png({ compressionLevel })
+    .toBuffer();
   return Object.keys(text).length ? withText(png, text) : png;
+}
+
+// Decodes any format sharp reads (PNG, JPEG, WebP, ...) to RGB, honouring EXIF orientation. A string is a file path,
+// read as readImageFile reads (regular files only, bounded).
+export async function decodeImage(input: Uint8Array | string): Promise<RgbImage> {
+  const bytes = typeof input === 'string' ? await readImageFile(input) : input;
+  const { data, info } = await sharp(bytes).rotate().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  if (info.channels !== 3) throw new Error(`decodeImage: expected 3 channels after conversion, got ${info.channels}`);
+  return { width: info.width, height: info.height, channels: 3, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
 }

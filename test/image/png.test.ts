@@ -2,8 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import sharp from 'sharp';
-import { encodePng, readText, withText, readChunks, crc32 } from '../../src/cli/png.ts';
-import { imageGrid } from '../../src/cli/grid.ts';
+import { encodePng, readText, withText, readChunks, crc32, imageGrid } from '../../src/image/index.ts';
 
 test('crc32 matches the standard check value', () => {
   assert.equal(crc32(Buffer.from('123456789')), 0xcbf43926);
