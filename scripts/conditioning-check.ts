@@ -7,7 +7,9 @@
 //    style each) and one two-object prompt per pair, drawn through MumuPipeline at two seeds, scored by the
 //    independent evaluator: following (top-K among the 28 concepts, as `mumu eval`), asked style, and background
 //    (the asked colour is the nearest EmojiWorld colour to the image's border pixels). Writes a contact sheet.
-//   node --single-threaded-gc --import tsx scripts/conditioning-check.ts <model folder with a text_encoder>
+// --encoder vlm reads the same text-only prompts through MUMU's encoder (VLM -> adapter) instead of the text encoder:
+// how well a MUMU model (or the adapter's warm start) follows text alone.
+//   node --single-threaded-gc --import tsx scripts/conditioning-check.ts <model folder> [--encoder text|vlm]
 //     [--weights F.safetensors] [--generate] [--steps 20] [--guidance 4] [--sheet out.png] [--json out.json]
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -24,7 +26,7 @@ import { encodePng, gridRows, type RgbImage } from '../src/image/index.ts';
 
 const { values: o, positionals } = parseArgs({
   allowPositionals: true,
-  options: { weights: { type: 'string' }, generate: { type: 'boolean' }, steps: { type: 'string' }, guidance: { type: 'string' }, sheet: { type: 'string' }, json: { type: 'string' } },
+  options: { encoder: { type: 'string' }, weights: { type: 'string' }, generate: { type: 'boolean' }, steps: { type: 'string' }, guidance: { type: 'string' }, sheet: { type: 'string' }, json: { type: 'string' } },
 });
 const dir = positionals[0];
 if (!dir) {
@@ -32,8 +34,13 @@ if (!dir) {
   process.exit(2);
 }
 const model = MumuModel.load(dir).eval();
-if (!model.text_encoder) {
-  console.error(`${dir} has no text_encoder: this check is for the text-only base`);
+const encoder = (o.encoder ?? 'text') as 'text' | 'vlm';
+if (encoder !== 'text' && encoder !== 'vlm') {
+  console.error(`--encoder must be text or vlm, got ${encoder}`);
+  process.exit(2);
+}
+if (encoder === 'text' && !model.text_encoder) {
+  console.error(`${dir} has no text_encoder: pass --encoder vlm to read prompts through the VLM and adapter`);
   process.exit(2);
 }
 if (o.weights) model.loadStateDict(loadSafetensors(o.weights).tensors, { strict: false });
@@ -43,7 +50,7 @@ const scheduler = fs.existsSync(schedFile) ? await readSchedulerConfig(schedFile
 const schedule = scheduleFromConfig(scheduler);
 const side = model.vae.config.sample_size;
 const VOCAB = ['dog-face', 'cat-face', 'panda', 'frog', 'fox', 'pig-face', 'lion', 'penguin', 'rocket', 'red-apple', 'banana', 'watermelon', 'pizza', 'sun', 'crescent-moon', 'house', 'ghost', 'robot', 'snowman', 'cactus', 'strawberry', 'sunflower', 'soccer-ball', 'guitar', 'automobile', 'airplane', 'birthday-cake', 'fire'];
-const report: Record<string, unknown> = { model: dir, weights: o.weights ?? null, scheduler };
+const report: Record<string, unknown> = { model: dir, weights: o.weights ?? null, encoder, scheduler };
 
 // ---- 1. the caption gap ----
 const world = new EmojiWorld({
@@ -62,7 +69,8 @@ const encode = (captions: string[]): { context: Tensor; mask: Tensor } => {
   const idArr = new BigInt64Array(B * T), maskArr = new Float32Array(B * T);
   ids.forEach((x, b) => x.forEach((v, i) => { idArr[b * T + i] = BigInt(v); maskArr[b * T + i] = 1; }));
   const mask = tensor(maskArr, { shape: [B, T] });
-  return { context: model.encodeText(tensor(idArr, { shape: [B, T] }), mask), mask };
+  const ids_ = tensor(idArr, { shape: [B, T] });
+  return { context: encoder === 'text' ? model.encodeText(ids_, mask) : model.encodePrompt({ inputIds: ids_, pixelValues: null, attentionMask: mask }), mask };
 };
 const gap: { t: number; right: number; empty: number; wrong: number; ratio: number }[] = [];
 noGrad(() => {
@@ -104,7 +112,7 @@ if (o.generate) {
     const style = trainStyles[(i / 2) % trainStyles.length]!, bg = colorNames[(i * 3 + 1) % colorNames.length]!;
     cases.push({ named: [a, b], style: style.id, bg, caption: `${article(label(a))} ${label(a)} and ${article(label(b))} ${label(b)} on ${article(bg)} ${bg} background, ${style.phrase} style` });
   }
-  const pipe = new MumuPipeline(componentsFromModel(model, { tokenizer: tok, scheduler, name: dir, encoder: 'text' }));
+  const pipe = new MumuPipeline(componentsFromModel(model, { tokenizer: tok, scheduler, name: dir, encoder }));
   const judge = new Judge(EmojiEvaluator.load('models/evaluator'));
   const vocab = VOCAB.map((s) => judge.conceptIndex(s));
   const rows: RgbImage[][] = [];

@@ -2,24 +2,29 @@
 // gradient backgrounds) and their VAE reconstructions with the independent evaluator: prompt following (every object
 // found, as `mumu eval` counts it) and style. A generator on these latents cannot score above its VAE's row, so this
 // is the ceiling the diffusion stages work under (docs/TRAINING.md, "VAE").
-//   node --single-threaded-gc --import tsx scripts/vae-check.ts <model folder> [--sheet out.png] [--json out.json]
+//   node --single-threaded-gc --import tsx scripts/vae-check.ts <model folder> [--weights ckpt/weights.safetensors]
+//     [--sheet out.png] [--json out.json]
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { MumuModel } from '../src/models/index.ts';
 import { EmojiWorld } from '../src/data/emoji-world/index.ts';
 import { tensor, noGrad } from '../src/torch/index.ts';
+import { loadSafetensors } from '../src/torch/safetensors.ts';
 import { EmojiEvaluator } from '../src/eval/evaluator.ts';
 import { Judge, promptFollowing, styleAdherence } from '../src/eval/metrics.ts';
 import { encodePng, gridRows, type RgbImage } from '../src/image/index.ts';
 import { imagesFromTensor } from '../src/image/tensor.ts';
 
-const { values: o, positionals } = parseArgs({ allowPositionals: true, options: { sheet: { type: 'string' }, json: { type: 'string' } } });
+const { values: o, positionals } = parseArgs({ allowPositionals: true, options: { sheet: { type: 'string' }, json: { type: 'string' }, weights: { type: 'string' } } });
 if (!positionals[0]) {
   console.error('usage: vae-check.ts <model folder> [--sheet out.png] [--json out.json]');
   process.exit(2);
 }
 const VOCAB = ['dog-face', 'cat-face', 'panda', 'frog', 'fox', 'pig-face', 'lion', 'penguin', 'rocket', 'red-apple', 'banana', 'watermelon', 'pizza', 'sun', 'crescent-moon', 'house', 'ghost', 'robot', 'snowman', 'cactus', 'strawberry', 'sunflower', 'soccer-ball', 'guitar', 'automobile', 'airplane', 'birthday-cake', 'fire'];
-const vae = MumuModel.load(positionals[0]).eval().vae;
+const model = MumuModel.load(positionals[0]).eval();
+// a checkpoint's weights (runs/vae/checkpoints/ckpt-N/weights.safetensors) over the folder's
+if (o.weights) model.loadStateDict(loadSafetensors(o.weights).tensors, { strict: false });
+const vae = model.vae;
 const side = vae.config.sample_size;
 const world = new EmojiWorld({ size: side, seed: 5, objectCounts: [0.5, 0.5], backgrounds: { solid: 0.7, gradient: 0.3 }, concepts: { slugs: VOCAB } });
 const judge = new Judge(EmojiEvaluator.load('models/evaluator'));
