@@ -25,9 +25,10 @@ Options:
   --out              report file (default docs/RESULTS.md)
   --grids            folder for the PNG grids (default: 'results' beside the report)
   --evaluator        evaluator folder (default models/evaluator)
-  --base             the text-only base model folder (default: the text encoder and the LoRA-free UNet in --model);
-                     for a fully trained MUMU UNet also the W_base of the merge task (fine-tune + MUMU - base):
-                     give the model whose UNet the MUMU stage started from
+  --base             the text-only base: a model folder (its text encoder and UNet) or a UNet folder (with --model's
+                     text encoder). Default: --model's base_unet/ when it has one (a shipped model carries the UNet
+                     its MUMU stage started from), else the text encoder and the LoRA-free UNet in --model. For a
+                     fully trained MUMU UNet also the W_base of the merge task (fine-tune + MUMU - base)
   --finetune         a style fine-tune model folder for the merge task (default: the suite's, if it exists)
   --steps            sampling steps (default: the suite's)
   --train-evaluator  train the evaluator instead (writes DIR/config.json, model.safetensors, report.json)

@@ -76,12 +76,23 @@ export function relativeDistance(a: Module, b: Module): number {
   return Math.sqrt(d2 / Math.max(n2, 1e-30));
 }
 
-const loadUnet = (dir: string): UNet2DConditionModel => {
-  const u = loadComponent(path.join(dir, 'unet'), 'UNet2DConditionModel');
+// A UNet is read from a model folder's unet/ or from a UNet folder itself (the base_unet/ a shipped MUMU model
+// carries).
+const unetDir = (dir: string) => (fs.existsSync(path.join(dir, 'unet', 'config.json')) ? path.join(dir, 'unet') : dir);
+export const loadUnet = (dir: string): UNet2DConditionModel => {
+  const u = loadComponent(unetDir(dir), 'UNet2DConditionModel');
   if (loraLayers(u).length) unloadLora(u, { merge: true }); // a folder's UNet is its weights with its LoRA merged
   return u;
 };
-const hasUnet = (dir: string) => fs.existsSync(path.join(dir, 'unet', 'config.json'));
+const hasUnet = (dir: string) => fs.existsSync(path.join(unetDir(dir), 'diffusion_pytorch_model.safetensors'));
+
+// A fully trained MUMU model folder may carry the UNet of the text-only base its MUMU stage started from, as
+// base_unet/ (scripts/ship-default-model.sh writes it): the default --base of `mumu eval` (the text-only row and
+// the weight-delta merge's W_base).
+export const BASE_UNET = 'base_unet';
+export function defaultBase(dir: string, base?: string): string | undefined {
+  return base ?? (fs.existsSync(path.join(dir, BASE_UNET, 'config.json')) ? path.join(dir, BASE_UNET) : undefined);
+}
 
 export interface Merged { components: MumuComponents; title: string; note: string }
 
@@ -102,7 +113,7 @@ export function mergedComponents(dir: string, finetune: string | undefined, base
   if (!base) {
     return 'not available: the model\'s UNet is fully trained (no separate LoRA); pass --base DIR (the text-only model whose UNet the MUMU stage started from, e.g. runs/t2i-base/model) for the weight-delta merge';
   }
-  if (!hasUnet(base)) return `not available: no base model folder with a UNet at ${base}`;
+  if (!hasUnet(base)) return `not available: no base model folder or UNet folder at ${base}`;
   const target = loadUnet(finetune);
   let r: DeltaMerge, ftDelta = NaN;
   try {

@@ -15,7 +15,7 @@ import { readSuite, buildCases, conceptLabel, stylePhrase, type Case, type Suite
 import type { PromptSegment } from '../prompt/index.ts';
 import { mean, SYSTEMS_FOR, type CaseGenerator, type Output, type Scores, type SystemState } from './aggregate.ts';
 import { writeReport, gridFile } from './markdown.ts';
-import { mergedComponents } from './merge.ts';
+import { mergedComponents, defaultBase, loadUnet } from './merge.ts';
 import { writeTokensPlot, TOKENS_PLOT } from './tokens.ts';
 
 export { aggregate, type Aggregate, type Output, type Scores, type SystemName } from './aggregate.ts';
@@ -53,10 +53,13 @@ async function generator(c: MumuComponents, o: { steps: number; guidance: number
 
 // The text-only base model inside a MUMU folder: the CLIP text encoder and the UNet without MUMU's LoRA (the UNet
 // the MUMU stages started from; paper section 5).
-// With `base` (a text-only model folder such as runs/t2i-base/model), that folder's text encoder and UNet instead.
+// With `base` a text-only model folder (such as runs/t2i-base/model), that folder's text encoder and UNet instead;
+// with `base` a UNet folder (the base_unet/ a shipped model carries), that UNet and the folder's own text encoder.
 function baseComponents(dir: string, c: MumuComponents, base?: string): MumuComponents | string {
-  if (base && !fs.existsSync(path.join(base, 'model_index.json'))) return `not available: no model folder at ${base}`;
-  const m = MumuModel.load(base ?? dir).eval();
+  const unetOnly = base !== undefined && !fs.existsSync(path.join(base, 'model_index.json'));
+  if (unetOnly && !fs.existsSync(path.join(base, 'config.json'))) return `not available: no model folder or UNet folder at ${base}`;
+  const m = MumuModel.load(unetOnly ? dir : (base ?? dir)).eval();
+  if (unetOnly) m.unet = loadUnet(base).eval();
   if (!m.text_encoder) return `not available: ${base ? base : 'the model folder'} has no text_encoder (no text-only base model to compare with)`;
   if (!base && !fs.existsSync(path.join(dir, 'unet', ADAPTER_CONFIG))) return 'not available: the UNet has no separate MUMU LoRA, so the base UNet cannot be recovered (pass --base DIR)';
   unloadLora(m.unet, { merge: false });
@@ -108,8 +111,9 @@ export async function runSuite(o: RunOptions): Promise<{ outputs: Output[]; syst
 
   const systems: SystemState[] = [{ name: 'render', gen: null, why: '' }];
   if (comps) {
-    const base = baseComponents(o.model!, comps, o.base);
-    const merged = mergedComponents(o.model!, o.finetune ?? (suite.tasks.find((t) => t.kind === 'lora-merge') as { finetune?: string } | undefined)?.finetune, o.base, comps);
+    const baseDir = defaultBase(o.model!, o.base);
+    const base = baseComponents(o.model!, comps, baseDir);
+    const merged = mergedComponents(o.model!, o.finetune ?? (suite.tasks.find((t) => t.kind === 'lora-merge') as { finetune?: string } | undefined)?.finetune, baseDir, comps);
     systems.push(
       { name: 'mumu', gen: await generator(comps, gopts, (c) => c.segments), why: '' },
       { name: 'mumu-caption', gen: await generator(comps, gopts, (c) => c.caption), why: '' },

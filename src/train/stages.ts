@@ -7,6 +7,7 @@ import {
   Tensor, F, full, cat, noGrad, tidy,
 } from '../torch/index.ts';
 import { seeded, type Module } from '../nn/index.ts';
+import { loadComponent } from '../models/pretrained.ts';
 import {
   MumuModel, VisionLanguageModel, Adapter, UNet2DConditionModel, AutoencoderKL, TextEncoder,
   parseVLMConfig, parseAdapterConfig, parseUNetConfig, parseAutoencoderKLConfig, parseCLIPTextConfig, readJson,
@@ -49,6 +50,20 @@ function freshComponent(cfg: TrainConfig, name: string, overrides: object = {}) 
   return FRESH[name]!({ ...(readJson(file) as object), ...overrides });
 }
 
+// A part from another folder: a model folder (its <name>/, and its tokenizer must be this run's) or a component
+// folder itself (config.json + weights, e.g. a shipped model's base_unet/).
+const CLASS_OF_PART = { vlm: 'VisionLanguageModel', adapter: 'Adapter', unet: 'UNet2DConditionModel', vae: 'AutoencoderKL', text_encoder: 'TextEncoder' } as const;
+function partFrom(name: string, dir: string, tokenizerJson: object) {
+  if (!fs.existsSync(path.join(dir, 'model_index.json'))) {
+    if (!fs.existsSync(path.join(dir, 'config.json'))) throw new Error(`from.${name}: ${dir} is neither a model folder nor a component folder (no model_index.json, no config.json)`);
+    return loadComponent(dir, CLASS_OF_PART[name as keyof typeof CLASS_OF_PART]);
+  }
+  const tok = path.join(dir, 'tokenizer', 'tokenizer.json');
+  if (!fs.existsSync(tok)) throw new Error(`from.${name}: ${dir} is not a model folder with a tokenizer`);
+  if (JSON.stringify(JSON.parse(fs.readFileSync(tok, 'utf8'))) !== JSON.stringify(tokenizerJson)) throw new Error(`from.${name}: ${dir} has another tokenizer than the init's`);
+  return MumuModel.load(dir)[name as keyof MumuParts];
+}
+
 export async function buildModel(cfg: TrainConfig): Promise<Built> {
   let model: MumuModel, tokenizerJson: object, scheduler: SchedulerConfig = SD_SCHEDULER_CONFIG;
   if (cfg.init) {
@@ -61,10 +76,7 @@ export async function buildModel(cfg: TrainConfig): Promise<Built> {
     const fresh = Object.entries(cfg.fresh ?? {});
     const parts: Partial<MumuParts> = seeded(cfg.seed, () => Object.fromEntries(fresh.map(([name, over]) => [name, freshComponent(cfg, name, over)])));
     for (const [name, dir] of Object.entries(cfg.from ?? {})) {
-      const tok = path.join(dir, 'tokenizer', 'tokenizer.json');
-      if (!fs.existsSync(tok)) throw new Error(`from.${name}: ${dir} is not a model folder with a tokenizer`);
-      if (JSON.stringify(JSON.parse(fs.readFileSync(tok, 'utf8'))) !== JSON.stringify(tokenizerJson)) throw new Error(`from.${name}: ${dir} has another tokenizer than init ${cfg.init}`);
-      (parts as Record<string, unknown>)[name] = MumuModel.load(dir)[name as keyof MumuParts];
+      (parts as Record<string, unknown>)[name] = partFrom(name, dir, tokenizerJson);
     }
     if (Object.keys(parts).length) model = new MumuModel({ vlm: model.vlm, adapter: model.adapter, unet: model.unet, vae: model.vae, text_encoder: model.text_encoder, ...parts });
   } else {

@@ -72,3 +72,20 @@ test('UNets that do not match: refused, saying which tensors differ, nothing cha
   injectLora(withLora, { r: 2, lora_alpha: 2, lora_dropout: 0, target_modules: ['to_q'] });
   assert.throws(() => mergeDeltaInto(tinyUnet(1), withLora, tinyUnet(0)), /the MUMU UNet has LoRA layers; merge them into its weights first/);
 });
+
+test("a model folder's base_unet/ is the default base: loaded as a UNet folder, and named by defaultBase", async () => {
+  const { saveComponent } = await import('../../src/models/pretrained.ts');
+  const { loadUnet, defaultBase, BASE_UNET } = await import('../../src/eval/merge.ts');
+  const { mkdirSync } = await import('node:fs');
+  const dir = mkdtempSync(join(tmpdir(), 'mumu-base-unet-'));
+  assert.equal(defaultBase(dir), undefined);
+  assert.equal(defaultBase(dir, '/some/base'), '/some/base');
+  const base = copyOf(2);
+  saveComponent(join(dir, BASE_UNET), base);
+  assert.equal(defaultBase(dir), join(dir, BASE_UNET));
+  sameWeights(loadUnet(join(dir, BASE_UNET)), base);
+  // a model folder's unet/ is found the same way
+  mkdirSync(join(dir, 'model'));
+  saveComponent(join(dir, 'model', 'unet'), copyOf(3));
+  sameWeights(loadUnet(join(dir, 'model')), copyOf(3));
+});

@@ -219,4 +219,8 @@ test("'fresh' parts: new weights (the init's architecture, with overrides) while
   assert.ok(equal(c.model.unet.conv_in.weight, b.model.unet.conv_in.weight), 'UNet from the other folder');
   assert.ok(equal(c.model.vae.encoder.conv_in.weight, kept.model.vae.encoder.conv_in.weight), 'VAE from init');
   assert.throws(() => tinyConfig('t2i-base', { from: { unet: other } }), /from needs an init/);
+  // or from a component folder itself (a shipped model's base_unet/)
+  const d = await buildModel(tinyConfig('t2i-base', { init, from: { unet: path.join(other, 'unet') } }));
+  assert.ok(equal(d.model.unet.conv_in.weight, b.model.unet.conv_in.weight), 'UNet from the component folder');
+  await assert.rejects(buildModel(tinyConfig('t2i-base', { init, from: { unet: path.join(out, 'checkpoints') } })), /neither a model folder nor a component folder/);
 });
