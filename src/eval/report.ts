@@ -222,7 +222,7 @@ async function writeGrids(dir: string, cases: Case[], outputs: Output[]): Promis
       return [...refs, ...outs];
     });
     // white between cells; the thin gray bars before each system's outputs keep their width
-    const png = await encodePng(gridRows(rows, { cell, background: 255 }));
+    const png = await encodePng(gridRows(rows, { cell, background: 255 }), {}, { palette: true });
     fs.writeFileSync(path.join(dir, gridFile(task)), png);
   }
 }

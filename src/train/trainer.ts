@@ -171,7 +171,7 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
   const writeSamples = async (s: number) => {
     if (!sampleItems.length) return;
     const { rows, text } = await withWeights(ema, trainable, () => runner.samples(sampleItems));
-    if (rows.length) await fs.promises.writeFile(path.join(out, 'samples', `step-${String(s).padStart(6, '0')}.png`), await encodePng(gridRows(rows)));
+    if (rows.length) await fs.promises.writeFile(path.join(out, 'samples', `step-${String(s).padStart(6, '0')}.png`), await encodePng(gridRows(rows), {}, { palette: true }));
     if (text.length) await fs.promises.writeFile(path.join(out, 'samples', `step-${String(s).padStart(6, '0')}.txt`), text.join('\n') + '\n');
   };
 
