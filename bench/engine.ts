@@ -32,24 +32,39 @@ function medianMs(fn: () => void, n = REPEATS, warmup = 2): number {
 function mumuRows(): Record<string, number> {
   const out: Record<string, number> = {};
   for (const n of [256, 1024, 2048]) {
-    const a = t.randn([n, n], { generator: g }), b = t.randn([n, n], { generator: g });
+    const a = t.randn([n, n], { generator: g }),
+      b = t.randn([n, n], { generator: g });
     out[`matmul_${n}`] = medianMs(() => void a.matmul(b), n < 2048 ? REPEATS : Math.max(3, Math.floor(REPEATS / 3)));
   }
   const x = t.randn([8, 64, 32, 32], { generator: g }).requiresGrad_();
   const w = t.randn([64, 64, 3, 3], { generator: g }).requiresGrad_();
   out.conv_fwd_bwd = medianMs(() => {
-    x.grad = null; w.grad = null;
+    x.grad = null;
+    w.grad = null;
     F.conv2d(x, w, null, { padding: 1 }).sum().backward();
   });
-  const [q, k, v] = [0, 1, 2].map(() => t.randn([8, 256, 64], { generator: g }).requiresGrad_()) as [t.Tensor, t.Tensor, t.Tensor];
+  const [q, k, v] = [0, 1, 2].map(() => t.randn([8, 256, 64], { generator: g }).requiresGrad_()) as [
+    t.Tensor,
+    t.Tensor,
+    t.Tensor,
+  ];
   out.attention_fwd_bwd = medianMs(() => {
     for (const p of [q, k, v]) p.grad = null;
     q.matmul(k.transpose(-2, -1)).div(8).softmax(-1).matmul(v).sum().backward();
   });
-  const init = (shape: number[], scale: number) => (scale ? t.randn(shape, { generator: g }).mul(scale) : t.zeros(shape)).requiresGrad_();
-  const mlp = [init([512, 512], 0.04), init([512], 0), init([512, 512], 0.04), init([512], 0), init([512, 10], 0.04), init([10], 0)];
+  const init = (shape: number[], scale: number) =>
+    (scale ? t.randn(shape, { generator: g }).mul(scale) : t.zeros(shape)).requiresGrad_();
+  const mlp = [
+    init([512, 512], 0.04),
+    init([512], 0),
+    init([512, 512], 0.04),
+    init([512], 0),
+    init([512, 10], 0.04),
+    init([10], 0),
+  ];
   const opt = new t.AdamW(mlp, { lr: 1e-3 });
-  const xb = t.randn([64, 512], { generator: g }), yb = t.randint(0, 10, [64], { generator: g });
+  const xb = t.randn([64, 512], { generator: g }),
+    yb = t.randint(0, 10, [64], { generator: g });
   out.mlp_step = medianMs(() => {
     opt.zeroGrad();
     let h = xb.matmul(mlp[0]!).add(mlp[1]!).gelu();
@@ -60,24 +75,32 @@ function mumuRows(): Record<string, number> {
   // The optimiser update alone: C++ (one call per group) vs the same AdamW composed from tensor ops in JS.
   for (const p of mlp) p.grad = t.onesLike(p).mul(0.01);
   out.adamw_cpp = medianMs(() => opt.stepOnce(), REPEATS * 5);
-  const m = mlp.map((p) => t.zerosLike(p)), s = mlp.map((p) => t.zerosLike(p));
+  const m = mlp.map((p) => t.zerosLike(p)),
+    s = mlp.map((p) => t.zerosLike(p));
   let step = 0;
   out.adamw_composed = medianMs(() => {
     step++;
     const [lr, b1, b2, eps, wd] = [1e-3, 0.9, 0.999, 1e-8, 0.01];
-    t.noGrad(() => mlp.forEach((p, i) => {
-      const grad = p.grad!;
-      p.mul_(1 - lr * wd);
-      m[i]!.lerp_(grad, 1 - b1);
-      s[i]!.mul_(b2).add_(grad.square().mul(1 - b2));
-      const denom = s[i]!.div(1 - b2 ** step).sqrt().add(eps);
-      p.sub_(m[i]!.div(denom).mul(lr / (1 - b1 ** step)));
-    }));
+    t.noGrad(() =>
+      mlp.forEach((p, i) => {
+        const grad = p.grad!;
+        p.mul_(1 - lr * wd);
+        m[i]!.lerp_(grad, 1 - b1);
+        s[i]!.mul_(b2).add_(grad.square().mul(1 - b2));
+        const denom = s[i]!.div(1 - b2 ** step)
+          .sqrt()
+          .add(eps);
+        p.sub_(m[i]!.div(denom).mul(lr / (1 - b1 ** step)));
+      }),
+    );
   }, REPEATS * 5);
-  const s1 = t.ones([1]), s2 = t.ones([1]);
+  const s1 = t.ones([1]),
+    s2 = t.ones([1]);
   const tiny = (n = 20000) => {
     const t0 = performance.now();
-    t.tidy(() => { for (let i = 0; i < n; i++) s1.add(s2); });
+    t.tidy(() => {
+      for (let i = 0; i < n; i++) s1.add(s2);
+    });
     return ((performance.now() - t0) / n) * 1000;
   };
   tiny(2000);
@@ -90,14 +113,20 @@ function ensurePythonTorch(): boolean {
   if (ok()) return true;
   if (process.getuid?.() === 0 && existsSync('/etc/debian_version')) {
     console.error('[bench] installing python3-torch (the Python peer) with apt');
-    spawnSync('apt-get', ['install', '-y', '-qq', 'python3-torch'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    spawnSync('apt-get', ['install', '-y', '-qq', 'python3-torch'], {
+      stdio: 'inherit',
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
   }
   return ok();
 }
 
 function pythonRows(): Record<string, number> | null {
-  if (!ensurePythonTorch()) return (console.error('[bench] Python PyTorch unavailable: apt-get install python3-torch'), null);
-  const out = execFileSync(PY, [join(ROOT, 'bench/peers/torch_peer.py'), String(threads), String(REPEATS)], { encoding: 'utf8' });
+  if (!ensurePythonTorch())
+    return (console.error('[bench] Python PyTorch unavailable: apt-get install python3-torch'), null);
+  const out = execFileSync(PY, [join(ROOT, 'bench/peers/torch_peer.py'), String(threads), String(REPEATS)], {
+    encoding: 'utf8',
+  });
   return JSON.parse(out.trim().split('\n').pop()!);
 }
 
@@ -111,7 +140,10 @@ for n in (256, 1024, 2048):
         t0 = time.perf_counter(); a @ b; ts.append((time.perf_counter() - t0) * 1000)
     r[f"matmul_{n}"] = statistics.median(ts)
 print(json.dumps(r))`;
-  const res = spawnSync(PY, ['-c', code], { encoding: 'utf8', env: { ...process.env, OPENBLAS_NUM_THREADS: String(threads) } });
+  const res = spawnSync(PY, ['-c', code], {
+    encoding: 'utf8',
+    env: { ...process.env, OPENBLAS_NUM_THREADS: String(threads) },
+  });
   return res.status === 0 ? JSON.parse(res.stdout.trim()) : null;
 }
 
@@ -140,7 +172,16 @@ const ROWS: [string, string, (ms: number) => string][] = [
 // each row keeps its best (lowest) median across rounds.
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const best = (a: Record<string, number> | null, b: Record<string, number> | null) =>
-  !a ? b : !b ? a : Object.fromEntries(Object.entries(a).map(([k, v]) => [k, typeof v === 'number' && typeof b[k] === 'number' ? Math.min(v, b[k]!) : v]));
+  !a
+    ? b
+    : !b
+      ? a
+      : Object.fromEntries(
+          Object.entries(a).map(([k, v]) => [
+            k,
+            typeof v === 'number' && typeof b[k] === 'number' ? Math.min(v, b[k]!) : v,
+          ]),
+        );
 console.error(`[bench] engine, ${threads} threads, ${REPEATS} repeats, ${ROUNDS} alternating rounds`);
 let mumu: Record<string, number> = {};
 let torchPy: Record<string, number> | null = null;
@@ -160,7 +201,8 @@ const lines = [
   '| workload | mumu | Python PyTorch | mumu vs PyTorch | @jax-js/jax | mumu vs jax-js | numpy |',
   '|---|---|---|---|---|---|---|',
   ...ROWS.map(([key, label, f]) => {
-    const r1 = ratio(torchPy?.[key], mumu[key]!), r2 = ratio(jax?.[key] ?? null, mumu[key]!);
+    const r1 = ratio(torchPy?.[key], mumu[key]!),
+      r2 = ratio(jax?.[key] ?? null, mumu[key]!);
     return `| ${label} | ${f(mumu[key]!)} | ${fmt(torchPy?.[key], f)} | ${r1 ? r1.toFixed(2) + 'x' : 'n/a'} | ${fmt(jax?.[key], f)} | ${r2 ? r2.toFixed(1) + 'x' : 'n/a'} | ${fmt(numpy?.[key], f)} |`;
   }),
   `| AdamW update only, MLP params (ms): C++ vs composed JS ops | ${mumu.adamw_cpp!.toFixed(3)} | | | | | composed: ${mumu.adamw_composed!.toFixed(3)} |`,
@@ -183,7 +225,16 @@ console.log(section);
 
 if (!process.argv.includes('--no-record')) writeSection('engine', section);
 
-const figures: Record<string, unknown> = { date, machine, threads, libtorch: t.torchVersion, mumu, python_torch: torchPy, jax, numpy };
+const figures: Record<string, unknown> = {
+  date,
+  machine,
+  threads,
+  libtorch: t.torchVersion,
+  mumu,
+  python_torch: torchPy,
+  jax,
+  numpy,
+};
 for (const [key] of ROWS) {
   figures[`${key}_vs_torch`] = ratio(torchPy?.[key], mumu[key]!);
   figures[`${key}_vs_jax`] = ratio(jax?.[key] ?? null, mumu[key]!);

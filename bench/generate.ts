@@ -16,8 +16,14 @@ import { makeTinyModel, makeDefaultArchitectureModel } from '../test/pipeline/ti
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const { values: v } = parseArgs({
   options: {
-    model: { type: 'string' }, steps: { type: 'string' }, guidance: { type: 'string' }, n: { type: 'string' },
-    runs: { type: 'string' }, device: { type: 'string' }, prompt: { type: 'string' }, 'no-record': { type: 'boolean' },
+    model: { type: 'string' },
+    steps: { type: 'string' },
+    guidance: { type: 'string' },
+    n: { type: 'string' },
+    runs: { type: 'string' },
+    device: { type: 'string' },
+    prompt: { type: 'string' },
+    'no-record': { type: 'boolean' },
   },
 });
 const steps = Number(v.steps ?? 50);
@@ -44,13 +50,15 @@ if (!existsSync(join(model, 'model_index.json'))) {
 
 const pipe = await MumuPipeline.fromPretrained(model, { device });
 const prompt = v.prompt ?? 'a dog face and a rocket on a night sky';
-await pipe.generate(prompt, { steps: 2, guidanceScale: guidance, numImages: n, seed: 0 });  // warm-up: allocator, caches
+await pipe.generate(prompt, { steps: 2, guidanceScale: guidance, numImages: n, seed: 0 }); // warm-up: allocator, caches
 
 const results: GenerateResult['timings'][] = [];
 for (let i = 0; i < runs; i++) {
   const r = await pipe.generate(prompt, { steps, guidanceScale: guidance, numImages: n, seed: i });
   results.push(r.timings);
-  process.stderr.write(`run ${i + 1}/${runs}: ${(r.timings.total / 1000).toFixed(2)} s, UNet ${(r.timings.unet / 1000).toFixed(2)} s\n`);
+  process.stderr.write(
+    `run ${i + 1}/${runs}: ${(r.timings.total / 1000).toFixed(2)} s, UNet ${(r.timings.unet / 1000).toFixed(2)} s\n`,
+  );
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const total = median(results.map((t) => t.total));
@@ -65,7 +73,10 @@ const out = {
   omp_wait_policy: process.env.OMP_WAIT_POLICY,
   libtorch: torchVersion,
   model: modelLabel,
-  steps, guidance, images_per_call: n, runs,
+  steps,
+  guidance,
+  images_per_call: n,
+  runs,
   seconds_per_image: +(total / 1000 / n).toFixed(3),
   unet_ms_per_call: +(unet / results[0]!.unetCalls).toFixed(2),
   encode_ms: +median(results.map((t) => t.encode)).toFixed(1),
@@ -76,7 +87,11 @@ const out = {
 
 if (!v['no-record']) {
   const row = `| ${out.date.slice(0, 10)} | ${out.machine} (${out.threads} threads) | ${out.model} | ${steps} | ${guidance} | ${n} | ${out.seconds_per_image} | ${out.unet_ms_per_call} | ${(out.overhead_vs_unet * 100).toFixed(1)}% |\n`;
-  appendRow('generate', `\`npm run bench:generate\` (bench/generate.ts): seconds per image with the paper's sampling settings, and the pipeline's\noverhead over the sum of its UNet calls (target < 10%). Median of the runs; one row per run of the benchmark.\n\n` +
-    '| date | machine | model | steps | guidance | images/call | s/image | UNet ms/call | overhead |\n|---|---|---|---|---|---|---|---|---|\n', row);
+  appendRow(
+    'generate',
+    `\`npm run bench:generate\` (bench/generate.ts): seconds per image with the paper's sampling settings, and the pipeline's\noverhead over the sum of its UNet calls (target < 10%). Median of the runs; one row per run of the benchmark.\n\n` +
+      '| date | machine | model | steps | guidance | images/call | s/image | UNet ms/call | overhead |\n|---|---|---|---|---|---|---|---|---|\n',
+    row,
+  );
 }
 console.log(JSON.stringify(out));

@@ -18,7 +18,13 @@ import { PromptTokenizer } from '../src/prompt/index.ts';
 import { EmojiWorld, COLORS, STYLES } from '../src/data/emoji-world/index.ts';
 import { tensor, randn, Generator, noGrad, type Tensor } from '../src/torch/index.ts';
 import { loadSafetensors } from '../src/torch/safetensors.ts';
-import { addNoise, diffusionTarget, readSchedulerConfig, scheduleFromConfig, SD_SCHEDULER_CONFIG } from '../src/diffusion/index.ts';
+import {
+  addNoise,
+  diffusionTarget,
+  readSchedulerConfig,
+  scheduleFromConfig,
+  SD_SCHEDULER_CONFIG,
+} from '../src/diffusion/index.ts';
 import { MumuPipeline, componentsFromModel } from '../src/pipeline.ts';
 import { EmojiEvaluator } from '../src/eval/evaluator.ts';
 import { Judge, promptFollowing, styleAdherence } from '../src/eval/metrics.ts';
@@ -26,11 +32,21 @@ import { encodePng, gridRows, type RgbImage } from '../src/image/index.ts';
 
 const { values: o, positionals } = parseArgs({
   allowPositionals: true,
-  options: { encoder: { type: 'string' }, weights: { type: 'string' }, generate: { type: 'boolean' }, steps: { type: 'string' }, guidance: { type: 'string' }, sheet: { type: 'string' }, json: { type: 'string' } },
+  options: {
+    encoder: { type: 'string' },
+    weights: { type: 'string' },
+    generate: { type: 'boolean' },
+    steps: { type: 'string' },
+    guidance: { type: 'string' },
+    sheet: { type: 'string' },
+    json: { type: 'string' },
+  },
 });
 const dir = positionals[0];
 if (!dir) {
-  console.error('usage: conditioning-check.ts <model folder> [--weights F.safetensors] [--generate] [--steps N] [--guidance G] [--sheet F.png] [--json F.json]');
+  console.error(
+    'usage: conditioning-check.ts <model folder> [--weights F.safetensors] [--generate] [--steps N] [--guidance G] [--sheet F.png] [--json F.json]',
+  );
   process.exit(2);
 }
 const model = MumuModel.load(dir).eval();
@@ -49,34 +65,81 @@ const schedFile = `${dir}/scheduler/scheduler_config.json`;
 const scheduler = fs.existsSync(schedFile) ? await readSchedulerConfig(schedFile) : SD_SCHEDULER_CONFIG;
 const schedule = scheduleFromConfig(scheduler);
 const side = model.vae.config.sample_size;
-const VOCAB = ['dog-face', 'cat-face', 'panda', 'frog', 'fox', 'pig-face', 'lion', 'penguin', 'rocket', 'red-apple', 'banana', 'watermelon', 'pizza', 'sun', 'crescent-moon', 'house', 'ghost', 'robot', 'snowman', 'cactus', 'strawberry', 'sunflower', 'soccer-ball', 'guitar', 'automobile', 'airplane', 'birthday-cake', 'fire'];
+const VOCAB = [
+  'dog-face',
+  'cat-face',
+  'panda',
+  'frog',
+  'fox',
+  'pig-face',
+  'lion',
+  'penguin',
+  'rocket',
+  'red-apple',
+  'banana',
+  'watermelon',
+  'pizza',
+  'sun',
+  'crescent-moon',
+  'house',
+  'ghost',
+  'robot',
+  'snowman',
+  'cactus',
+  'strawberry',
+  'sunflower',
+  'soccer-ball',
+  'guitar',
+  'automobile',
+  'airplane',
+  'birthday-cake',
+  'fire',
+];
 const report: Record<string, unknown> = { model: dir, weights: o.weights ?? null, encoder, scheduler };
 
 // ---- 1. the caption gap ----
 const world = new EmojiWorld({
-  size: side, seed: 99, objectCounts: [0.5, 0.5], backgrounds: { solid: 1 },
+  size: side,
+  seed: 99,
+  objectCounts: [0.5, 0.5],
+  backgrounds: { solid: 1 },
   concepts: { slugs: ['dog-face', 'rocket', 'sun', 'red-apple', 'banana', 'frog', 'pizza', 'house'] },
 });
 const B = 8;
 const scenes = Array.from({ length: B }, (_, i) => world.scene(i * 4));
 const pixels = new Float32Array(B * 3 * side * side);
 scenes.forEach((sc, b) => {
-  for (let i = 0; i < side * side; i++) for (let c = 0; c < 3; c++) pixels[((b * 3 + c) * side * side) + i] = sc.image.data[i * 3 + c]! / 127.5 - 1;
+  for (let i = 0; i < side * side; i++)
+    for (let c = 0; c < 3; c++) pixels[(b * 3 + c) * side * side + i] = sc.image.data[i * 3 + c]! / 127.5 - 1;
 });
 const encode = (captions: string[]): { context: Tensor; mask: Tensor } => {
   const ids = captions.map((c) => [...(tok.bosId !== undefined ? [tok.bosId] : []), ...tok.encodeText(c)]);
   const T = Math.max(...ids.map((x) => x.length));
-  const idArr = new BigInt64Array(B * T), maskArr = new Float32Array(B * T);
-  ids.forEach((x, b) => x.forEach((v, i) => { idArr[b * T + i] = BigInt(v); maskArr[b * T + i] = 1; }));
+  const idArr = new BigInt64Array(B * T),
+    maskArr = new Float32Array(B * T);
+  ids.forEach((x, b) =>
+    x.forEach((v, i) => {
+      idArr[b * T + i] = BigInt(v);
+      maskArr[b * T + i] = 1;
+    }),
+  );
   const mask = tensor(maskArr, { shape: [B, T] });
   const ids_ = tensor(idArr, { shape: [B, T] });
-  return { context: encoder === 'text' ? model.encodeText(ids_, mask) : model.encodePrompt({ inputIds: ids_, pixelValues: null, attentionMask: mask }), mask };
+  return {
+    context:
+      encoder === 'text'
+        ? model.encodeText(ids_, mask)
+        : model.encodePrompt({ inputIds: ids_, pixelValues: null, attentionMask: mask }),
+    mask,
+  };
 };
 const gap: { t: number; right: number; empty: number; wrong: number; ratio: number }[] = [];
 noGrad(() => {
   const z = model.vae.scaleLatents(model.vae.encode(tensor(pixels, { shape: [B, 3, side, side] })).mode());
   const captions = scenes.map((s) => s.caption);
-  const right = encode(captions), empty = encode(captions.map(() => '')), wrong = encode(captions.map((_, i) => captions[(i + 3) % B]!));
+  const right = encode(captions),
+    empty = encode(captions.map(() => '')),
+    wrong = encode(captions.map((_, i) => captions[(i + 3) % B]!));
   const g = new Generator(0);
   console.log(`caption gap (${scheduler.prediction_type} error)\nt     right    empty    wrong    wrong/right`);
   for (const t of [50, 200, 500, 800, 950]) {
@@ -85,7 +148,8 @@ noGrad(() => {
     const zt = addNoise(schedule, z, noise, ts);
     const target = diffusionTarget(schedule, z, noise, ts, scheduler.prediction_type);
     const tt = tensor(new BigInt64Array(B).fill(BigInt(t)), { shape: [B] });
-    const err = (c: { context: Tensor; mask: Tensor }) => model.unet.forward(zt, tt, c.context, { encoderAttentionMask: c.mask }).sub(target).pow(2).mean().item();
+    const err = (c: { context: Tensor; mask: Tensor }) =>
+      model.unet.forward(zt, tt, c.context, { encoderAttentionMask: c.mask }).sub(target).pow(2).mean().item();
     const [r, e, w] = [err(right), err(empty), err(wrong)];
     gap.push({ t, right: r, empty: e, wrong: w, ratio: w / r });
     console.log(`${String(t).padEnd(5)} ${r.toFixed(4)}   ${e.toFixed(4)}   ${w.toFixed(4)}   ${(w / r).toFixed(3)}`);
@@ -96,21 +160,40 @@ report.mean_gap_ratio = gap.reduce((a, x) => a + x.ratio, 0) / gap.length;
 
 // ---- 2. what it draws ----
 if (o.generate) {
-  const steps = Number(o.steps ?? 20), guidance = Number(o.guidance ?? 4), seeds = [0, 1];
+  const steps = Number(o.steps ?? 20),
+    guidance = Number(o.guidance ?? 4),
+    seeds = [0, 1];
   const trainStyles = STYLES.filter((s) => s.id !== 'emojione');
   const colorNames = Object.keys(COLORS);
   const label = (slug: string) => slug.replace(/-/g, ' ');
   const article = (w: string) => (/^[aeiou]/.test(w) ? 'an' : 'a');
-  interface Case { named: string[]; style: string; bg: string; caption: string }
+  interface Case {
+    named: string[];
+    style: string;
+    bg: string;
+    caption: string;
+  }
   const cases: Case[] = [];
   VOCAB.forEach((c, i) => {
-    const style = trainStyles[i % trainStyles.length]!, bg = colorNames[(i * 5) % colorNames.length]!;
-    cases.push({ named: [c], style: style.id, bg, caption: `${article(label(c))} ${label(c)} on ${article(bg)} ${bg} background, ${style.phrase} style` });
+    const style = trainStyles[i % trainStyles.length]!,
+      bg = colorNames[(i * 5) % colorNames.length]!;
+    cases.push({
+      named: [c],
+      style: style.id,
+      bg,
+      caption: `${article(label(c))} ${label(c)} on ${article(bg)} ${bg} background, ${style.phrase} style`,
+    });
   });
   for (let i = 0; i < VOCAB.length; i += 2) {
     const [a, b] = [VOCAB[i]!, VOCAB[(i + 9) % VOCAB.length]!];
-    const style = trainStyles[(i / 2) % trainStyles.length]!, bg = colorNames[(i * 3 + 1) % colorNames.length]!;
-    cases.push({ named: [a, b], style: style.id, bg, caption: `${article(label(a))} ${label(a)} and ${article(label(b))} ${label(b)} on ${article(bg)} ${bg} background, ${style.phrase} style` });
+    const style = trainStyles[(i / 2) % trainStyles.length]!,
+      bg = colorNames[(i * 3 + 1) % colorNames.length]!;
+    cases.push({
+      named: [a, b],
+      style: style.id,
+      bg,
+      caption: `${article(label(a))} ${label(a)} and ${article(label(b))} ${label(b)} on ${article(bg)} ${bg} background, ${style.phrase} style`,
+    });
   }
   const pipe = new MumuPipeline(componentsFromModel(model, { tokenizer: tok, scheduler, name: dir, encoder }));
   const judge = new Judge(EmojiEvaluator.load('models/evaluator'));
@@ -120,11 +203,12 @@ if (o.generate) {
   const nearest = (im: RgbImage) => {
     const m = [0, 0, 0];
     let n = 0;
-    for (let y = 0; y < im.height; y++) for (let x = 0; x < im.width; x++) {
-      if (y > 2 && y < im.height - 3 && x > 2 && x < im.width - 3) continue; // a 3 px border
-      for (let c = 0; c < 3; c++) m[c] += im.data[(y * im.width + x) * 3 + c]!;
-      n++;
-    }
+    for (let y = 0; y < im.height; y++)
+      for (let x = 0; x < im.width; x++) {
+        if (y > 2 && y < im.height - 3 && x > 2 && x < im.width - 3) continue; // a 3 px border
+        for (let c = 0; c < 3; c++) m[c] += im.data[(y * im.width + x) * 3 + c]!;
+        n++;
+      }
     const mean = m.map((v) => v / n);
     return colorNames.reduce((a, b) => (dist(COLORS[b]!, mean) < dist(COLORS[a]!, mean) ? b : a));
   };
@@ -137,15 +221,34 @@ if (o.generate) {
       const im = r.images[0]! as RgbImage;
       row.push(im);
       const v = judge.views(im);
-      const f = promptFollowing(cs.named.map((c) => judge.conceptIndex(c)), v.windows.map((w) => w.conceptLogits), vocab);
+      const f = promptFollowing(
+        cs.named.map((c) => judge.conceptIndex(c)),
+        v.windows.map((w) => w.conceptLogits),
+        vocab,
+      );
       const st = styleAdherence(v.whole.styleLogits, judge.styleIndex(cs.style)).hit ? 1 : 0;
       const s = cs.named.length === 1 ? score.one : score.two;
-      s.follow += f; s.style += st; s.bg += nearest(im) === cs.bg ? 1 : 0; s.n++;
+      s.follow += f;
+      s.style += st;
+      s.bg += nearest(im) === cs.bg ? 1 : 0;
+      s.n++;
     }
     rows.push(row);
   }
-  const pct = (x: { follow: number; style: number; bg: number; n: number }) => ({ n: x.n, following: x.follow / x.n, style: x.style / x.n, background: x.bg / x.n });
-  report.generate = { steps, guidance, seeds, one_object: pct(score.one), two_objects: pct(score.two), seconds: (performance.now() - t0) / 1000 };
+  const pct = (x: { follow: number; style: number; bg: number; n: number }) => ({
+    n: x.n,
+    following: x.follow / x.n,
+    style: x.style / x.n,
+    background: x.bg / x.n,
+  });
+  report.generate = {
+    steps,
+    guidance,
+    seeds,
+    one_object: pct(score.one),
+    two_objects: pct(score.two),
+    seconds: (performance.now() - t0) / 1000,
+  };
   console.log(`generated ${cases.length * seeds.length} images in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   console.log('one object :', JSON.stringify(pct(score.one)));
   console.log('two objects:', JSON.stringify(pct(score.two)));

@@ -34,7 +34,12 @@ export function findLibtorch() {
     existsSync(join(d, 'libtorch_cpu.so')),
   );
   if (existsSync('/usr/include/torch') && (multiarch || existsSync(join(debianLib, 'libtorch.so')))) {
-    return { source: 'debian', root: '/usr', include: ['/usr/include', '/usr/include/torch/csrc/api/include'], libdir: multiarch ?? debianLib };
+    return {
+      source: 'debian',
+      root: '/usr',
+      include: ['/usr/include', '/usr/include/torch/csrc/api/include'],
+      libdir: multiarch ?? debianLib,
+    };
   }
   const py = pythonTorchFolder();
   if (py && existsSync(join(py, 'include'))) return fromFolder(py, 'python');
@@ -64,7 +69,10 @@ const firstWith = (dirs, file) => dirs.find((d) => existsSync(join(d, file)));
 // c10d (torch.distributed's C++ engine): its headers ship with libtorch, but ProcessGroupGloo.hpp includes Gloo's,
 // which Debian packages apart (libgloo-dev; PyTorch's own builds may carry them in include/).
 function c10d(info) {
-  return firstWith(info.include, join(C10D, 'ProcessGroupGloo.hpp')) && firstWith([...info.include, '/usr/include'], 'gloo/context.h') ? 1 : 0;
+  return firstWith(info.include, join(C10D, 'ProcessGroupGloo.hpp')) &&
+    firstWith([...info.include, '/usr/include'], 'gloo/context.h')
+    ? 1
+    : 0;
 }
 
 // NCCL: a CUDA libtorch (PyTorch's wheels) has ProcessGroupNCCL; compiling against it needs nccl.h and the CUDA
@@ -77,9 +85,11 @@ function ncclIncludes(info) {
   const cudaHome = process.env.CUDA_HOME ?? '/usr/local/cuda';
   const dirs = [
     ...(nvidia ? [join(nvidia, 'nccl/include'), join(nvidia, 'cuda_runtime/include')] : []),
-    join(cudaHome, 'include'), '/usr/include',
+    join(cudaHome, 'include'),
+    '/usr/include',
   ].filter((d) => existsSync(d));
-  const nccl = firstWith(dirs, 'nccl.h'), cudart = firstWith(dirs, 'cuda_runtime_api.h');
+  const nccl = firstWith(dirs, 'nccl.h'),
+    cudart = firstWith(dirs, 'cuda_runtime_api.h');
   return nccl && cudart ? [...new Set([nccl, cudart])] : null;
 }
 
@@ -94,11 +104,19 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     }
   } else if (field === 'include') console.log(info.include.join(' '));
   else if (field === 'libdir') console.log(info.libdir);
-  else if (field === 'libs') console.log(libsIn(info.libdir).map((l) => `-l${l}`).join(' '));
+  else if (field === 'libs')
+    console.log(
+      libsIn(info.libdir)
+        .map((l) => `-l${l}`)
+        .join(' '),
+    );
   else if (field === 'abi') console.log(cxx11Abi(info));
   else if (field === 'cuda') console.log(libsIn(info.libdir).includes('torch_cuda') ? 1 : 0);
   else if (field === 'c10d') console.log(c10d(info));
   else if (field === 'nccl') console.log(ncclIncludes(info) ? 1 : 0);
   else if (field === 'nccl-include') console.log((ncclIncludes(info) ?? []).join(' '));
-  else console.log(`${info.source} ${info.libdir}${c10d(info) ? ', c10d/Gloo' : ', no c10d (Gloo headers missing)'}${ncclIncludes(info) ? ', NCCL' : ''}`);
+  else
+    console.log(
+      `${info.source} ${info.libdir}${c10d(info) ? ', c10d/Gloo' : ', no c10d (Gloo headers missing)'}${ncclIncludes(info) ? ', NCCL' : ''}`,
+    );
 }

@@ -15,7 +15,10 @@ const { values: v } = parseArgs({ options: { out: { type: 'string' }, model: { t
 const skip = chromiumSkipReason();
 if (skip) throw new Error(skip);
 
-const server = await serve(['--model', v.model ?? join(ROOT, 'models', 'emoji-default'), '--out', mkdtempSync(join(tmpdir(), 'mumu-shot-'))], { env: { MUMU_NUM_THREADS: '2' } });
+const server = await serve(
+  ['--model', v.model ?? join(ROOT, 'models', 'emoji-default'), '--out', mkdtempSync(join(tmpdir(), 'mumu-shot-'))],
+  { env: { MUMU_NUM_THREADS: '2' } },
+);
 const browser = await launchChromium();
 try {
   const page = await browser.context.newPage();
@@ -24,7 +27,10 @@ try {
   await page.waitForSelector('body[data-ready=true]');
   await page.click('#prompt');
   await page.keyboard.type('a dog face and a rocket on a blue background, openmoji style');
-  for (const [word, file] of [['dog', 'dog-face.png'], ['rocket', 'rocket.png']] as const) {
+  for (const [word, file] of [
+    ['dog', 'dog-face.png'],
+    ['rocket', 'rocket.png'],
+  ] as const) {
     const at = await pointBefore(page, '#prompt', word);
     await dropFiles(page, [join(ROOT, 'examples', file)], at.x, at.y);
   }
@@ -36,10 +42,14 @@ try {
   await page.fill('#settings [name=n]', '1');
   await page.fill('#settings [name=seed]', '7');
   await page.click('#generate');
-  await page.waitForFunction(() => {
-    const bar = document.querySelector<HTMLProgressElement>('#active progress');
-    return bar !== null && bar.value >= 18;
-  }, undefined, { polling: 100, timeout: 120_000 });
+  await page.waitForFunction(
+    () => {
+      const bar = document.querySelector<HTMLProgressElement>('#active progress');
+      return bar !== null && bar.value >= 18;
+    },
+    undefined,
+    { polling: 100, timeout: 120_000 },
+  );
   await page.mouse.move(0, 0);
   const out = v.out ?? join(ROOT, 'docs', 'serve.png');
   await page.screenshot({ path: out });

@@ -7,12 +7,33 @@ import { readConfig, readJson } from './config.ts';
 import { join } from 'node:path';
 import { Generator, randn, cat, noGrad, tidy, cuda, type Tensor } from './torch/index.ts';
 import {
-  classifierFreeGuidance, inferenceTimesteps, SAMPLERS, DEFAULT_SAMPLER, isSamplerName, samplerChoices, type SamplerName, type Conditioning, type CondModel,
-  readSchedulerConfig, writeSchedulerConfig, scheduleFromConfig, SD_SCHEDULER_CONFIG,
-  type NoiseSchedule, type SchedulerConfig, type StepInfo, type DenoiseModel,
+  classifierFreeGuidance,
+  inferenceTimesteps,
+  SAMPLERS,
+  DEFAULT_SAMPLER,
+  isSamplerName,
+  samplerChoices,
+  type SamplerName,
+  type Conditioning,
+  type CondModel,
+  readSchedulerConfig,
+  writeSchedulerConfig,
+  scheduleFromConfig,
+  SD_SCHEDULER_CONFIG,
+  type NoiseSchedule,
+  type SchedulerConfig,
+  type StepInfo,
+  type DenoiseModel,
 } from './diffusion/index.ts';
 import {
-  encodePrompt, collatePrompts, PromptError, PromptTokenizer, type PromptBatch, type PromptInput, type PromptSpec, type EncodedPrompt,
+  encodePrompt,
+  collatePrompts,
+  PromptError,
+  PromptTokenizer,
+  type PromptBatch,
+  type PromptInput,
+  type PromptSpec,
+  type EncodedPrompt,
 } from './prompt/index.ts';
 import { MumuModel, checkImageSide } from './models/index.ts';
 import type { RgbImage } from './image/index.ts';
@@ -74,7 +95,7 @@ export type GeneratedImage = RgbImage & { seed: number };
 
 export interface GenerateResult {
   images: GeneratedImage[];
-  prompt: string;            // text form, for metadata
+  prompt: string; // text form, for metadata
   negativePrompt: string;
   seed: number;
   steps: number;
@@ -107,10 +128,12 @@ export class MumuPipeline {
     const n = o.numImages ?? 1;
     const seed = o.seed ?? randomSeed();
     const sampler = o.sampler ?? DEFAULT_SAMPLER;
-    if (!Number.isInteger(steps) || steps < 1 || steps > c.scheduler.num_train_timesteps) throw new RangeError(`steps must be an integer in 1..${c.scheduler.num_train_timesteps}, got ${steps}`);
+    if (!Number.isInteger(steps) || steps < 1 || steps > c.scheduler.num_train_timesteps)
+      throw new RangeError(`steps must be an integer in 1..${c.scheduler.num_train_timesteps}, got ${steps}`);
     if (!Number.isInteger(n) || n < 1) throw new RangeError(`numImages must be a positive integer, got ${n}`);
     if (!Number.isFinite(scale)) throw new RangeError(`guidanceScale must be a number, got ${scale}`);
-    if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`seed must be a non-negative integer, got ${seed}`);
+    if (!Number.isSafeInteger(seed) || seed < 0)
+      throw new RangeError(`seed must be a non-negative integer, got ${seed}`);
     if (!isSamplerName(sampler)) throw new RangeError(`sampler must be ${samplerChoices()}, got ${sampler}`);
     const sample = await SAMPLERS[sampler].load();
     const eta = o.eta ?? SAMPLERS[sampler].eta;
@@ -132,61 +155,96 @@ export class MumuPipeline {
       }
     }
     checkAbort();
-    const timesteps = inferenceTimesteps(c.scheduler.num_train_timesteps, steps, c.scheduler.timestep_spacing, c.scheduler.steps_offset);
+    const timesteps = inferenceTimesteps(
+      c.scheduler.num_train_timesteps,
+      steps,
+      c.scheduler.timestep_spacing,
+      c.scheduler.steps_offset,
+    );
     const timings = { encode: 0, unet: 0, denoise: 0, decode: 0, total: 0, unetCalls: 0 };
     const sync = c.device.startsWith('cuda') ? () => cuda.synchronize() : () => {};
 
     let t3 = 0;
-    const decoded = noGrad(() => tidy(() => {
-      const t1 = now();
-      const prompts = uncond ? [uncond, cond] : [cond];
-      const batch = collatePrompts(prompts, c.prompt);
-      const enc = c.encode(moveBatch(batch, c.device));
-      const [u, k] = uncond ? [rows(enc, 0), rows(enc, 1)] : [rows(enc, 0), rows(enc, 0)];
-      sync();
-      timings.encode = now() - t1;
-
-      const timedUnet: CondModel = (x, t, cc) => {
-        const s = now();
-        const out = c.unet(x, t, cc);
+    const decoded = noGrad(() =>
+      tidy(() => {
+        const t1 = now();
+        const prompts = uncond ? [uncond, cond] : [cond];
+        const batch = collatePrompts(prompts, c.prompt);
+        const enc = c.encode(moveBatch(batch, c.device));
+        const [u, k] = uncond ? [rows(enc, 0), rows(enc, 1)] : [rows(enc, 0), rows(enc, 0)];
         sync();
-        timings.unet += now() - s;
-        timings.unetCalls++;
-        return out;
-      };
-      const model: DenoiseModel = classifierFreeGuidance(timedUnet, k, u, scale);
-      const noise = cat(Array.from({ length: n }, (_, i) =>
-        randn([1, ...c.latentShape], { generator: new Generator(seed + i) })), 0).to(c.device);
-      const t2 = now();
-      const latents = sample(model, noise, c.schedule, {
-        timesteps, prediction: c.scheduler.prediction_type, eta, generator: new Generator(seed),
-        onStep: (info: StepInfo) => { o.onStep?.(info); checkAbort(); },
-      });
-      sync();
-      timings.denoise = now() - t2;
+        timings.encode = now() - t1;
 
-      t3 = now();
-      return c.decode(latents);  // (n, 3, H, W) in [-1, 1]
-    }));
+        const timedUnet: CondModel = (x, t, cc) => {
+          const s = now();
+          const out = c.unet(x, t, cc);
+          sync();
+          timings.unet += now() - s;
+          timings.unetCalls++;
+          return out;
+        };
+        const model: DenoiseModel = classifierFreeGuidance(timedUnet, k, u, scale);
+        const noise = cat(
+          Array.from({ length: n }, (_, i) => randn([1, ...c.latentShape], { generator: new Generator(seed + i) })),
+          0,
+        ).to(c.device);
+        const t2 = now();
+        const latents = sample(model, noise, c.schedule, {
+          timesteps,
+          prediction: c.scheduler.prediction_type,
+          eta,
+          generator: new Generator(seed),
+          onStep: (info: StepInfo) => {
+            o.onStep?.(info);
+            checkAbort();
+          },
+        });
+        sync();
+        timings.denoise = now() - t2;
+
+        t3 = now();
+        return c.decode(latents); // (n, 3, H, W) in [-1, 1]
+      }),
+    );
     const images = imagesFromTensor(decoded).map((im, i): GeneratedImage => ({ ...im, seed: seed + i }));
     decoded.dispose();
     timings.decode = now() - t3;
     timings.total = now() - t0;
-    return { images, prompt: cond.text, negativePrompt: uncond?.text ?? '', seed, steps, guidanceScale: scale, sampler, timings };
+    return {
+      images,
+      prompt: cond.text,
+      negativePrompt: uncond?.text ?? '',
+      seed,
+      steps,
+      guidanceScale: scale,
+      sampler,
+      timings,
+    };
   }
 }
 
 function moveBatch(b: PromptBatch, device: string): PromptBatch {
   if (device === 'cpu') return b;
-  return { ...b, inputIds: b.inputIds.to(device), attentionMask: b.attentionMask.to(device), pixelValues: b.pixelValues?.to(device) ?? null };
+  return {
+    ...b,
+    inputIds: b.inputIds.to(device),
+    attentionMask: b.attentionMask.to(device),
+    pixelValues: b.pixelValues?.to(device) ?? null,
+  };
 }
 
 // The settings that reproduce an image, as PNG text chunks (`mumu info` reads them back). `parameters` repeats them
 // in AUTOMATIC1111's layout, which most image viewers and model sites already parse.
 export function generationInfo(r: GenerateResult, image: GeneratedImage, model: string): Record<string, string> {
   const info: Record<string, string> = {
-    prompt: r.prompt, seed: String(image.seed), steps: String(r.steps), guidance_scale: String(r.guidanceScale),
-    sampler: r.sampler, model, size: `${image.width}x${image.height}`, software: 'mumu',
+    prompt: r.prompt,
+    seed: String(image.seed),
+    steps: String(r.steps),
+    guidance_scale: String(r.guidanceScale),
+    sampler: r.sampler,
+    model,
+    size: `${image.width}x${image.height}`,
+    software: 'mumu',
   };
   if (r.negativePrompt) info.negative_prompt = r.negativePrompt;
   info.parameters = [
@@ -208,12 +266,22 @@ export interface ProcessorConfig {
   // (mumu-stage2: 2x, 4x the tokens); null = the ViT's image_size
   reference_size: number | null;
 }
-export const DEFAULT_PROCESSOR: ProcessorConfig = { max_images: 4, image_mean: [0.5, 0.5, 0.5], image_std: [0.5, 0.5, 0.5], max_length: null, reference_size: null };
+export const DEFAULT_PROCESSOR: ProcessorConfig = {
+  max_images: 4,
+  image_mean: [0.5, 0.5, 0.5],
+  image_std: [0.5, 0.5, 0.5],
+  max_length: null,
+  reference_size: null,
+};
 
 function parseProcessorConfig(raw: unknown, where: string): ProcessorConfig {
   return readConfig(where, raw, {
     defaults: DEFAULT_PROCESSOR,
-    rules: { max_images: { int: true, min: 0 }, reference_size: { int: true, min: 1 }, max_length: { int: true, min: 1 } },
+    rules: {
+      max_images: { int: true, min: 0 },
+      reference_size: { int: true, min: 1 },
+      max_length: { int: true, min: 1 },
+    },
   });
 }
 
@@ -222,9 +290,12 @@ function parseProcessorConfig(raw: unknown, where: string): ProcessorConfig {
 export async function loadComponents(dir: string, o: LoadOptions = {}): Promise<MumuComponents> {
   const device = o.device ?? 'cpu';
   if (device.startsWith('cuda') && !cuda.isAvailable()) {
-    throw new Error(`device '${device}': ${cuda.compiled ? 'this libtorch build has CUDA but sees no GPU' : 'this libtorch build has no CUDA support'}`);
+    throw new Error(
+      `device '${device}': ${cuda.compiled ? 'this libtorch build has CUDA but sees no GPU' : 'this libtorch build has no CUDA support'}`,
+    );
   }
-  if (!existsSync(join(dir, 'model_index.json'))) throw new Error(`${dir} is not a mumu model folder (no model_index.json)`);
+  if (!existsSync(join(dir, 'model_index.json')))
+    throw new Error(`${dir} is not a mumu model folder (no model_index.json)`);
   const tokFile = join(dir, 'tokenizer', 'tokenizer.json');
   if (!existsSync(tokFile)) throw new Error(`${dir} has no tokenizer/tokenizer.json`);
   const tokenizer = await PromptTokenizer.fromFile(tokFile);
@@ -238,10 +309,14 @@ export async function loadComponents(dir: string, o: LoadOptions = {}): Promise<
   const imageTokenId = model.vlm.config.image_token_id;
   const tokImage = tokenizer.imageTokenId;
   if (tokImage !== undefined && tokImage !== imageTokenId) {
-    throw new Error(`${dir}: the tokenizer's <image> is id ${tokImage} but vlm/config.json says image_token_id ${imageTokenId}`);
+    throw new Error(
+      `${dir}: the tokenizer's <image> is id ${tokImage} but vlm/config.json says image_token_id ${imageTokenId}`,
+    );
   }
   if (tokenizer.vocabSize > model.vlm.config.text_config.vocab_size) {
-    throw new Error(`${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the VLM's vocab_size is ${model.vlm.config.text_config.vocab_size}`);
+    throw new Error(
+      `${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the VLM's vocab_size is ${model.vlm.config.text_config.vocab_size}`,
+    );
   }
   const components = componentsFromModel(model, { tokenizer, processor: proc, scheduler, device, name: dir });
   const side = o.referenceSize ?? proc.reference_size ?? undefined;
@@ -271,11 +346,19 @@ export function componentsFromModel(model: MumuModel, o: ModelComponentsOptions)
   const native = vlm.config.vision_config.image_size;
   // the longest prompt the encoder takes: the text encoder's positions, or the VLM's (and its attention window)
   const tc = vlm.config.text_config;
-  const modelLimit = text ? model.text_encoder!.config.max_position_embeddings : Math.min(tc.max_position_embeddings, tc.sliding_window ?? Infinity);
+  const modelLimit = text
+    ? model.text_encoder!.config.max_position_embeddings
+    : Math.min(tc.max_position_embeddings, tc.sliding_window ?? Infinity);
   const components: MumuComponents = {
     prompt: {
-      tokenizer: o.tokenizer, imageTokenId: vlm.config.image_token_id, imageSize: native, tokensPerImage: vlm.tokensPerImage,
-      maxImages: text ? 0 : proc.max_images, maxLength: Math.min(proc.max_length ?? Infinity, modelLimit), imageMean: proc.image_mean, imageStd: proc.image_std,
+      tokenizer: o.tokenizer,
+      imageTokenId: vlm.config.image_token_id,
+      imageSize: native,
+      tokensPerImage: vlm.tokensPerImage,
+      maxImages: text ? 0 : proc.max_images,
+      maxLength: Math.min(proc.max_length ?? Infinity, modelLimit),
+      imageMean: proc.image_mean,
+      imageStd: proc.image_std,
     },
     encode: text
       ? (b) => ({ context: model.encodeText(b.inputIds, b.attentionMask), mask: b.attentionMask })
@@ -292,7 +375,11 @@ export function componentsFromModel(model: MumuModel, o: ModelComponentsOptions)
   components.atReferenceSize = (side) => {
     checkImageSide(vlm.config.vision_config, side, 'reference size');
     const tokensPerImage = vlm.tokensFor(side);
-    return { ...components, prompt: { ...components.prompt, imageSize: side, tokensPerImage }, name: side === native ? name : `${name} @ ${side} px references` };
+    return {
+      ...components,
+      prompt: { ...components.prompt, imageSize: side, tokensPerImage },
+      name: side === native ? name : `${name} @ ${side} px references`,
+    };
   };
   return components;
 }
@@ -300,7 +387,8 @@ export function componentsFromModel(model: MumuModel, o: ModelComponentsOptions)
 // Writes a whole model folder: the model's components (src/models) plus the tokenizer, its processor config and
 // the scheduler config, all listed in model_index.json.
 export async function savePretrained(
-  model: MumuModel, dir: string,
+  model: MumuModel,
+  dir: string,
   o: { tokenizer: object; processor?: Partial<ProcessorConfig>; scheduler?: SchedulerConfig },
 ): Promise<void> {
   model.extraIndex.tokenizer = ['mumu', 'PromptTokenizer'];
@@ -309,6 +397,9 @@ export async function savePretrained(
   await mkdir(join(dir, 'tokenizer'), { recursive: true });
   await mkdir(join(dir, 'scheduler'), { recursive: true });
   await writeFile(join(dir, 'tokenizer', 'tokenizer.json'), JSON.stringify(o.tokenizer) + '\n');
-  await writeFile(join(dir, 'tokenizer', 'processor_config.json'), JSON.stringify({ ...DEFAULT_PROCESSOR, ...o.processor }, null, 2) + '\n');
+  await writeFile(
+    join(dir, 'tokenizer', 'processor_config.json'),
+    JSON.stringify({ ...DEFAULT_PROCESSOR, ...o.processor }, null, 2) + '\n',
+  );
   await writeSchedulerConfig(join(dir, 'scheduler', 'scheduler_config.json'), o.scheduler ?? SD_SCHEDULER_CONFIG);
 }

@@ -3,7 +3,11 @@
 // sharp's SVG renderer.
 import sharp from 'sharp';
 
-export interface Series { name: string; points: [number, number][]; color: string }
+export interface Series {
+  name: string;
+  points: [number, number][];
+  color: string;
+}
 
 export interface PlotOptions {
   xLabel?: string;
@@ -20,7 +24,8 @@ const fmt = (v: number) => (v >= 100 || v === 0 ? v.toFixed(0) : v >= 1 ? v.toPr
 
 // Exponential moving average, bias-corrected, as TensorBoard's smoothing.
 export function smooth(values: number[], weight = 0.9): number[] {
-  let last = 0, n = 0;
+  let last = 0,
+    n = 0;
   return values.map((v) => {
     last = last * weight + (1 - weight) * v;
     n++;
@@ -33,8 +38,12 @@ export function linePlotSvg(title: string, series: Series[], o: PlotOptions = {}
   const usable = ([, y]: [number, number]) => Number.isFinite(y) && (!logY || y > 0);
   const ty = (y: number) => (logY ? Math.log10(y) : y);
   const all = series.flatMap((s) => s.points).filter(usable);
-  const L = 64, R = 16, T = 32, B = 44;
-  const pw = width - L - R, ph = height - T - B;
+  const L = 64,
+    R = 16,
+    T = 32,
+    B = 44;
+  const pw = width - L - R,
+    ph = height - T - B;
   const xs = [...new Set(all.map(([x]) => x))].sort((a, b) => a - b);
   const [x0, x1] = xs.length > 1 ? [xs[0]!, xs.at(-1)!] : [(xs[0] ?? 0) - 1, (xs[0] ?? 0) + 1];
   const ys = all.map(([, y]) => ty(y));
@@ -51,8 +60,12 @@ export function linePlotSvg(title: string, series: Series[], o: PlotOptions = {}
     `<rect x="${L}" y="${T}" width="${pw}" height="${ph}" fill="none" stroke="#444"/>`,
   ];
   for (let k = 0; k <= 5; k++) {
-    const v = y0 + ((y1 - y0) * k) / 5, yy = T + (1 - k / 5) * ph;
-    parts.push(`<line x1="${L}" x2="${L + pw}" y1="${yy}" y2="${yy}" stroke="#eee"/>`, `<text x="${L - 6}" y="${yy + 4}" text-anchor="end">${logY ? fmt(10 ** v) : v.toFixed(2)}</text>`);
+    const v = y0 + ((y1 - y0) * k) / 5,
+      yy = T + (1 - k / 5) * ph;
+    parts.push(
+      `<line x1="${L}" x2="${L + pw}" y1="${yy}" y2="${yy}" stroke="#eee"/>`,
+      `<text x="${L - 6}" y="${yy + 4}" text-anchor="end">${logY ? fmt(10 ** v) : v.toFixed(2)}</text>`,
+    );
   }
   const xTicks = markers ? xs : [0, 1, 2, 3, 4, 5].map((k) => Math.round(x0 + ((x1 - x0) * k) / 5));
   for (const x of xTicks) {
@@ -67,20 +80,32 @@ export function linePlotSvg(title: string, series: Series[], o: PlotOptions = {}
     let label = s.name;
     if (smoothing > 0) {
       parts.push(`<polyline fill="none" stroke="${s.color}" stroke-opacity="0.25" points="${line(pts)}"/>`);
-      const sm = smooth(pts.map(([, y]) => y), smoothing);
-      parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${line(pts.map(([x], k) => [x, sm[k]!]))}"/>`);
+      const sm = smooth(
+        pts.map(([, y]) => y),
+        smoothing,
+      );
+      parts.push(
+        `<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${line(pts.map(([x], k) => [x, sm[k]!]))}"/>`,
+      );
       label = `${s.name} (last ${fmt(sm.at(-1)!)})`;
     } else parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${line(pts)}"/>`);
-    if (markers) for (const [x, y] of pts) parts.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${s.color}"/>`);
-    parts.push(`<text x="${L + pw - 8}" y="${T + 16 + 14 * i}" text-anchor="end" fill="${s.color}">${esc(label)}</text>`);
+    if (markers)
+      for (const [x, y] of pts)
+        parts.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${s.color}"/>`);
+    parts.push(
+      `<text x="${L + pw - 8}" y="${T + 16 + 14 * i}" text-anchor="end" fill="${s.color}">${esc(label)}</text>`,
+    );
   });
   parts.push('</svg>');
   return parts.join('\n');
 }
 
 export async function writePlot(file: string, title: string, series: Series[], o: PlotOptions = {}): Promise<void> {
-  await sharp(Buffer.from(linePlotSvg(title, series, o))).png().toFile(file);
+  await sharp(Buffer.from(linePlotSvg(title, series, o)))
+    .png()
+    .toFile(file);
 }
 
 // A training loss curve: log scale, smoothed.
-export const plotLoss = (file: string, title: string, series: Series[]): Promise<void> => writePlot(file, title, series, { logY: true, smoothing: 0.9 });
+export const plotLoss = (file: string, title: string, series: Series[]): Promise<void> =>
+  writePlot(file, title, series, { logY: true, smoothing: 0.9 });

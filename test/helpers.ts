@@ -7,11 +7,18 @@ export function flat(x: Tensor | number[] | unknown): number[] {
   return (x as unknown[]).flat(Infinity as 1) as number[];
 }
 
-export function assertClose(actual: Tensor | number[], expected: Tensor | number[] | unknown[], tol = 1e-5, msg = ''): void {
-  const a = flat(actual), e = flat(expected);
+export function assertClose(
+  actual: Tensor | number[],
+  expected: Tensor | number[] | unknown[],
+  tol = 1e-5,
+  msg = '',
+): void {
+  const a = flat(actual),
+    e = flat(expected);
   assert.equal(a.length, e.length, `${msg} length ${a.length} != ${e.length}`);
   for (let i = 0; i < a.length; i++) {
-    const ok = Math.abs(a[i]! - e[i]!) <= tol * Math.max(1, Math.abs(e[i]!)) || (Number.isNaN(a[i]) && Number.isNaN(e[i]));
+    const ok =
+      Math.abs(a[i]! - e[i]!) <= tol * Math.max(1, Math.abs(e[i]!)) || (Number.isNaN(a[i]) && Number.isNaN(e[i]));
     assert.ok(ok, `${msg} element ${i}: ${a[i]} != ${e[i]} (tol ${tol})`);
   }
 }
@@ -21,18 +28,25 @@ export function gradCheck(f: (...xs: Tensor[]) => Tensor, inputs: Tensor[], { ep
   const xs = inputs.map((x) => x.double().detach().requiresGrad_(true));
   // Weight the output with fixed pseudo-random numbers so every output element matters.
   const out0 = f(...xs);
-  const w = tensor(Array.from({ length: out0.numel }, (_, i) => Math.sin(i * 12.9898 + 1) * 0.5 + 0.7), { dtype: 'float64' }).reshape(...out0.shape);
+  const w = tensor(
+    Array.from({ length: out0.numel }, (_, i) => Math.sin(i * 12.9898 + 1) * 0.5 + 0.7),
+    { dtype: 'float64' },
+  ).reshape(...out0.shape);
   out0.mul(w).sum().backward();
   for (const [k, x] of xs.entries()) {
     const analytic = flat(x.grad ?? tensor(new Float64Array(x.numel)));
     const base = flat(x);
     const numeric = base.map((_, i) => {
-      const at = (d: number) => noGrad(() => {
-        const v = base.slice();
-        v[i] = v[i]! + d;
-        const args = xs.map((y, j) => (j === k ? tensor(Float64Array.from(v), { shape: [...x.shape] }) : y.detach()));
-        return f(...args).mul(w).sum().item();
-      });
+      const at = (d: number) =>
+        noGrad(() => {
+          const v = base.slice();
+          v[i] = v[i]! + d;
+          const args = xs.map((y, j) => (j === k ? tensor(Float64Array.from(v), { shape: [...x.shape] }) : y.detach()));
+          return f(...args)
+            .mul(w)
+            .sum()
+            .item();
+        });
       return (at(eps) - at(-eps)) / (2 * eps);
     });
     assertClose(analytic, numeric, tol, `grad of input ${k}`);

@@ -8,12 +8,36 @@ import sharp from 'sharp';
 import { linePlotSvg, plotLoss, smooth } from '../src/plot.ts';
 
 test('linePlotSvg: markers per point, log scale drops non-positive values, smoothing labels the last EMA value', async () => {
-  const pts: [number, number][] = [[16, 0.2], [64, 0.5], [144, 0.4], [256, 0.3]];
-  const lin = linePlotSvg('t', [{ name: 'a', color: '#000', points: pts }], { markers: true, yRange: [0, 1], xLabel: 'tokens per image' });
+  const pts: [number, number][] = [
+    [16, 0.2],
+    [64, 0.5],
+    [144, 0.4],
+    [256, 0.3],
+  ];
+  const lin = linePlotSvg('t', [{ name: 'a', color: '#000', points: pts }], {
+    markers: true,
+    yRange: [0, 1],
+    xLabel: 'tokens per image',
+  });
   assert.equal(lin.match(/<circle /g)?.length, 4);
   for (const x of ['16', '64', '144', '256']) assert.ok(lin.includes(`>${x}</text>`), `tick at ${x}`);
   assert.ok(lin.includes('>1.00</text>') && lin.includes('>0.00</text>'), 'y range covers [0, 1]');
-  const log = linePlotSvg('loss', [{ name: 'loss', color: '#000', points: [[1, 1], [2, 0], [3, -1], [4, 0.1]] }], { logY: true, smoothing: 0.9 });
+  const log = linePlotSvg(
+    'loss',
+    [
+      {
+        name: 'loss',
+        color: '#000',
+        points: [
+          [1, 1],
+          [2, 0],
+          [3, -1],
+          [4, 0.1],
+        ],
+      },
+    ],
+    { logY: true, smoothing: 0.9 },
+  );
   const polylines = [...log.matchAll(/points="([^"]+)"/g)].map((m) => m[1]!.split(' ').length);
   assert.deepEqual(polylines, [2, 2], 'raw + smoothed, each without the two non-positive points');
   assert.ok(log.includes(`(last ${smooth([1, 0.1]).at(-1)!.toPrecision(2)})`));

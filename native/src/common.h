@@ -21,9 +21,9 @@ struct TensorHolder {
 Napi::Value wrap(Napi::Env env, at::Tensor t);
 Napi::Value wrapList(Napi::Env env, const std::vector<at::Tensor>& ts);
 
-at::Tensor& T(const Napi::Value& v);                      // a live tensor or a TypeError
-c10::optional<at::Tensor> optT(const Napi::Value& v);      // null/undefined -> nullopt
-at::Tensor TorScalar(const Napi::Value& v);                // tensor, or a number/bool as a wrapped scalar
+at::Tensor& T(const Napi::Value& v);                   // a live tensor or a TypeError
+c10::optional<at::Tensor> optT(const Napi::Value& v);  // null/undefined -> nullopt
+at::Tensor TorScalar(const Napi::Value& v);            // tensor, or a number/bool as a wrapped scalar
 std::vector<at::Tensor> tensorList(const Napi::Value& v);
 std::vector<int64_t> ints(const Napi::Value& v);
 c10::optional<std::vector<int64_t>> optInts(const Napi::Value& v);

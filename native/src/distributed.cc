@@ -1,7 +1,8 @@
 // Data-parallel collectives on libtorch's own distributed engine, c10d: a rendezvous store (TCPStore; FileStore for
 // a shared file system), a process group (Gloo for CPU tensors; NCCL for CUDA tensors when the linked libtorch has
 // it), and the three collectives the trainer needs: all-reduce of a tensor list packed into flat buckets, broadcast
-// from a root, barrier; and a key set / wait in the store, for waits longer than a collective's timeout. No protocol of our own: the bytes move through Gloo / NCCL exactly as in torch.distributed.
+// from a root, barrier; and a key set / wait in the store, for waits longer than a collective's timeout. No protocol of
+// our own: the bytes move through Gloo / NCCL exactly as in torch.distributed.
 //
 // Threads. Starting a group (connecting to every peer) and waiting for a collective can block for up to the timeout,
 // so both happen on libuv's worker pool and return Promises: meanwhile the JS thread keeps delivering signals
@@ -107,10 +108,12 @@ bool connectionLost(std::exception_ptr e) {
 std::string failureMessage(const Group& g, const std::string& op, const std::string& why) {
   std::ostringstream o;
   o << "rank " << g.rank << " of " << g.size << ": " << op << " failed: " << why;
-  if (has(why, "closed by peer") || has(why, "reset by peer") || has(why, "Broken pipe") || has(why, "Connection refused"))
+  if (has(why, "closed by peer") || has(why, "reset by peer") || has(why, "Broken pipe") ||
+      has(why, "Connection refused"))
     o << " (another rank exited or its host went away)";
   else if ((has(why, "imed out") || has(why, "imeout")) && op.rfind("rendezvous", 0) == 0)
-    o << " (no answer within " << g.timeout.count() / 1000.0 << " s: is every rank started, with the same master address and port?)";
+    o << " (no answer within " << g.timeout.count() / 1000.0
+      << " s: is every rank started, with the same master address and port?)";
   else if (has(why, "imed out") || has(why, "imeout"))
     o << " (no answer within " << g.timeout.count() / 1000.0 << " s: a rank is missing, stuck or unreachable)";
   return o.str();
@@ -120,8 +123,10 @@ std::string failureMessage(const Group& g, const std::string& op, const std::str
 class Job : public Napi::AsyncWorker {
  public:
   Job(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> done = nullptr)
-      : Napi::AsyncWorker(env, "mumu.distributed"), deferred_(Napi::Promise::Deferred::New(env)),
-        work_(std::move(work)), done_(std::move(done)) {}
+      : Napi::AsyncWorker(env, "mumu.distributed"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        work_(std::move(work)),
+        done_(std::move(done)) {}
   Napi::Promise promise() { return deferred_.Promise(); }
   void Execute() override {
     try {
@@ -180,40 +185,52 @@ Napi::Value Init(const Napi::CallbackInfo& i) {
   if (g->size < 1 || g->rank < 0 || g->rank >= g->size)
     throw Napi::RangeError::New(i.Env(), "rank must be in [0, worldSize) and worldSize >= 1");
 #if !MUMU_WITH_NCCL
-  if (wantNccl) throw Napi::Error::New(i.Env(), "backend 'nccl': this build of the binding has no NCCL (it needs a CUDA libtorch with NCCL and nccl.h)");
+  if (wantNccl)
+    throw Napi::Error::New(
+        i.Env(),
+        "backend 'nccl': this build of the binding has no NCCL (it needs a CUDA libtorch with NCCL and nccl.h)");
 #endif
-  return run(i.Env(), [g, storePath, addr, port, wantNccl, localAddr]() {
-    std::string where = "rendezvous of " + std::to_string(g->size) + " ranks at " + (storePath.empty() ? addr + ":" + std::to_string(port) : storePath);
-    try {
-      if (storePath.empty()) {
-        c10d::TCPStoreOptions so;
-        so.port = static_cast<std::uint16_t>(port);
-        so.isServer = g->rank == 0;  // rank 0 hosts the store, as torchrun's env:// rendezvous does
-        so.numWorkers = g->size;
-        so.waitWorkers = true;
-        so.timeout = g->timeout;
-        g->store = c10::make_intrusive<c10d::TCPStore>(addr, so);
-      } else {
-        g->store = c10::make_intrusive<c10d::FileStore>(storePath, g->size);
-      }
-      g->store->setTimeout(g->timeout);
-      auto options = c10d::ProcessGroupGloo::Options::create(g->timeout);
-      options->devices = glooDevices(localAddr);
-      auto glooStore = c10::make_intrusive<c10d::PrefixStore>("gloo", g->store);
-      g->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(glooStore, g->rank, g->size, options);
+  return run(
+      i.Env(),
+      [g, storePath, addr, port, wantNccl, localAddr]() {
+        std::string where = "rendezvous of " + std::to_string(g->size) + " ranks at " +
+                            (storePath.empty() ? addr + ":" + std::to_string(port) : storePath);
+        try {
+          if (storePath.empty()) {
+            c10d::TCPStoreOptions so;
+            so.port = static_cast<std::uint16_t>(port);
+            so.isServer = g->rank == 0;  // rank 0 hosts the store, as torchrun's env:// rendezvous does
+            so.numWorkers = g->size;
+            so.waitWorkers = true;
+            so.timeout = g->timeout;
+            g->store = c10::make_intrusive<c10d::TCPStore>(addr, so);
+          } else {
+            g->store = c10::make_intrusive<c10d::FileStore>(storePath, g->size);
+          }
+          g->store->setTimeout(g->timeout);
+          auto options = c10d::ProcessGroupGloo::Options::create(g->timeout);
+          options->devices = glooDevices(localAddr);
+          auto glooStore = c10::make_intrusive<c10d::PrefixStore>("gloo", g->store);
+          g->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(glooStore, g->rank, g->size, options);
 #if MUMU_WITH_NCCL
-      if (wantNccl) g->nccl = makeNccl(c10::make_intrusive<c10d::PrefixStore>("nccl", g->store), g->rank, g->size, g->timeout);
+          if (wantNccl)
+            g->nccl = makeNccl(c10::make_intrusive<c10d::PrefixStore>("nccl", g->store), g->rank, g->size, g->timeout);
 #endif
-    } catch (...) {
-      throw std::runtime_error(failureMessage(*g, where, reasonOf(std::current_exception())));
-    }
-  }, [g](Napi::Env env) -> Napi::Value {
-    napi_value v;
-    auto* h = new GroupHolder{g};
-    NAPI_THROW_IF_FAILED(env, napi_create_external(env, h, [](node_api_basic_env, void* d, void*) { delete static_cast<GroupHolder*>(d); }, nullptr, &v), Napi::Value());
-    NAPI_THROW_IF_FAILED(env, napi_type_tag_object(env, v, &kGroupTag), Napi::Value());
-    return Napi::Value(env, v);
-  });
+        } catch (...) {
+          throw std::runtime_error(failureMessage(*g, where, reasonOf(std::current_exception())));
+        }
+      },
+      [g](Napi::Env env) -> Napi::Value {
+        napi_value v;
+        auto* h = new GroupHolder{g};
+        NAPI_THROW_IF_FAILED(
+            env,
+            napi_create_external(
+                env, h, [](node_api_basic_env, void* d, void*) { delete static_cast<GroupHolder*>(d); }, nullptr, &v),
+            Napi::Value());
+        NAPI_THROW_IF_FAILED(env, napi_type_tag_object(env, v, &kGroupTag), Napi::Value());
+        return Napi::Value(env, v);
+      });
 }
 
 // A flat bucket: tensors of one dtype and device, concatenated (or one contiguous tensor used in place).
@@ -313,11 +330,18 @@ void checkDtypes(const Group& g, const std::vector<at::Tensor>& ts, const std::s
   for (const at::Tensor& t : ts) {
     if (t.is_cuda() && g.nccl) continue;
     switch (t.scalar_type()) {
-      case at::kFloat: case at::kDouble: case at::kHalf: case at::kChar: case at::kByte: case at::kInt: case at::kLong:
+      case at::kFloat:
+      case at::kDouble:
+      case at::kHalf:
+      case at::kChar:
+      case at::kByte:
+      case at::kInt:
+      case at::kLong:
         continue;
       default:
-        throw std::runtime_error(op + ": Gloo (libtorch " TORCH_VERSION ") cannot move " + c10::toString(t.scalar_type()) +
-                                 " tensors (float32, float64, float16, int8, uint8, int32, int64 only): convert them first");
+        throw std::runtime_error(
+            op + ": Gloo (libtorch " TORCH_VERSION ") cannot move " + c10::toString(t.scalar_type()) +
+            " tensors (float32, float64, float16, int8, uint8, int32, int64 only): convert them first");
     }
   }
 #endif
@@ -343,14 +367,19 @@ Napi::Value AllReduce(const Napi::CallbackInfo& i) {
   std::string op = str(i[2]);
   int64_t cap = i64(i[3]);
   c10d::AllreduceOptions opts;
-  if (op == "sum" || op == "avg") opts.reduceOp = c10d::ReduceOp::SUM;  // Gloo has no AVG: sum, then divide
-  else if (op == "max") opts.reduceOp = c10d::ReduceOp::MAX;
-  else if (op == "min") opts.reduceOp = c10d::ReduceOp::MIN;
-  else throw Napi::Error::New(i.Env(), "allReduce: op must be 'sum', 'avg', 'max' or 'min', got '" + op + "'");
+  if (op == "sum" || op == "avg")
+    opts.reduceOp = c10d::ReduceOp::SUM;  // Gloo has no AVG: sum, then divide
+  else if (op == "max")
+    opts.reduceOp = c10d::ReduceOp::MAX;
+  else if (op == "min")
+    opts.reduceOp = c10d::ReduceOp::MIN;
+  else
+    throw Napi::Error::New(i.Env(), "allReduce: op must be 'sum', 'avg', 'max' or 'min', got '" + op + "'");
   if (op == "avg")
     for (auto& t : ts)
       if (!at::isFloatingType(t.scalar_type()) && !at::isComplexType(t.scalar_type()))
-        throw Napi::TypeError::New(i.Env(), std::string("allReduce 'avg' needs floating-point tensors, got ") + c10::toString(t.scalar_type()));
+        throw Napi::TypeError::New(i.Env(), std::string("allReduce 'avg' needs floating-point tensors, got ") +
+                                                c10::toString(t.scalar_type()));
   checkDtypes(*g, ts, "allReduce");
   at::NoGradGuard noGrad;
   auto buckets = std::make_shared<std::vector<Bucket>>(bucketize(ts, cap));
@@ -373,7 +402,9 @@ Napi::Value Broadcast(const Napi::CallbackInfo& i) {
   std::vector<at::Tensor> ts = tensorList(i[1]);
   int64_t root = i64(i[2]);
   int64_t cap = i64(i[3]);
-  if (root < 0 || root >= g->size) throw Napi::RangeError::New(i.Env(), "broadcast: root " + std::to_string(root) + " is not a rank of a group of " + std::to_string(g->size));
+  if (root < 0 || root >= g->size)
+    throw Napi::RangeError::New(
+        i.Env(), "broadcast: root " + std::to_string(root) + " is not a rank of a group of " + std::to_string(g->size));
   checkDtypes(*g, ts, "broadcast");
   at::NoGradGuard noGrad;
   auto buckets = std::make_shared<std::vector<Bucket>>(bucketize(ts, cap));
@@ -477,10 +508,14 @@ void InitDistributed(Napi::Env env, Napi::Object exports) {
 
 namespace mumu {
 static Napi::Value Missing(const Napi::CallbackInfo& i) {
-  throw Napi::Error::New(i.Env(), "this build of mumu's binding has no distributed support: libtorch's c10d or the Gloo headers were not found at build time (Debian: apt-get install libgloo-dev, then npm run setup)");
+  throw Napi::Error::New(i.Env(),
+                         "this build of mumu's binding has no distributed support: libtorch's c10d or the Gloo headers "
+                         "were not found at build time (Debian: apt-get install libgloo-dev, then npm run setup)");
 }
 void InitDistributed(Napi::Env env, Napi::Object exports) {
-  for (const char* name : {"distInit", "distAllReduce", "distBroadcast", "distBarrier", "distDestroy", "distStoreSet", "distStoreWait"}) EXPORT(name, Missing);
+  for (const char* name :
+       {"distInit", "distAllReduce", "distBroadcast", "distBarrier", "distDestroy", "distStoreSet", "distStoreWait"})
+    EXPORT(name, Missing);
   exports.Set("withC10d", Napi::Boolean::New(env, false));
   exports.Set("withNccl", Napi::Boolean::New(env, false));
 }

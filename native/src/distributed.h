@@ -10,14 +10,19 @@
 // c10d::Backend (ProcessGroup became a dispatcher over backends) and the process groups derive from that.
 #if TORCH_VERSION_MAJOR >= 2
 #include <torch/csrc/distributed/c10d/Backend.hpp>
-namespace mumu { using Collectives = c10d::Backend; }
+namespace mumu {
+using Collectives = c10d::Backend;
+}
 #else
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
-namespace mumu { using Collectives = c10d::ProcessGroup; }
+namespace mumu {
+using Collectives = c10d::ProcessGroup;
+}
 #endif
 
 namespace mumu {
-// A ProcessGroupNCCL over `store` (distributed_nccl.cc); NCCL creates its communicators lazily, at the first collective.
+// A ProcessGroupNCCL over `store` (distributed_nccl.cc); NCCL creates its communicators lazily, at the first
+// collective.
 c10::intrusive_ptr<Collectives> makeNccl(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
                                          std::chrono::milliseconds timeout);
 }  // namespace mumu

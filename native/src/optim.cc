@@ -11,7 +11,8 @@ static Napi::Value AdamwStep(const Napi::CallbackInfo& i) {
   auto m = tensorList(i[1]);
   auto v = tensorList(i[2]);
   double step = f64(i[3]), lr = f64(i[4]), b1 = f64(i[5]), b2 = f64(i[6]), eps = f64(i[7]), wd = f64(i[8]);
-  if (params.size() != m.size() || params.size() != v.size()) throw Napi::Error::New(i.Env(), "adamwStep: state lists differ in length");
+  if (params.size() != m.size() || params.size() != v.size())
+    throw Napi::Error::New(i.Env(), "adamwStep: state lists differ in length");
   c10::NoGradGuard ng;  // c10's name: ATen's alias is not included by ATen.h in PyTorch 2.x
   double bc1 = 1 - std::pow(b1, step), bc2 = 1 - std::pow(b2, step);
   double stepSize = lr / bc1, bc2Sqrt = std::sqrt(bc2);

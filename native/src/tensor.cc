@@ -86,7 +86,8 @@ at::Scalar scalar(const Napi::Value& v) {
   if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), "expected a number");
   double d = v.As<Napi::Number>().DoubleValue();
   // JS has one number type; integral values act like Python ints so int tensors stay int (2 * intTensor).
-  if (std::isfinite(d) && std::floor(d) == d && std::fabs(d) < 9007199254740992.0) return at::Scalar(static_cast<int64_t>(d));
+  if (std::isfinite(d) && std::floor(d) == d && std::fabs(d) < 9007199254740992.0)
+    return at::Scalar(static_cast<int64_t>(d));
   return at::Scalar(d);
 }
 
@@ -188,7 +189,9 @@ static Napi::Value Arange(const Napi::CallbackInfo& i) {
 static Napi::Value Linspace(const Napi::CallbackInfo& i) {
   return wrap(i.Env(), at::linspace(scalar(i[0]), scalar(i[1]), i64(i[2]), opts(i[3], i[4])));
 }
-static Napi::Value Eye(const Napi::CallbackInfo& i) { return wrap(i.Env(), at::eye(i64(i[0]), i64(i[1]), opts(i[2], i[3]))); }
+static Napi::Value Eye(const Napi::CallbackInfo& i) {
+  return wrap(i.Env(), at::eye(i64(i[0]), i64(i[1]), opts(i[2], i[3])));
+}
 
 // Random: (shape, generator, dtype, device); sampled on the CPU so results do not depend on the device.
 static at::Tensor onDevice(at::Tensor t, const Napi::Value& device) {
@@ -208,7 +211,8 @@ static Napi::Value Randint(const Napi::CallbackInfo& i) {  // (low, high, shape,
   return wrap(i.Env(), onDevice(at::randint(i64(i[0]), i64(i[1]), ints(i[2]), generatorArg(i[3]), o), i[5]));
 }
 static Napi::Value Randperm(const Napi::CallbackInfo& i) {
-  return wrap(i.Env(), onDevice(at::randperm(i64(i[0]), generatorArg(i[1]), at::TensorOptions().dtype(at::kLong)), i[2]));
+  return wrap(i.Env(),
+              onDevice(at::randperm(i64(i[0]), generatorArg(i[1]), at::TensorOptions().dtype(at::kLong)), i[2]));
 }
 static Napi::Value Multinomial(const Napi::CallbackInfo& i) {  // (probs, n, replacement, gen)
   auto p = T(i[0]);
@@ -227,10 +231,12 @@ static Napi::Value fillFrom(const Napi::CallbackInfo& i, Sample sample) {
   return i[0];
 }
 static Napi::Value Normal_(const Napi::CallbackInfo& i) {
-  return fillFrom(i, [](at::Tensor& r, double mean, double std, c10::optional<at::Generator> g) { r.normal_(mean, std, g); });
+  return fillFrom(
+      i, [](at::Tensor& r, double mean, double std, c10::optional<at::Generator> g) { r.normal_(mean, std, g); });
 }
 static Napi::Value Uniform_(const Napi::CallbackInfo& i) {
-  return fillFrom(i, [](at::Tensor& r, double lo, double hi, c10::optional<at::Generator> g) { r.uniform_(lo, hi, g); });
+  return fillFrom(i,
+                  [](at::Tensor& r, double lo, double hi, c10::optional<at::Generator> g) { r.uniform_(lo, hi, g); });
 }
 
 // ---- typed arrays ----
@@ -243,8 +249,8 @@ static Napi::Value FromBuffer(const Napi::CallbackInfo& i) {
   at::Tensor t = at::empty(ints(i[1]), at::TensorOptions().dtype(dt));
   size_t bytes = t.nbytes();
   if (ta.ByteLength() != bytes)
-    throw Napi::RangeError::New(env, "buffer has " + std::to_string(ta.ByteLength()) + " bytes but shape and dtype need " +
-                                         std::to_string(bytes));
+    throw Napi::RangeError::New(env, "buffer has " + std::to_string(ta.ByteLength()) +
+                                         " bytes but shape and dtype need " + std::to_string(bytes));
   auto* src = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
   if (bytes) std::memcpy(t.data_ptr(), src, bytes);
   return wrap(env, t);
@@ -258,12 +264,14 @@ static Napi::Value ToBuffer(const Napi::CallbackInfo& i) {
   if (c.is_same(src) || c.storage().is_alias_of(src.storage())) c = c.clone();  // never alias a live tensor
   if (c.nbytes() == 0) return Napi::ArrayBuffer::New(env, 0);
   auto* holder = new at::Tensor(c);
-  return Napi::ArrayBuffer::New(env, c.data_ptr(), c.nbytes(), [](Napi::Env, void*, at::Tensor* h) { delete h; }, holder);
+  return Napi::ArrayBuffer::New(
+      env, c.data_ptr(), c.nbytes(), [](Napi::Env, void*, at::Tensor* h) { delete h; }, holder);
 }
 
 static Napi::Value Item(const Napi::CallbackInfo& i) {
   const at::Tensor& t = T(i[0]);
-  if (t.numel() != 1) throw Napi::Error::New(i.Env(), "item() needs a tensor with one element, got " + std::to_string(t.numel()));
+  if (t.numel() != 1)
+    throw Napi::Error::New(i.Env(), "item() needs a tensor with one element, got " + std::to_string(t.numel()));
   at::Scalar s = t.item();
   if (s.isBoolean()) return Napi::Boolean::New(i.Env(), s.toBool());
   return Napi::Number::New(i.Env(), s.toDouble());
@@ -276,9 +284,13 @@ static Napi::Value Shape(const Napi::CallbackInfo& i) {
   for (size_t k = 0; k < sizes.size(); k++) a.Set(k, Napi::Number::New(i.Env(), static_cast<double>(sizes[k])));
   return a;
 }
-static Napi::Value Dtype(const Napi::CallbackInfo& i) { return Napi::Number::New(i.Env(), static_cast<int>(T(i[0]).scalar_type())); }
+static Napi::Value Dtype(const Napi::CallbackInfo& i) {
+  return Napi::Number::New(i.Env(), static_cast<int>(T(i[0]).scalar_type()));
+}
 static Napi::Value Device(const Napi::CallbackInfo& i) { return Napi::String::New(i.Env(), T(i[0]).device().str()); }
-static Napi::Value IsContiguous(const Napi::CallbackInfo& i) { return Napi::Boolean::New(i.Env(), T(i[0]).is_contiguous()); }
+static Napi::Value IsContiguous(const Napi::CallbackInfo& i) {
+  return Napi::Boolean::New(i.Env(), T(i[0]).is_contiguous());
+}
 static Napi::Value Dispose(const Napi::CallbackInfo& i) {
   if (TensorHolder* h = holder(i[0])) h->release(i.Env());
   return i.Env().Undefined();
@@ -301,7 +313,9 @@ static Napi::Value Detach(const Napi::CallbackInfo& i) { return wrap(i.Env(), T(
 static Napi::Value Alias(const Napi::CallbackInfo& i) { return wrap(i.Env(), T(i[0])); }  // same tensor, new handle
 
 // ---- autograd ----
-static Napi::Value RequiresGrad(const Napi::CallbackInfo& i) { return Napi::Boolean::New(i.Env(), T(i[0]).requires_grad()); }
+static Napi::Value RequiresGrad(const Napi::CallbackInfo& i) {
+  return Napi::Boolean::New(i.Env(), T(i[0]).requires_grad());
+}
 static Napi::Value SetRequiresGrad(const Napi::CallbackInfo& i) {
   T(i[0]).requires_grad_(flag(i[1]));
   return i[0];
@@ -326,14 +340,18 @@ static Napi::Value SetGradEnabled(const Napi::CallbackInfo& i) {
   c10::GradMode::set_enabled(flag(i[0]));
   return Napi::Boolean::New(i.Env(), prev);
 }
-static Napi::Value IsGradEnabled(const Napi::CallbackInfo& i) { return Napi::Boolean::New(i.Env(), c10::GradMode::is_enabled()); }
+static Napi::Value IsGradEnabled(const Napi::CallbackInfo& i) {
+  return Napi::Boolean::New(i.Env(), c10::GradMode::is_enabled());
+}
 
 // ---- runtime ----
 static Napi::Value SetNumThreads(const Napi::CallbackInfo& i) {
   at::set_num_threads(static_cast<int>(i64(i[0])));
   return i.Env().Undefined();
 }
-static Napi::Value GetNumThreads(const Napi::CallbackInfo& i) { return Napi::Number::New(i.Env(), at::get_num_threads()); }
+static Napi::Value GetNumThreads(const Napi::CallbackInfo& i) {
+  return Napi::Number::New(i.Env(), at::get_num_threads());
+}
 static Napi::Value ManualSeed(const Napi::CallbackInfo& i) {
   at::manual_seed(static_cast<uint64_t>(i64(i[0])));
   return i.Env().Undefined();
@@ -353,7 +371,9 @@ static Napi::Value CudaSynchronize(const Napi::CallbackInfo& i) {
   return i.Env().Undefined();
 }
 
-static Napi::Value LiveBytes(const Napi::CallbackInfo& i) { return Napi::Number::New(i.Env(), static_cast<double>(liveBytes)); }
+static Napi::Value LiveBytes(const Napi::CallbackInfo& i) {
+  return Napi::Number::New(i.Env(), static_cast<double>(liveBytes));
+}
 
 void InitTensor(Napi::Env env, Napi::Object exports) {
   // Tensor storage comes from a caching allocator (allocator.cc): on glibc's heap, buffers freed inside Node were

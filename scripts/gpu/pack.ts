@@ -38,7 +38,13 @@ const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
 const say = (line: string) => process.stderr.write(`[gpu pack] ${line}\n`);
 
 function stageConfigs(): string[] {
-  return ['configs', 'configs/ab'].flatMap((dir) => fs.readdirSync(path.join(ROOT, dir)).filter((f) => f.endsWith('.json')).map((f) => path.join(dir, f)))
+  return ['configs', 'configs/ab']
+    .flatMap((dir) =>
+      fs
+        .readdirSync(path.join(ROOT, dir))
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => path.join(dir, f)),
+    )
     .filter((f) => 'stage' in (JSON.parse(fs.readFileSync(path.join(ROOT, f), 'utf8')) as object));
 }
 
@@ -51,11 +57,15 @@ export function packageClosure(names: string[]): string[] {
     const pj = path.join(ROOT, 'node_modules', name, 'package.json');
     if (!fs.existsSync(pj)) return;
     seen.add(name);
-    const p = JSON.parse(fs.readFileSync(pj, 'utf8')) as { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
+    const p = JSON.parse(fs.readFileSync(pj, 'utf8')) as {
+      dependencies?: Record<string, string>;
+      optionalDependencies?: Record<string, string>;
+    };
     for (const d of Object.keys({ ...p.dependencies, ...p.optionalDependencies })) visit(d);
   };
   for (const n of names) {
-    if (!fs.existsSync(path.join(ROOT, 'node_modules', n))) throw new Error(`node_modules/${n} is missing: run npm run setup first`);
+    if (!fs.existsSync(path.join(ROOT, 'node_modules', n)))
+      throw new Error(`node_modules/${n} is missing: run npm run setup first`);
     visit(n);
   }
   return [...seen].sort();
@@ -80,7 +90,8 @@ function packNode(cache: string): string {
   const st = fs.statSync(src);
   const stamp = `${src} ${process.version} ${st.size} ${st.mtimeMs}\n`;
   fs.mkdirSync(cache, { recursive: true });
-  const target = path.join(cache, 'node.xz'), stampFile = path.join(cache, 'node.source');
+  const target = path.join(cache, 'node.xz'),
+    stampFile = path.join(cache, 'node.source');
   if (fs.existsSync(target) && fs.existsSync(stampFile) && fs.readFileSync(stampFile, 'utf8') === stamp) {
     say(`node.xz: kept from ${path.relative(ROOT, cache)} (${process.version}, ${mib(fs.statSync(target).size)})`);
     return target;
@@ -93,7 +104,10 @@ function packNode(cache: string): string {
     say('strip failed or missing: packing the binary as it is');
     fs.copyFileSync(src, tmp);
   }
-  fs.writeFileSync(target, execFileSync('xz', ['-9e', '--x86', '--lzma2=preset=9e', '-T1', '-c', tmp], { maxBuffer: 2 ** 30 }));
+  fs.writeFileSync(
+    target,
+    execFileSync('xz', ['-9e', '--x86', '--lzma2=preset=9e', '-T1', '-c', tmp], { maxBuffer: 2 ** 30 }),
+  );
   fs.rmSync(tmp);
   fs.writeFileSync(stampFile, stamp);
   return target;
@@ -105,10 +119,17 @@ export async function bundleTrainer(stage: string): Promise<void> {
     // two folders down, so src/torch/native.ts's `../../native/build/Release/mumu_torch.node` (relative to its
     // module, now this file) lands on the bundle's native/ folder
     outfile: path.join(stage, 'dist/cli/mumu-train.mjs'),
-    bundle: true, platform: 'node', format: 'esm', target: 'node20', external: EXTERNAL, logLevel: 'warning',
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    external: EXTERNAL,
+    logLevel: 'warning',
     // CommonJS packages bundled into ESM call require() for Node built-ins: give them one. src/data/shards/run.ts
     // resolves tsx when it loads (for its worker threads, which training does not start): there is no tsx here.
-    banner: { js: "import { createRequire as __mumuCreateRequire } from 'node:module';\nconst require = __mumuCreateRequire(import.meta.url);\nconst __mumuResolve = (s) => `mumu-gpu-bundle-has-no:${s}`;" },
+    banner: {
+      js: "import { createRequire as __mumuCreateRequire } from 'node:module';\nconst require = __mumuCreateRequire(import.meta.url);\nconst __mumuResolve = (s) => `mumu-gpu-bundle-has-no:${s}`;",
+    },
     define: { 'import.meta.resolve': '__mumuResolve' },
   });
 }
@@ -127,34 +148,57 @@ export async function stageApp(stage: string, configs: string[]) {
   copyDir(path.join(ROOT, 'native/src'), path.join(nat, 'src'));
   fs.mkdirSync(path.join(nat, 'include'));
   const napi = napiHeaderDir();
-  for (const h of ['node_api.h', 'node_api_types.h', 'js_native_api.h', 'js_native_api_types.h']) fs.copyFileSync(path.join(napi, h), path.join(nat, 'include', h));
+  for (const h of ['node_api.h', 'node_api_types.h', 'js_native_api.h', 'js_native_api_types.h'])
+    fs.copyFileSync(path.join(napi, h), path.join(nat, 'include', h));
   const addonApi = path.join(ROOT, 'node_modules/node-addon-api');
-  for (const h of ['napi.h', 'napi-inl.h', 'napi-inl.deprecated.h']) fs.copyFileSync(path.join(addonApi, h), path.join(nat, 'include', h));
+  for (const h of ['napi.h', 'napi-inl.h', 'napi-inl.deprecated.h'])
+    fs.copyFileSync(path.join(addonApi, h), path.join(nat, 'include', h));
   fs.copyFileSync(path.join(ROOT, 'scripts/find-libtorch.mjs'), path.join(stage, 'find-libtorch.mjs'));
 
-  const filters = configs.map((f) => (JSON.parse(fs.readFileSync(f, 'utf8')) as { data?: { concepts?: ConceptFilter } }).data?.concepts ?? undefined);
+  const filters = configs.map(
+    (f) =>
+      (JSON.parse(fs.readFileSync(f, 'utf8')) as { data?: { concepts?: ConceptFilter } }).data?.concepts ?? undefined,
+  );
   const subset = buildEmojiSubset(filters);
   fs.writeFileSync(path.join(stage, 'emoji-world.json'), JSON.stringify(subset));
-  say(`emoji-world.json: ${Object.keys(subset.icons).length} icons for ${configs.length} configs, ${mib(fs.statSync(path.join(stage, 'emoji-world.json')).size)}`);
+  say(
+    `emoji-world.json: ${Object.keys(subset.icons).length} icons for ${configs.length} configs, ${mib(fs.statSync(path.join(stage, 'emoji-world.json')).size)}`,
+  );
 
   return { configs, packages, subset, napi };
 }
 
 function copyDir(from: string, to: string): void {
-  fs.cpSync(from, to, { recursive: true, dereference: true, filter: (f) => !/\.(md|map|markdown)$/i.test(f) || path.basename(f) === 'LICENSE.md' });
+  fs.cpSync(from, to, {
+    recursive: true,
+    dereference: true,
+    filter: (f) => !/\.(md|map|markdown)$/i.test(f) || path.basename(f) === 'LICENSE.md',
+  });
 }
 
 function trackedBytes(): number | null {
   try {
-    const files = execFileSync('git', ['ls-files', '-z'], { cwd: ROOT, maxBuffer: 2 ** 28 }).toString().split('\0').filter(Boolean);
-    return files.reduce((n, f) => n + (fs.existsSync(path.join(ROOT, f)) ? fs.statSync(path.join(ROOT, f)).size : 0), 0);
+    const files = execFileSync('git', ['ls-files', '-z'], { cwd: ROOT, maxBuffer: 2 ** 28 })
+      .toString()
+      .split('\0')
+      .filter(Boolean);
+    return files.reduce(
+      (n, f) => n + (fs.existsSync(path.join(ROOT, f)) ? fs.statSync(path.join(ROOT, f)).size : 0),
+      0,
+    );
   } catch {
     return null;
   }
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { out: { type: 'string', default: 'gpu-bundle' }, config: { type: 'string', multiple: true }, 'part-mib': { type: 'string' } } });
+  const { values } = parseArgs({
+    options: {
+      out: { type: 'string', default: 'gpu-bundle' },
+      config: { type: 'string', multiple: true },
+      'part-mib': { type: 'string' },
+    },
+  });
   const t0 = performance.now();
   const out = path.resolve(values.out!);
   const stage = path.join(out, '.stage');
@@ -165,18 +209,32 @@ async function main(): Promise<void> {
   // outside the bundle folder, which travels whole
   const nodeXz = packNode(path.join(ROOT, 'node_modules/.cache/mumu-gpu'));
 
-  const { configs, packages, subset, napi } = await stageApp(stage, values.config?.length ? values.config : stageConfigs());
+  const { configs, packages, subset, napi } = await stageApp(
+    stage,
+    values.config?.length ? values.config : stageConfigs(),
+  );
 
   const app = path.join(out, 'app.tar.xz');
-  execFileSync('bash', ['-c', 'set -o pipefail; tar -C "$1" --sort=name --owner=0 --group=0 -cf - . | xz -9 -T2 > "$2"', 'pack', stage, app]);
+  execFileSync('bash', [
+    '-c',
+    'set -o pipefail; tar -C "$1" --sort=name --owner=0 --group=0 -cf - . | xz -9 -T2 > "$2"',
+    'pack',
+    stage,
+    app,
+  ]);
   fs.rmSync(stage, { recursive: true, force: true });
   const sizes = { 'node.xz': fs.statSync(nodeXz).size, 'app.tar.xz': fs.statSync(app).size };
 
   // the one tar that travels, in parts
   for (const f of fs.readdirSync(out).filter((f) => /^bundle\.tar\.\d+$/.test(f))) fs.rmSync(path.join(out, f));
   const partBytes = values['part-mib'] ? Math.floor(Number(values['part-mib']) * 2 ** 20) : 0;
-  if (values['part-mib'] && !(partBytes >= 2 ** 20)) throw new Error(`--part-mib must be a number >= 1, got ${values['part-mib']}`);
-  const whole = execFileSync('tar', ['--owner=0', '--group=0', '-cf', '-', '-C', path.dirname(nodeXz), 'node.xz', '-C', out, 'app.tar.xz'], { maxBuffer: 2 ** 30 });
+  if (values['part-mib'] && !(partBytes >= 2 ** 20))
+    throw new Error(`--part-mib must be a number >= 1, got ${values['part-mib']}`);
+  const whole = execFileSync(
+    'tar',
+    ['--owner=0', '--group=0', '-cf', '-', '-C', path.dirname(nodeXz), 'node.xz', '-C', out, 'app.tar.xz'],
+    { maxBuffer: 2 ** 30 },
+  );
   fs.rmSync(app);
   const parts: Record<string, string> = {};
   const step = partBytes || whole.length;
@@ -186,18 +244,33 @@ async function main(): Promise<void> {
     fs.writeFileSync(path.join(out, name), bytes);
     parts[name] = crypto.createHash('sha256').update(bytes).digest('hex');
   }
-  fs.writeFileSync(path.join(out, 'parts.sha256'), Object.entries(parts).map(([n, h]) => `${h}  ${n}\n`).join(''));
+  fs.writeFileSync(
+    path.join(out, 'parts.sha256'),
+    Object.entries(parts)
+      .map(([n, h]) => `${h}  ${n}\n`)
+      .join(''),
+  );
   const total = whole.length;
   const manifest = {
-    made: new Date().toISOString(), node: process.version, sizes: { ...sizes, bundle: total }, parts, configs, packages,
-    icon_packages: subset.packages, napi_headers: napi,
+    made: new Date().toISOString(),
+    node: process.version,
+    sizes: { ...sizes, bundle: total },
+    parts,
+    configs,
+    packages,
+    icon_packages: subset.packages,
+    napi_headers: napi,
   };
   fs.writeFileSync(path.join(out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
-  say(`${path.relative(process.cwd(), out) || '.'}: node.xz ${mib(sizes['node.xz'])} + app.tar.xz ${mib(sizes['app.tar.xz'])} = ${mib(total)} in ${Object.keys(parts).length} part(s) (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  say(
+    `${path.relative(process.cwd(), out) || '.'}: node.xz ${mib(sizes['node.xz'])} + app.tar.xz ${mib(sizes['app.tar.xz'])} = ${mib(total)} in ${Object.keys(parts).length} part(s) (${((performance.now() - t0) / 1000).toFixed(0)} s)`,
+  );
   const tracked = trackedBytes();
   if (tracked !== null) {
     const travels = tracked + total;
-    say(`a device call would send the tracked tree ${mib(tracked)} + this bundle = ${mib(travels)} of its ${mib(TRAVEL_LIMIT)} limit${travels > TRAVEL_LIMIT ? ' -- OVER: see docs/TRAINING.md "On a GPU"' : ''}`);
+    say(
+      `a device call would send the tracked tree ${mib(tracked)} + this bundle = ${mib(travels)} of its ${mib(TRAVEL_LIMIT)} limit${travels > TRAVEL_LIMIT ? ' -- OVER: see docs/TRAINING.md "On a GPU"' : ''}`,
+    );
   }
 }
 

@@ -40,9 +40,18 @@ export async function runBootstrap(argv: string[]): Promise<number> {
     command: 'bootstrap',
     help: BOOTSTRAP_HELP,
     options: {
-      source: { type: 'string' }, n: { type: 'string' }, out: { type: 'string' }, stage: { type: 'string' },
-      seed: { type: 'string' }, workers: { type: 'string' }, size: { type: 'string' }, split: { type: 'string' },
-      images: { type: 'string' }, captions: { type: 'string' }, 'shard-size': { type: 'string' }, sheet: { type: 'string' },
+      source: { type: 'string' },
+      n: { type: 'string' },
+      out: { type: 'string' },
+      stage: { type: 'string' },
+      seed: { type: 'string' },
+      workers: { type: 'string' },
+      size: { type: 'string' },
+      split: { type: 'string' },
+      images: { type: 'string' },
+      captions: { type: 'string' },
+      'shard-size': { type: 'string' },
+      sheet: { type: 'string' },
       quiet: { type: 'boolean' },
     },
   });
@@ -66,10 +75,21 @@ export async function runBootstrap(argv: string[]): Promise<number> {
   if (v.source === 'emoji-world') {
     const n = intFlag('n', v.n, 1);
     if (n === undefined) throw usage('--n N is required for --source emoji-world');
-    if (v.split && v.split !== 'train' && v.split !== 'test') throw usage(`--split must be train or test, got '${v.split}'`);
+    if (v.split && v.split !== 'train' && v.split !== 'test')
+      throw usage(`--split must be train or test, got '${v.split}'`);
     const split = (v.split ?? 'train') as Split;
     // Scenes are drawn larger than the target so crops keep detail: 2x for stage 1, 4x for stage 2's double-size crop.
-    spec = { source: 'emoji-world', n, seed, size, stage, samplesPerShard, config, split, renderScale: stage === 2 ? 4 : 2 };
+    spec = {
+      source: 'emoji-world',
+      n,
+      seed,
+      size,
+      stage,
+      samplesPerShard,
+      config,
+      split,
+      renderScale: stage === 2 ? 4 : 2,
+    };
     const world = new EmojiWorld({ size, seed, split });
     splits = {
       split,
@@ -88,14 +108,30 @@ export async function runBootstrap(argv: string[]): Promise<number> {
       throw new Error(`cannot read captions file ${v.captions}: ${(e as Error).message}`);
     }
     if (lines.length === 0) throw new Error(`captions file ${v.captions} has no lines`);
-    spec = { source: 'folder', n: lines.length, seed, size, stage, samplesPerShard, config, images: path.resolve(v.images), captions: path.resolve(v.captions) };
+    spec = {
+      source: 'folder',
+      n: lines.length,
+      seed,
+      size,
+      stage,
+      samplesPerShard,
+      config,
+      images: path.resolve(v.images),
+      captions: path.resolve(v.captions),
+    };
   } else {
     throw usage(`--source must be emoji-world or folder, got '${v.source ?? ''}'`);
   }
 
   const quiet = v.quiet || !process.stderr.isTTY;
   const bars = new cliProgress.MultiBar(
-    { format: 'bootstrap |{bar}| {value}/{total} shards | {samples} samples | eta {eta_formatted}', hideCursor: true, clearOnComplete: false, stream: process.stderr, noTTYOutput: false },
+    {
+      format: 'bootstrap |{bar}| {value}/{total} shards | {samples} samples | eta {eta_formatted}',
+      hideCursor: true,
+      clearOnComplete: false,
+      stream: process.stderr,
+      noTTYOutput: false,
+    },
     cliProgress.Presets.shades_classic,
   );
   const numShards = Math.ceil(spec.n / samplesPerShard);
@@ -117,7 +153,11 @@ export async function runBootstrap(argv: string[]): Promise<number> {
     bars.stop();
   }
 
-  const skipped = Object.entries(manifest.totals.skipped).sort(([a], [b]) => a.localeCompare(b)).map(([k, n]) => `${n} ${k}`).join(', ') || 'none';
+  const skipped =
+    Object.entries(manifest.totals.skipped)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([k, n]) => `${n} ${k}`)
+      .join(', ') || 'none';
   if (manifest.totals.samples === 0) throw new Error(`no samples produced from ${spec.n} inputs (skipped: ${skipped})`);
 
   if (sheetN > 0) {
@@ -128,6 +168,8 @@ export async function runBootstrap(argv: string[]): Promise<number> {
     }
     await writeFile(path.join(v.out, 'contact-sheet.png'), await contactSheet(picked));
   }
-  process.stderr.write(`wrote ${manifest.totals.samples} samples (${manifest.totals.crops} conditioning images) in ${manifest.numShards} shards to ${v.out}; skipped: ${skipped}\n`);
+  process.stderr.write(
+    `wrote ${manifest.totals.samples} samples (${manifest.totals.crops} conditioning images) in ${manifest.numShards} shards to ${v.out}; skipped: ${skipped}\n`,
+  );
   return 0;
 }

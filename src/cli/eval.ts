@@ -40,7 +40,9 @@ Options:
 
 function printReport(report: EvaluatorReport): void {
   for (const row of report.rows) {
-    process.stdout.write(`${row.set}: n=${row.n} top1 ${(100 * row.top1).toFixed(1)}% top5 ${(100 * row.top5).toFixed(1)}%${row.vocabTop1 === null ? '' : ` suite-vocab top1 ${(100 * row.vocabTop1).toFixed(1)}%`} style ${(100 * row.style).toFixed(1)}%\n`);
+    process.stdout.write(
+      `${row.set}: n=${row.n} top1 ${(100 * row.top1).toFixed(1)}% top5 ${(100 * row.top5).toFixed(1)}%${row.vocabTop1 === null ? '' : ` suite-vocab top1 ${(100 * row.vocabTop1).toFixed(1)}%`} style ${(100 * row.style).toFixed(1)}%\n`,
+    );
   }
 }
 
@@ -49,9 +51,20 @@ export async function runEval(argv: string[]): Promise<number> {
     command: 'eval',
     help: EVAL_HELP,
     options: {
-      model: { type: 'string' }, suite: { type: 'string' }, out: { type: 'string' }, grids: { type: 'string' },
-      evaluator: { type: 'string' }, finetune: { type: 'string' }, base: { type: 'string' }, steps: { type: 'string' },
-      'no-model': { type: 'boolean' }, 'report-evaluator': { type: 'boolean' }, 'train-evaluator': { type: 'boolean' }, init: { type: 'string' }, 'train-steps': { type: 'string' }, batch: { type: 'string' },
+      model: { type: 'string' },
+      suite: { type: 'string' },
+      out: { type: 'string' },
+      grids: { type: 'string' },
+      evaluator: { type: 'string' },
+      finetune: { type: 'string' },
+      base: { type: 'string' },
+      steps: { type: 'string' },
+      'no-model': { type: 'boolean' },
+      'report-evaluator': { type: 'boolean' },
+      'train-evaluator': { type: 'boolean' },
+      init: { type: 'string' },
+      'train-steps': { type: 'string' },
+      batch: { type: 'string' },
     },
   });
   if (!parsed) return 0;
@@ -67,13 +80,33 @@ export async function runEval(argv: string[]): Promise<number> {
     const log = (s: string) => process.stderr.write(s + '\n');
     const vocabulary = readSuite('quick').vocabulary;
     const focus = { slugs: vocabulary, fraction: 0.5 };
-    const sceneFraction = 0.3, emptyFraction = 0.1;
+    const sceneFraction = 0.3,
+      emptyFraction = 0.1;
     const lr = init ? 1e-3 : 2e-3;
     const dataSeed = init ? 3 : 1; // a continued run sees new samples
-    const previous = init ? (JSON.parse((await import('node:fs')).readFileSync(path.join(init, 'config.json'), 'utf8')) as { _trained?: unknown })._trained ?? null : null;
+    const previous = init
+      ? ((
+          JSON.parse((await import('node:fs')).readFileSync(path.join(init, 'config.json'), 'utf8')) as {
+            _trained?: unknown;
+          }
+        )._trained ?? null)
+      : null;
     const r = trainEvaluator(m, { steps, batchSize, focus, sceneFraction, emptyFraction, lr, dataSeed, log });
     const report = evaluatorReport(m, { vocabulary });
-    m.save(evaluatorDir, { _trained: { steps, batch_size: batchSize, lr, focus, scene_fraction: sceneFraction, empty_fraction: emptyFraction, data_seed: dataSeed, seconds: Math.round(r.seconds), final_loss: r.finalLoss, ...(previous ? { continued_from: previous } : {}) } });
+    m.save(evaluatorDir, {
+      _trained: {
+        steps,
+        batch_size: batchSize,
+        lr,
+        focus,
+        scene_fraction: sceneFraction,
+        empty_fraction: emptyFraction,
+        data_seed: dataSeed,
+        seconds: Math.round(r.seconds),
+        final_loss: r.finalLoss,
+        ...(previous ? { continued_from: previous } : {}),
+      },
+    });
     const fs = await import('node:fs');
     fs.writeFileSync(path.join(evaluatorDir, 'report.json'), JSON.stringify(report, null, 1) + '\n');
     printReport(report);
@@ -88,13 +121,20 @@ export async function runEval(argv: string[]): Promise<number> {
     printReport(report);
     return 0;
   }
-  if (!v.model && !v['no-model']) throw new UsageError('--model DIR is required (or --no-model, or --train-evaluator)', 'eval');
+  if (!v.model && !v['no-model'])
+    throw new UsageError('--model DIR is required (or --no-model, or --train-evaluator)', 'eval');
   if (v.model && v['no-model']) throw new UsageError('give --model DIR or --no-model, not both', 'eval');
   const { runSuite } = await import('../eval/report.ts');
   const out = v.out ?? 'docs/RESULTS.md';
   await runSuite({
-    model: v.model, suite: v.suite ?? 'quick', out, grids: v.grids ?? path.join(path.dirname(out), 'results'),
-    evaluator: evaluatorDir, finetune: v.finetune, base: v.base, steps: intFlag('steps', v.steps, 1),
+    model: v.model,
+    suite: v.suite ?? 'quick',
+    out,
+    grids: v.grids ?? path.join(path.dirname(out), 'results'),
+    evaluator: evaluatorDir,
+    finetune: v.finetune,
+    base: v.base,
+    steps: intFlag('steps', v.steps, 1),
     log: (s) => process.stderr.write(s + '\n'),
   });
   process.stdout.write(`wrote ${out}\n`);

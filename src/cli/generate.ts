@@ -76,13 +76,16 @@ const OPTIONS = {
 export function resolveModel(flag: string | undefined): string {
   if (flag === undefined) {
     if (!existsSync(join(DEFAULT_MODEL, 'model_index.json'))) {
-      throw new Error('no default model is shipped yet (models/emoji-default is missing): pass --model DIR with a trained mumu model folder');
+      throw new Error(
+        'no default model is shipped yet (models/emoji-default is missing): pass --model DIR with a trained mumu model folder',
+      );
     }
     return DEFAULT_MODEL;
   }
   const dir = resolve(flag);
   if (!existsSync(dir)) throw new Error(`--model ${flag}: no such folder`);
-  if (!existsSync(join(dir, 'model_index.json'))) throw new Error(`--model ${flag}: not a mumu model folder (no model_index.json)`);
+  if (!existsSync(join(dir, 'model_index.json')))
+    throw new Error(`--model ${flag}: not a mumu model folder (no model_index.json)`);
   return dir;
 }
 
@@ -102,21 +105,29 @@ export async function runGenerate(argv: string[]): Promise<number> {
   const parsed = parseCommand(argv, { command: 'generate', help: GENERATE_HELP, options: OPTIONS, positionals: true });
   if (!parsed) return 0;
   const { values: v, positionals } = parsed;
-  if (positionals.length === 0) throw new UsageError('missing the prompt, e.g. mumu generate "a <img:dog.png> dog"', 'generate');
-  if (positionals.length > 1) throw new UsageError(`expected one prompt, got ${positionals.length} arguments (put the prompt in quotes)`, 'generate');
+  if (positionals.length === 0)
+    throw new UsageError('missing the prompt, e.g. mumu generate "a <img:dog.png> dog"', 'generate');
+  if (positionals.length > 1)
+    throw new UsageError(
+      `expected one prompt, got ${positionals.length} arguments (put the prompt in quotes)`,
+      'generate',
+    );
   const prompt = positionals[0]!;
   const out = resolve(v.out ?? 'mumu.png');
-  if (!out.toLowerCase().endsWith('.png')) throw new UsageError(`--out must name a .png file, got '${v.out}'`, 'generate');
+  if (!out.toLowerCase().endsWith('.png'))
+    throw new UsageError(`--out must name a .png file, got '${v.out}'`, 'generate');
   const n = intFlag('n', v.n, 1, 64) ?? 1;
   const seed = intFlag('seed', v.seed, 0, 2 ** 48) ?? Math.floor(Math.random() * 2 ** 32);
   const steps = intFlag('steps', v.steps, 1, 1000) ?? 50;
   const guidance = floatFlag('guidance', v.guidance, 0, 100) ?? 6;
   const eta = floatFlag('eta', v.eta, 0, 1);
   const sampler = v.sampler ?? DEFAULT_SAMPLER;
-  if (!isSamplerName(sampler)) throw new UsageError(`--sampler must be ${samplerChoices()}, got '${sampler}'`, 'generate');
+  if (!isSamplerName(sampler))
+    throw new UsageError(`--sampler must be ${samplerChoices()}, got '${sampler}'`, 'generate');
   const referenceSize = intFlag('reference-size', v['reference-size'], 1, 4096);
   const device = v.device ?? 'cpu';
-  if (device !== 'cpu' && !device.startsWith('cuda')) throw new UsageError(`--device must be cpu or cuda, got '${device}'`, 'generate');
+  if (device !== 'cpu' && !device.startsWith('cuda'))
+    throw new UsageError(`--device must be cpu or cuda, got '${device}'`, 'generate');
 
   await precheckPrompt(prompt);
   if (v.negative) await precheckPrompt(v.negative, 'negative prompt');
@@ -129,20 +140,38 @@ export async function runGenerate(argv: string[]): Promise<number> {
   try {
     pipe = await MumuPipeline.fromPretrained(modelDir, { device, referenceSize });
   } catch (e) {
-    if (e instanceof RangeError && referenceSize !== undefined) throw new UsageError(`--reference-size ${referenceSize}: ${e.message.replace(/^reference size \d+ px: /, '')}`, 'generate');
+    if (e instanceof RangeError && referenceSize !== undefined)
+      throw new UsageError(
+        `--reference-size ${referenceSize}: ${e.message.replace(/^reference size \d+ px: /, '')}`,
+        'generate',
+      );
     throw e;
   }
-  const bar = quiet ? null : new cliProgress.SingleBar({
-    format: 'generating |{bar}| {value}/{total} steps | {rate} it/s | ETA {eta_formatted}',
-    stream: process.stderr, hideCursor: false, etaBuffer: 10,
-  }, cliProgress.Presets.shades_classic);
+  const bar = quiet
+    ? null
+    : new cliProgress.SingleBar(
+        {
+          format: 'generating |{bar}| {value}/{total} steps | {rate} it/s | ETA {eta_formatted}',
+          stream: process.stderr,
+          hideCursor: false,
+          etaBuffer: 10,
+        },
+        cliProgress.Presets.shades_classic,
+      );
   const started = performance.now();
   bar?.start(steps, 0, { rate: '-' });
   let result: GenerateResult;
   try {
     result = await pipe.generate(prompt, {
-      numImages: n, seed, steps, guidanceScale: guidance, sampler, eta, negativePrompt: v.negative,
-      onStep: ({ step }) => bar?.update(step + 1, { rate: ((step + 1) / ((performance.now() - started) / 1000)).toFixed(2) }),
+      numImages: n,
+      seed,
+      steps,
+      guidanceScale: guidance,
+      sampler,
+      eta,
+      negativePrompt: v.negative,
+      onStep: ({ step }) =>
+        bar?.update(step + 1, { rate: ((step + 1) / ((performance.now() - started) / 1000)).toFixed(2) }),
     });
   } finally {
     bar?.stop();
@@ -150,7 +179,8 @@ export async function runGenerate(argv: string[]): Promise<number> {
 
   const modelName = v.model ?? 'models/emoji-default';
   const infoOf = (img: GenerateResult['images'][number]) => ({
-    ...generationInfo(result, img, modelName), ...(referenceSize !== undefined ? { reference_size: String(referenceSize) } : {}),
+    ...generationInfo(result, img, modelName),
+    ...(referenceSize !== undefined ? { reference_size: String(referenceSize) } : {}),
   });
   await mkdir(dirname(out), { recursive: true });
   const written: string[] = [];
@@ -170,13 +200,20 @@ export async function runGenerate(argv: string[]): Promise<number> {
     written.unshift(out);
   }
   const secs = result.timings.total / 1000;
-  process.stderr.write(`seed ${seed}, ${steps} steps, guidance ${guidance}: ${n} image${n > 1 ? 's' : ''} in ${secs.toFixed(1)} s\n`);
+  process.stderr.write(
+    `seed ${seed}, ${steps} steps, guidance ${guidance}: ${n} image${n > 1 ? 's' : ''} in ${secs.toFixed(1)} s\n`,
+  );
   process.stdout.write(written.join('\n') + '\n');
   return 0;
 }
 
 export async function runInfo(argv: string[]): Promise<number> {
-  const parsed = parseCommand(argv, { command: 'info', help: INFO_HELP, options: { json: { type: 'boolean' } }, positionals: true });
+  const parsed = parseCommand(argv, {
+    command: 'info',
+    help: INFO_HELP,
+    options: { json: { type: 'boolean' } },
+    positionals: true,
+  });
   if (!parsed) return 0;
   if (parsed.positionals.length !== 1) throw new UsageError('expected one PNG file', 'info');
   const file = parsed.positionals[0]!;

@@ -33,7 +33,9 @@ const EXTERNAL: Record<string, { file: string; fn: string }> = {
 };
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as {
+    version: string;
+  };
   return pkg.version;
 }
 
@@ -47,9 +49,14 @@ async function dispatch(command: string, argv: string[]): Promise<number | void>
       return (await import('./serve.ts')).runServe(argv);
   }
   const ext = EXTERNAL[command];
-  if (!ext) throw new UsageError(`unknown command '${command}' (commands: generate, info, serve, ${Object.keys(EXTERNAL).join(', ')})`, '');
+  if (!ext)
+    throw new UsageError(
+      `unknown command '${command}' (commands: generate, info, serve, ${Object.keys(EXTERNAL).join(', ')})`,
+      '',
+    );
   const url = new URL(`./${ext.file}`, import.meta.url);
-  if (!existsSync(fileURLToPath(url))) throw new Error(`'mumu ${command}' is not part of this build yet (src/cli/${ext.file} is missing)`);
+  if (!existsSync(fileURLToPath(url)))
+    throw new Error(`'mumu ${command}' is not part of this build yet (src/cli/${ext.file} is missing)`);
   const mod = (await import(url.href)) as Record<string, unknown>;
   const fn = mod[ext.fn];
   if (typeof fn !== 'function') throw new Error(`src/cli/${ext.file} does not export ${ext.fn}(argv)`);

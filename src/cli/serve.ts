@@ -26,9 +26,17 @@ Options:
 `;
 
 const OPTIONS = {
-  model: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, token: { type: 'string' }, cors: { type: 'string' },
-  queue: { type: 'string' }, out: { type: 'string' }, keep: { type: 'string' }, 'keep-days': { type: 'string' },
-  'max-upload-mb': { type: 'string' }, device: { type: 'string' },
+  model: { type: 'string' },
+  host: { type: 'string' },
+  port: { type: 'string' },
+  token: { type: 'string' },
+  cors: { type: 'string' },
+  queue: { type: 'string' },
+  out: { type: 'string' },
+  keep: { type: 'string' },
+  'keep-days': { type: 'string' },
+  'max-upload-mb': { type: 'string' },
+  device: { type: 'string' },
 } as const;
 
 export async function runServe(argv: string[]): Promise<number> {
@@ -43,24 +51,43 @@ export async function runServe(argv: string[]): Promise<number> {
   const uploadMb = floatFlag('max-upload-mb', v['max-upload-mb'], 0.001, 1024) ?? 16;
   const token = v.token ?? process.env.MUMU_TOKEN ?? undefined;
   const device = v.device ?? 'cpu';
-  if (device !== 'cpu' && !device.startsWith('cuda')) throw new UsageError(`--device must be cpu or cuda, got '${device}'`, 'serve');
+  if (device !== 'cpu' && !device.startsWith('cuda'))
+    throw new UsageError(`--device must be cpu or cuda, got '${device}'`, 'serve');
   if (token !== undefined && token.length < 8) throw new UsageError('--token must be at least 8 characters', 'serve');
-  if (v.cors !== undefined && !/^https?:\/\/[^/\s]+$/.test(v.cors)) throw new UsageError(`--cors must be an origin such as http://localhost:3000, got '${v.cors}'`, 'serve');
+  if (v.cors !== undefined && !/^https?:\/\/[^/\s]+$/.test(v.cors))
+    throw new UsageError(`--cors must be an origin such as http://localhost:3000, got '${v.cors}'`, 'serve');
   const { startServer, isLoopback } = await import('../serve/server.ts');
   if (!isLoopback(host) && !token) {
-    throw new UsageError(`--host ${host} would let other machines in: give a --token (or MUMU_TOKEN) too, or bind 127.0.0.1`, 'serve');
+    throw new UsageError(
+      `--host ${host} would let other machines in: give a --token (or MUMU_TOKEN) too, or bind 127.0.0.1`,
+      'serve',
+    );
   }
   const modelDir = resolveModel(v.model);
   const out = resolve(v.out ?? 'mumu-serve');
   process.stderr.write(`mumu serve: loading ${modelDir}\n`);
   const server = await startServer({
-    modelDir, modelName: basename(modelDir), device, host, port, token, cors: v.cors, queue, out,
-    retention: { keep, keepDays }, uploadBytes: Math.round(uploadMb * 2 ** 20),
+    modelDir,
+    modelName: basename(modelDir),
+    device,
+    host,
+    port,
+    token,
+    cors: v.cors,
+    queue,
+    out,
+    retention: { keep, keepDays },
+    uploadBytes: Math.round(uploadMb * 2 ** 20),
   });
-  if (server.recovered) process.stderr.write(`mumu serve: ${server.recovered} job(s) in flight when the server last stopped are marked failed\n`);
+  if (server.recovered)
+    process.stderr.write(
+      `mumu serve: ${server.recovered} job(s) in flight when the server last stopped are marked failed\n`,
+    );
   // the start-up line (tests and scripts read the URL from it)
-  process.stdout.write(`mumu serve: ${server.url} (model ${basename(modelDir)} loaded in ${server.loadSeconds.toFixed(1)} s; `
-    + `jobs in ${out}, the last ${keep} kept up to ${keepDays} days; queue ${queue}${token ? '; token required' : ''})\n`);
+  process.stdout.write(
+    `mumu serve: ${server.url} (model ${basename(modelDir)} loaded in ${server.loadSeconds.toFixed(1)} s; ` +
+      `jobs in ${out}, the last ${keep} kept up to ${keepDays} days; queue ${queue}${token ? '; token required' : ''})\n`,
+  );
   await new Promise<void>((done) => {
     const stop = (sig: string) => {
       process.stderr.write(`mumu serve: ${sig}, stopping\n`);

@@ -47,10 +47,17 @@ export async function runTrain(argv: string[]): Promise<number> {
     command: 'train',
     help: TRAIN_HELP,
     options: {
-      config: { type: 'string' }, out: { type: 'string' }, resume: { type: 'boolean' }, 'stop-at': { type: 'string' },
-      progress: { type: 'boolean' }, device: { type: 'string' },
-      nproc: { type: 'string' }, nnodes: { type: 'string' }, 'node-rank': { type: 'string' },
-      'master-addr': { type: 'string' }, 'master-port': { type: 'string' },
+      config: { type: 'string' },
+      out: { type: 'string' },
+      resume: { type: 'boolean' },
+      'stop-at': { type: 'string' },
+      progress: { type: 'boolean' },
+      device: { type: 'string' },
+      nproc: { type: 'string' },
+      nnodes: { type: 'string' },
+      'node-rank': { type: 'string' },
+      'master-addr': { type: 'string' },
+      'master-port': { type: 'string' },
     },
   });
   if (!parsed) return 0;
@@ -60,21 +67,43 @@ export async function runTrain(argv: string[]): Promise<number> {
   const nnodes = intFlag('nnodes', v.nnodes, 1, 65536) ?? 1;
   const nodeRank = intFlag('node-rank', v['node-rank'], 0, nnodes - 1) ?? 0;
   const masterPort = intFlag('master-port', v['master-port'], 1, 65535);
-  if (nnodes > 1 && (!v['master-addr'] || masterPort === undefined)) throw new UsageError('--nnodes > 1 needs --master-addr and --master-port (node 0\'s address and a free port there)', 'train');
+  if (nnodes > 1 && (!v['master-addr'] || masterPort === undefined))
+    throw new UsageError(
+      "--nnodes > 1 needs --master-addr and --master-port (node 0's address and a free port there)",
+      'train',
+    );
   const stopAt = intFlag('stop-at', v['stop-at'], 1);
-  if (v.device !== undefined && !/^(cpu|cuda(:\d+)?)$/.test(v.device)) throw new UsageError(`--device must be cpu, cuda or cuda:N, got '${v.device}'`, 'train');
+  if (v.device !== undefined && !/^(cpu|cuda(:\d+)?)$/.test(v.device))
+    throw new UsageError(`--device must be cpu, cuda or cuda:N, got '${v.device}'`, 'train');
   const cfg = readTrainConfig(v.config);
   const out = v.out ?? path.join('runs', path.basename(v.config).replace(/\.json$/, ''));
   const opts = { out, resume: v.resume ?? false, stopAt, progress: v.progress, device: v.device };
 
   const env = dist.launchEnv();
   const world = env?.worldSize ?? nproc * nnodes;
-  if (cfg.batch_size % (world * cfg.grad_accum) !== 0) throw new UsageError(`batch_size ${cfg.batch_size} (the global batch of a step) must divide by the ${world} ranks x grad_accum ${cfg.grad_accum}`, 'train');
+  if (cfg.batch_size % (world * cfg.grad_accum) !== 0)
+    throw new UsageError(
+      `batch_size ${cfg.batch_size} (the global batch of a step) must divide by the ${world} ranks x grad_accum ${cfg.grad_accum}`,
+      'train',
+    );
   if (!env && (nproc > 1 || nnodes > 1)) {
-    const workerArgs = ['train', '--config', v.config, '--out', out, ...(v.resume ? ['--resume'] : []),
-      ...(stopAt !== undefined ? ['--stop-at', String(stopAt)] : []), ...(v.progress ? ['--progress'] : []), ...(v.device ? ['--device', v.device] : [])];
+    const workerArgs = [
+      'train',
+      '--config',
+      v.config,
+      '--out',
+      out,
+      ...(v.resume ? ['--resume'] : []),
+      ...(stopAt !== undefined ? ['--stop-at', String(stopAt)] : []),
+      ...(v.progress ? ['--progress'] : []),
+      ...(v.device ? ['--device', v.device] : []),
+    ];
     const r = await launch({
-      nproc, nnodes, nodeRank, masterAddr: v['master-addr'], masterPort,
+      nproc,
+      nnodes,
+      nodeRank,
+      masterAddr: v['master-addr'],
+      masterPort,
       command: [process.execPath, '--single-threaded-gc', BIN, ...workerArgs],
     });
     if (r.message) process.stderr.write(`mumu train: ${r.message}\n`);
@@ -83,20 +112,29 @@ export async function runTrain(argv: string[]): Promise<number> {
 
   if (env) {
     // a worker: of `mumu train --nproc`, or of torchrun / a cluster launcher that set the same variables
-    if (!process.env.MUMU_LAUNCHER_PID && (v.nproc || v.nnodes)) process.stderr.write(`torchrun environment found (RANK=${env.rank}, WORLD_SIZE=${env.worldSize}): running as that rank, --nproc/--nnodes ignored\n`);
+    if (!process.env.MUMU_LAUNCHER_PID && (v.nproc || v.nnodes))
+      process.stderr.write(
+        `torchrun environment found (RANK=${env.rank}, WORLD_SIZE=${env.worldSize}): running as that rank, --nproc/--nnodes ignored\n`,
+      );
     watchLauncher();
     const pg = await dist.initProcessGroup();
-    process.stderr.write(`rank ${pg.rank} of ${pg.worldSize} (local rank ${pg.localRank}, ${pg.backend}) joined the group\n`);
+    process.stderr.write(
+      `rank ${pg.rank} of ${pg.worldSize} (local rank ${pg.localRank}, ${pg.backend}) joined the group\n`,
+    );
     // data parallel (src/train/ddp.ts): each rank a share of every step's batch, gradients summed over the ranks;
     // rank 0 writes the run folder, the other ranks nothing
     const r = await train(cfg, { ...opts, group: pg });
     await dist.barrier();
     await dist.destroy();
-    process.stdout.write(`${cfg.stage}: ${r.steps} steps, wall ${r.wallSeconds.toFixed(0)} s${r.modelDir ? `, model ${r.modelDir}` : ''}\n`);
+    process.stdout.write(
+      `${cfg.stage}: ${r.steps} steps, wall ${r.wallSeconds.toFixed(0)} s${r.modelDir ? `, model ${r.modelDir}` : ''}\n`,
+    );
     return 0;
   }
 
   const r = await train(cfg, opts);
-  process.stdout.write(`${cfg.stage}: ${r.steps} steps, wall ${r.wallSeconds.toFixed(0)} s, data wait ${(100 * r.dataWaitFraction).toFixed(1)}% of step time${r.modelDir ? `, model ${r.modelDir}` : ''}\n`);
+  process.stdout.write(
+    `${cfg.stage}: ${r.steps} steps, wall ${r.wallSeconds.toFixed(0)} s, data wait ${(100 * r.dataWaitFraction).toFixed(1)}% of step time${r.modelDir ? `, model ${r.modelDir}` : ''}\n`,
+  );
   return 0;
 }

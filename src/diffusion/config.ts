@@ -2,7 +2,14 @@
 // part of the trained model (the UNet learned eps for these alpha-bars), so it lives in the model folder.
 import { readFile, writeFile } from 'node:fs/promises';
 import { readConfig } from '../config.ts';
-import { makeSchedule, type BetaScheduleKind, type NoiseSchedule, type PredictionType, type ScheduleConfig, type TimestepSpacing } from './schedule.ts';
+import {
+  makeSchedule,
+  type BetaScheduleKind,
+  type NoiseSchedule,
+  type PredictionType,
+  type ScheduleConfig,
+  type TimestepSpacing,
+} from './schedule.ts';
 
 export interface SchedulerConfig {
   num_train_timesteps: number;
@@ -19,13 +26,26 @@ export interface SchedulerConfig {
 
 // Stable Diffusion's, which MUMU inherits from SDXL (paper section 2.1).
 export const SD_SCHEDULER_CONFIG: SchedulerConfig = {
-  num_train_timesteps: 1000, beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear',
-  set_alpha_to_one: false, steps_offset: 1, timestep_spacing: 'leading', prediction_type: 'epsilon',
+  num_train_timesteps: 1000,
+  beta_start: 0.00085,
+  beta_end: 0.012,
+  beta_schedule: 'scaled_linear',
+  set_alpha_to_one: false,
+  steps_offset: 1,
+  timestep_spacing: 'leading',
+  prediction_type: 'epsilon',
   rescale_betas_zero_snr: false,
 };
 
 // Keys that other schedulers' configs carry and that mean nothing for these samplers (or only one value works).
-const IGNORED = new Set(['skip_prk_steps', 'interpolation_type', 'sample_max_value', 'clip_sample_range', 'dynamic_thresholding_ratio', 'timestep_type']);
+const IGNORED = new Set([
+  'skip_prk_steps',
+  'interpolation_type',
+  'sample_max_value',
+  'clip_sample_range',
+  'dynamic_thresholding_ratio',
+  'timestep_type',
+]);
 
 export function parseSchedulerConfig(raw: unknown, where = 'scheduler_config.json'): SchedulerConfig {
   const c = readConfig(where, raw, {
@@ -43,7 +63,10 @@ export function parseSchedulerConfig(raw: unknown, where = 'scheduler_config.jso
     },
   });
   // at alpha-bar = 0 an eps prediction says nothing about the image (x_T is the noise itself): diffusers' advice too
-  if (c.rescale_betas_zero_snr && c.prediction_type !== 'v_prediction') throw new Error(`${where}: rescale_betas_zero_snr needs prediction_type 'v_prediction' (an eps prediction cannot recover the image from pure noise)`);
+  if (c.rescale_betas_zero_snr && c.prediction_type !== 'v_prediction')
+    throw new Error(
+      `${where}: rescale_betas_zero_snr needs prediction_type 'v_prediction' (an eps prediction cannot recover the image from pure noise)`,
+    );
   return c;
 }
 
@@ -57,7 +80,13 @@ export async function writeSchedulerConfig(path: string, c: SchedulerConfig = SD
 
 // The schedule's own names for a scheduler config's numbers.
 export function scheduleConfigOf(c: SchedulerConfig): ScheduleConfig {
-  return { numTrainTimesteps: c.num_train_timesteps, betaStart: c.beta_start, betaEnd: c.beta_end, betaSchedule: c.beta_schedule, rescaleBetasZeroSnr: c.rescale_betas_zero_snr };
+  return {
+    numTrainTimesteps: c.num_train_timesteps,
+    betaStart: c.beta_start,
+    betaEnd: c.beta_end,
+    betaSchedule: c.beta_schedule,
+    rescaleBetasZeroSnr: c.rescale_betas_zero_snr,
+  };
 }
 
 // Stable Diffusion's schedule (SD 1.x / SDXL, and MUMU's): SD_SCHEDULER_CONFIG in the schedule's names.

@@ -9,7 +9,7 @@ import { splitPrediction } from './noise.ts';
 export type DenoiseModel = (x: Tensor, t: number) => Tensor;
 
 export interface StepInfo {
-  step: number;   // 0-based index of the step just finished
+  step: number; // 0-based index of the step just finished
   steps: number;
   t: number;
 }
@@ -27,7 +27,16 @@ export interface SamplerOptions {
 // One DDIM update x_t -> x_{t_prev}. Eq. 12: x_prev = sqrt(a_prev) * x0_pred + sqrt(1 - a_prev - sigma^2) * eps
 // + sigma * z, with sigma from eq. 16 and (x0_pred, eps) from the prediction (noise.ts). In this x0 form the first
 // step of a zero-terminal-SNR schedule (a_t = 0) is well defined for a v-predicting model.
-export function ddimStep(s: NoiseSchedule, pred: Tensor, x: Tensor, t: number, tPrev: number, eta = 0, noise?: Tensor, prediction: PredictionType = 'epsilon'): Tensor {
+export function ddimStep(
+  s: NoiseSchedule,
+  pred: Tensor,
+  x: Tensor,
+  t: number,
+  tPrev: number,
+  eta = 0,
+  noise?: Tensor,
+  prediction: PredictionType = 'epsilon',
+): Tensor {
   const a = alphaBarAt(s, t);
   const aPrev = alphaBarAt(s, tPrev);
   const sigma = eta * Math.sqrt(((1 - aPrev) / (1 - a)) * (1 - a / aPrev));
@@ -50,7 +59,8 @@ export function sampleDdim(model: DenoiseModel, xT: Tensor, s: NoiseSchedule, o:
     const tPrev = i + 1 < o.timesteps.length ? o.timesteps[i + 1]! : -1;
     const next = tidy(() => {
       const pred = model(x, t);
-      const noise = eta > 0 ? randn([...x.shape], { generator: o.generator, dtype: x.dtype, device: x.device }) : undefined;
+      const noise =
+        eta > 0 ? randn([...x.shape], { generator: o.generator, dtype: x.dtype, device: x.device }) : undefined;
       return ddimStep(s, pred, x, t, tPrev, eta, noise, o.prediction);
     });
     if (x !== xT) x.dispose();

@@ -24,10 +24,14 @@ export function sampleEuler(model: DenoiseModel, xT: Tensor, s: NoiseSchedule, o
       const xVp = x.div(Math.sqrt(1 + sigma * sigma));
       const { eps } = splitPrediction(model(xVp, t), xVp, alphaBar(s, t), o.prediction ?? 'epsilon');
       // the ancestral split of the step into a deterministic part (to sigmaDown) and fresh noise (sigmaUp)
-      const sigmaUp = Math.min(sigmaNext, eta * Math.sqrt((sigmaNext ** 2 * (sigma ** 2 - sigmaNext ** 2)) / sigma ** 2));
+      const sigmaUp = Math.min(
+        sigmaNext,
+        eta * Math.sqrt((sigmaNext ** 2 * (sigma ** 2 - sigmaNext ** 2)) / sigma ** 2),
+      );
       const sigmaDown = Math.sqrt(sigmaNext ** 2 - sigmaUp ** 2);
-      let y = x.add(eps.mul(sigmaDown - sigma));  // dx/dsigma = eps (Karras eq. 5 with D = x - sigma * eps)
-      if (sigmaUp > 0) y = y.add(randn([...x.shape], { generator: o.generator, dtype: x.dtype, device: x.device }).mul(sigmaUp));
+      let y = x.add(eps.mul(sigmaDown - sigma)); // dx/dsigma = eps (Karras eq. 5 with D = x - sigma * eps)
+      if (sigmaUp > 0)
+        y = y.add(randn([...x.shape], { generator: o.generator, dtype: x.dtype, device: x.device }).mul(sigmaUp));
       return y;
     });
     x.dispose();

@@ -38,7 +38,12 @@ export function catConditioning(parts: Conditioning[], batch: number): Condition
 // eps = eps_uncond + scale * (eps_cond - eps_uncond). Both predictions come from one batched call on
 // [uncond, cond], which is the point of the wrapper: one UNet call per step. Scale 1 needs only the conditional
 // model and scale 0 only the unconditional one, so those skip the other half entirely.
-export function classifierFreeGuidance(model: CondModel, cond: Conditioning, uncond: Conditioning, scale: number): DenoiseModel {
+export function classifierFreeGuidance(
+  model: CondModel,
+  cond: Conditioning,
+  uncond: Conditioning,
+  scale: number,
+): DenoiseModel {
   if (scale === 1) return (x, t) => model(x, t, catConditioning([cond], x.size(0)));
   if (scale === 0) return (x, t) => model(x, t, catConditioning([uncond], x.size(0)));
   // Built once per batch size, not per step. The sampler calls us inside its per-step tidy(), which would free

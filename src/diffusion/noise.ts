@@ -9,10 +9,14 @@ function coef(values: ArrayLike<number>, t: Tensor | number[], like: Tensor): Te
   const idx = Array.isArray(t) ? t : (t.toList() as number[]);
   if (idx.length !== like.size(0)) throw new Error(`${idx.length} timesteps for a batch of ${like.size(0)}`);
   const picked = idx.map((i) => {
-    if (!Number.isInteger(i) || i < 0 || i >= values.length) throw new Error(`timestep ${i} outside 0..${values.length - 1}`);
+    if (!Number.isInteger(i) || i < 0 || i >= values.length)
+      throw new Error(`timestep ${i} outside 0..${values.length - 1}`);
     return values[i]!;
   });
-  return tensor(Float32Array.from(picked), { shape: [idx.length, ...like.shape.slice(1).map(() => 1)] }).to({ dtype: like.dtype, device: like.device });
+  return tensor(Float32Array.from(picked), { shape: [idx.length, ...like.shape.slice(1).map(() => 1)] }).to({
+    dtype: like.dtype,
+    device: like.device,
+  });
 }
 
 const sqrtAb = (s: NoiseSchedule) => Array.from(s.alphasCumprod, Math.sqrt);
@@ -31,9 +35,21 @@ export function velocity(s: NoiseSchedule, x0: Tensor, noise: Tensor, t: Tensor 
 // A prediction at noise level alpha-bar a, as the denoised image and the noise:
 //   eps: x0 = (x - sqrt(1 - a) eps) / sqrt(a)           (DDIM eq. 12's "predicted x0"; undefined at a = 0)
 //   v:   x0 = sqrt(a) x - sqrt(1 - a) v,  eps = sqrt(a) v + sqrt(1 - a) x   (defined at every a, a = 0 included)
-export function splitPrediction(pred: Tensor, x: Tensor, a: number, prediction: PredictionType): { x0: Tensor; eps: Tensor } {
-  if (prediction === 'v_prediction') return { x0: x.mul(Math.sqrt(a)).sub(pred.mul(Math.sqrt(1 - a))), eps: pred.mul(Math.sqrt(a)).add(x.mul(Math.sqrt(1 - a))) };
-  if (a <= 0) throw new Error('an eps prediction at alpha-bar 0 (zero terminal SNR) does not determine the image: use v_prediction');
+export function splitPrediction(
+  pred: Tensor,
+  x: Tensor,
+  a: number,
+  prediction: PredictionType,
+): { x0: Tensor; eps: Tensor } {
+  if (prediction === 'v_prediction')
+    return {
+      x0: x.mul(Math.sqrt(a)).sub(pred.mul(Math.sqrt(1 - a))),
+      eps: pred.mul(Math.sqrt(a)).add(x.mul(Math.sqrt(1 - a))),
+    };
+  if (a <= 0)
+    throw new Error(
+      'an eps prediction at alpha-bar 0 (zero terminal SNR) does not determine the image: use v_prediction',
+    );
   return { x0: x.sub(pred.mul(Math.sqrt(1 - a))).div(Math.sqrt(a)), eps: pred };
 }
 
@@ -43,7 +59,13 @@ export function sampleTrainTimesteps(s: NoiseSchedule, batch: number, generator?
 }
 
 // The regression target for a prediction type.
-export function diffusionTarget(s: NoiseSchedule, x0: Tensor, noise: Tensor, t: Tensor | number[], prediction: PredictionType = 'epsilon'): Tensor {
+export function diffusionTarget(
+  s: NoiseSchedule,
+  x0: Tensor,
+  noise: Tensor,
+  t: Tensor | number[],
+  prediction: PredictionType = 'epsilon',
+): Tensor {
   return prediction === 'epsilon' ? noise : velocity(s, x0, noise, t);
 }
 
@@ -51,7 +73,13 @@ export function diffusionTarget(s: NoiseSchedule, x0: Tensor, noise: Tensor, t: 
 // expressed for the trained target, min(SNR, gamma) / SNR for eps and min(SNR, gamma) / (SNR + 1) for v (as
 // diffusers' training scripts write it), SNR = alpha-bar / (1 - alpha-bar). At SNR = 0 (the last step of a
 // zero-terminal-SNR schedule) the v weight is 0 and the eps weight is taken as 1.
-export function minSnrWeights(s: NoiseSchedule, t: Tensor | number[], like: Tensor, gamma: number, prediction: PredictionType): Tensor {
+export function minSnrWeights(
+  s: NoiseSchedule,
+  t: Tensor | number[],
+  like: Tensor,
+  gamma: number,
+  prediction: PredictionType,
+): Tensor {
   const w = Array.from(s.alphasCumprod, (a) => {
     const snr = a / (1 - a);
     if (prediction === 'v_prediction') return Math.min(snr, gamma) / (snr + 1);
@@ -67,7 +95,12 @@ export interface LossOptions {
 }
 
 // L = mean over the batch and all elements of w_t (pred - target)^2, w_t = 1 without weighting (paper section 2.1).
-export function diffusionLoss(s: NoiseSchedule, pred: Tensor, batch: { x0: Tensor; noise: Tensor; t: Tensor | number[] }, o: LossOptions = {}): Tensor {
+export function diffusionLoss(
+  s: NoiseSchedule,
+  pred: Tensor,
+  batch: { x0: Tensor; noise: Tensor; t: Tensor | number[] },
+  o: LossOptions = {},
+): Tensor {
   const { prediction = 'epsilon', snrGamma = null } = o;
   const err = pred.sub(diffusionTarget(s, batch.x0, batch.noise, batch.t, prediction)).square();
   return (snrGamma ? err.mul(minSnrWeights(s, batch.t, pred, snrGamma, prediction)) : err).mean();

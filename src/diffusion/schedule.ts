@@ -82,12 +82,19 @@ export function roundHalfEven(x: number): number {
 // The inference timesteps, descending, exactly as diffusers' DDIMScheduler.set_timesteps builds them
 // (see "Common Diffusion Noise Schedules and Sample Steps are Flawed", Lin et al. 2023, table 2). Only "leading"
 // applies steps_offset, as in diffusers.
-export function inferenceTimesteps(numTrain: number, steps: number, spacing: TimestepSpacing = 'leading', stepsOffset = 0): number[] {
+export function inferenceTimesteps(
+  numTrain: number,
+  steps: number,
+  spacing: TimestepSpacing = 'leading',
+  stepsOffset = 0,
+): number[] {
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`steps must be a positive integer, got ${steps}`);
   if (steps > numTrain) throw new Error(`steps (${steps}) cannot exceed the ${numTrain} training timesteps`);
   let ts: number[];
   if (spacing === 'linspace') {
-    ts = linspace(0, numTrain - 1, steps).map(roundHalfEven).reverse();
+    ts = linspace(0, numTrain - 1, steps)
+      .map(roundHalfEven)
+      .reverse();
   } else if (spacing === 'leading') {
     const ratio = Math.floor(numTrain / steps);
     ts = Array.from({ length: steps }, (_, i) => i * ratio + stepsOffset).reverse();

@@ -16,11 +16,25 @@ export const SYSTEMS_FOR: Record<Case['task'], SystemName[]> = {
 };
 
 // A system's image for a case and seed.
-export interface CaseGenerator { (c: Case, seed: number): Promise<RgbImage> }
+export interface CaseGenerator {
+  (c: Case, seed: number): Promise<RgbImage>;
+}
 // title / note: where a system's row says more than its name (which merge ran)
-export interface SystemState { name: SystemName; gen: CaseGenerator | null; why: string; title?: string; note?: string }
+export interface SystemState {
+  name: SystemName;
+  gen: CaseGenerator | null;
+  why: string;
+  title?: string;
+  note?: string;
+}
 
-export interface Output { case: Case; system: SystemName; seed: number | null; image: RgbImage; scores: Scores }
+export interface Output {
+  case: Case;
+  system: SystemName;
+  seed: number | null;
+  image: RgbImage;
+  scores: Scores;
+}
 export interface Scores {
   preservation: number; // NaN when the case has no object reference
   control: number; // the same statistic for an object the prompt does not ask for (chance level)
@@ -42,26 +56,39 @@ export const pct = (x: number) => (Number.isNaN(x) ? '–' : `${(100 * x).toFixe
 export const num = (x: number) => (Number.isNaN(x) ? '–' : x.toFixed(3));
 
 export interface Aggregate {
-  n: number; preservation: number; control: number; following: number; style: number; copy: number; copied: number; leak: number;
-  diversity: number; consistency: number;
+  n: number;
+  preservation: number;
+  control: number;
+  following: number;
+  style: number;
+  copy: number;
+  copied: number;
+  leak: number;
+  diversity: number;
+  consistency: number;
 }
 
 export function aggregate(outs: Output[]): Aggregate {
   const s = outs.map((o) => o.scores);
   const byCase = new Map<Case, Output[]>();
   for (const o of outs) byCase.set(o.case, [...(byCase.get(o.case) ?? []), o]);
-  const div = [...byCase.values()].filter((g) => g.length > 1).map((g) => diversity(g.map((o) => o.scores.embedding)).embedding);
+  const div = [...byCase.values()]
+    .filter((g) => g.length > 1)
+    .map((g) => diversity(g.map((o) => o.scores.embedding)).embedding);
   // consistency: pairs of outputs made from the same reference image (one character), across prompts and seeds
   const byRef = new Map<unknown, number[][]>();
   for (const o of outs) {
     const ref = o.case.references[0]?.image;
     if (ref && o.scores.bestWindow) byRef.set(ref, [...(byRef.get(ref) ?? []), o.scores.bestWindow]);
   }
-  let cons = 0, k = 0;
-  for (const wins of byRef.values()) for (let i = 0; i < wins.length; i++) for (let j = i + 1; j < wins.length; j++) {
-    cons += cosine(wins[i]!, wins[j]!);
-    k++;
-  }
+  let cons = 0,
+    k = 0;
+  for (const wins of byRef.values())
+    for (let i = 0; i < wins.length; i++)
+      for (let j = i + 1; j < wins.length; j++) {
+        cons += cosine(wins[i]!, wins[j]!);
+        k++;
+      }
   return {
     n: outs.length,
     preservation: mean(s.map((x) => x.preservation)),

@@ -8,7 +8,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  Tensor, F, AdamW, tensor, empty, normal_, noGrad, tidy, saveSafetensors, loadSafetensors, clipGradNorm,
+  Tensor,
+  F,
+  AdamW,
+  tensor,
+  empty,
+  normal_,
+  noGrad,
+  tidy,
+  saveSafetensors,
+  loadSafetensors,
+  clipGradNorm,
 } from '../torch/index.ts';
 import { Module, Conv2d, GroupNorm, Linear, seeded, parameter, initGenerator } from '../nn/index.ts';
 import { resampleRGBA, toRGBA, type RawImage } from '../image/index.ts';
@@ -26,7 +36,11 @@ export interface EvaluatorConfig {
 }
 
 export const DEFAULT_EVALUATOR: Omit<EvaluatorConfig, 'concepts' | 'styles'> = {
-  image_size: 32, channels: [24, 48, 96, 192], embed_dim: 128, logit_scale: 16, seed: 8675309,
+  image_size: 32,
+  channels: [24, 48, 96, 192],
+  embed_dim: 128,
+  logit_scale: 16,
+  seed: 8675309,
 };
 
 class ConvNormAct extends Module {
@@ -62,7 +76,8 @@ export class EmojiEvaluator extends Module {
     const ch = config.channels;
     this.stem = new ConvNormAct(3, ch[0]!, 1);
     this.blocks = [];
-    for (let k = 1; k < ch.length; k++) this.blocks.push(new ConvNormAct(ch[k - 1]!, ch[k]!, 2), new ConvNormAct(ch[k]!, ch[k]!, 1));
+    for (let k = 1; k < ch.length; k++)
+      this.blocks.push(new ConvNormAct(ch[k - 1]!, ch[k]!, 2), new ConvNormAct(ch[k]!, ch[k]!, 1));
     const C = ch.at(-1)!;
     this.embed = new Linear(C, config.embed_dim);
     this.concept_head = parameter(normal_(empty([config.concepts.length, config.embed_dim]), 0, 1, initGenerator()));
@@ -88,7 +103,10 @@ export class EmojiEvaluator extends Module {
 
   save(dir: string, extra: Record<string, unknown> = {}): void {
     fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ _class_name: 'EmojiEvaluator', ...this.config, ...extra }, null, 1) + '\n');
+    fs.writeFileSync(
+      path.join(dir, 'config.json'),
+      JSON.stringify({ _class_name: 'EmojiEvaluator', ...this.config, ...extra }, null, 1) + '\n',
+    );
     // float16 on disk keeps the shipped checkpoint small; the weights are float32 again at load
     const sd = Object.fromEntries(Object.entries(this.stateDict()).map(([k, t]) => [k, t.to('float16')]));
     saveSafetensors(path.join(dir, 'model.safetensors'), sd, { format: 'pt' });
@@ -96,11 +114,19 @@ export class EmojiEvaluator extends Module {
 
   static load(dir: string): EmojiEvaluator {
     const file = path.join(dir, 'config.json');
-    if (!fs.existsSync(file)) throw new Error(`${dir} is not an evaluator folder (no config.json); train one with 'mumu eval --train-evaluator'`);
+    if (!fs.existsSync(file))
+      throw new Error(
+        `${dir} is not an evaluator folder (no config.json); train one with 'mumu eval --train-evaluator'`,
+      );
     const raw = JSON.parse(fs.readFileSync(file, 'utf8')) as EvaluatorConfig & Record<string, unknown>;
     const config: EvaluatorConfig = {
-      image_size: raw.image_size, channels: raw.channels, embed_dim: raw.embed_dim, logit_scale: raw.logit_scale,
-      concepts: raw.concepts, styles: raw.styles, seed: raw.seed,
+      image_size: raw.image_size,
+      channels: raw.channels,
+      embed_dim: raw.embed_dim,
+      logit_scale: raw.logit_scale,
+      concepts: raw.concepts,
+      styles: raw.styles,
+      seed: raw.seed,
     };
     const m = seeded(config.seed, () => new EmojiEvaluator(config));
     const { tensors } = loadSafetensors(path.join(dir, 'model.safetensors'));
@@ -141,10 +167,13 @@ export interface TrainEvaluatorOptions {
   log?: (s: string) => void;
 }
 
-export function newEvaluator(o: Pick<TrainEvaluatorOptions, 'config' | 'concepts' | 'styles'> & { init?: string } = {}): EmojiEvaluator {
+export function newEvaluator(
+  o: Pick<TrainEvaluatorOptions, 'config' | 'concepts' | 'styles'> & { init?: string } = {},
+): EmojiEvaluator {
   if (o.init) return EmojiEvaluator.load(o.init).train();
   const config: EvaluatorConfig = {
-    ...DEFAULT_EVALUATOR, ...o.config,
+    ...DEFAULT_EVALUATOR,
+    ...o.config,
     concepts: o.concepts ?? evaluatorConcepts().map((c) => c.slug),
     styles: o.styles ?? evaluatorStyles(),
   };
@@ -153,7 +182,11 @@ export function newEvaluator(o: Pick<TrainEvaluatorOptions, 'config' | 'concepts
 
 export function renderSourceFor(m: EmojiEvaluator): RenderSource {
   const wanted = new Set(m.config.concepts);
-  return new RenderSource(evaluatorConcepts().filter((c) => wanted.has(c.slug)), m.config.styles, m.config.image_size);
+  return new RenderSource(
+    evaluatorConcepts().filter((c) => wanted.has(c.slug)),
+    m.config.styles,
+    m.config.image_size,
+  );
 }
 
 function targets(m: EmojiEvaluator, renders: Render[]): { concept: Tensor; style: Tensor } {
@@ -171,7 +204,10 @@ function targets(m: EmojiEvaluator, renders: Render[]): { concept: Tensor; style
 // Cross-entropy against the soft multi-label target (Mahajan et al. 2018's recipe for multi-label softmax) plus the
 // style cross-entropy.
 export function evaluatorLoss(m: EmojiEvaluator, renders: Render[]): { loss: Tensor; concept: Tensor; style: Tensor } {
-  const x = toInput(renders.map((r) => r.image), m.config.image_size);
+  const x = toInput(
+    renders.map((r) => r.image),
+    m.config.image_size,
+  );
   const t = targets(m, renders);
   const out = m.forward(x);
   const concept = out.conceptLogits.logSoftmax(-1).mul(t.concept).sum(-1).mean().neg();
@@ -179,7 +215,10 @@ export function evaluatorLoss(m: EmojiEvaluator, renders: Render[]): { loss: Ten
   return { loss: concept.add(style.mul(0.5)), concept, style };
 }
 
-export function trainEvaluator(m: EmojiEvaluator, o: TrainEvaluatorOptions): { steps: number; seconds: number; finalLoss: number } {
+export function trainEvaluator(
+  m: EmojiEvaluator,
+  o: TrainEvaluatorOptions,
+): { steps: number; seconds: number; finalLoss: number } {
   const B = o.batchSize ?? 48;
   const lr = o.lr ?? 2e-3;
   const seed = o.dataSeed ?? 1;
@@ -194,11 +233,22 @@ export function trainEvaluator(m: EmojiEvaluator, o: TrainEvaluatorOptions): { s
   let ema = NaN;
   for (let step = 0; step < o.steps; step++) {
     const g = opt.groups[0]!;
-    g.lr = step < warm ? (lr * (step + 1)) / warm : 0.5 * lr * (1 + Math.cos((Math.PI * (step - warm)) / Math.max(1, o.steps - warm)));
+    g.lr =
+      step < warm
+        ? (lr * (step + 1)) / warm
+        : 0.5 * lr * (1 + Math.cos((Math.PI * (step - warm)) / Math.max(1, o.steps - warm)));
     const renders = Array.from({ length: B }, (_, j) => {
       const i = step * B + j;
-      const focused = focusPairs.length > 0 && new Rng(deriveSeed(seed, i, 'evaluator:focus')).chance(o.focus!.fraction);
-      return src.sample(focused ? focusPairs : src.seen, seed, i, 'evaluator:train', o.sceneFraction ?? 0.3, o.emptyFraction ?? 0);
+      const focused =
+        focusPairs.length > 0 && new Rng(deriveSeed(seed, i, 'evaluator:focus')).chance(o.focus!.fraction);
+      return src.sample(
+        focused ? focusPairs : src.seen,
+        seed,
+        i,
+        'evaluator:train',
+        o.sceneFraction ?? 0.3,
+        o.emptyFraction ?? 0,
+      );
     });
     const vals = tidy(() => {
       const { loss, concept, style } = evaluatorLoss(m, renders);
@@ -211,7 +261,9 @@ export function trainEvaluator(m: EmojiEvaluator, o: TrainEvaluatorOptions): { s
     ema = Number.isNaN(ema) ? vals[0]! : 0.98 * ema + 0.02 * vals[0]!;
     if ((step + 1) % 50 === 0 || step === o.steps - 1) {
       const s = (performance.now() - t0) / 1000;
-      log(`step ${step + 1}/${o.steps} loss ${ema.toFixed(3)} (concept ${vals[1]!.toFixed(3)}, style ${vals[2]!.toFixed(3)}) lr ${g.lr.toExponential(2)} ${s.toFixed(0)} s`);
+      log(
+        `step ${step + 1}/${o.steps} loss ${ema.toFixed(3)} (concept ${vals[1]!.toFixed(3)}, style ${vals[2]!.toFixed(3)}) lr ${g.lr.toExponential(2)} ${s.toFixed(0)} s`,
+      );
     }
   }
   m.eval();
@@ -228,14 +280,20 @@ export interface AccuracyRow {
   style: number;
 }
 
-export interface EvaluatorReport { rows: AccuracyRow[]; vocabulary: string[] }
+export interface EvaluatorReport {
+  rows: AccuracyRow[];
+  vocabulary: string[];
+}
 
 // Held-out sets, each drawn from a stream the training never used ('evaluator:test'):
 //   crops, seen drawings       fresh layouts/backgrounds/sizes of (style, concept) pairs it trained on
 //   crops, withheld drawings   the ~5% of (style, concept) pairs it never saw at all
 //   crops, emojione            fresh crops in emojione, the generator's held-out style
 //   scenes, seen drawings      1-3 objects; top-1 = all k objects ranked in the top k
-export function evaluatorReport(m: EmojiEvaluator, o: { n?: number; vocabulary?: string[]; seed?: number } = {}): EvaluatorReport {
+export function evaluatorReport(
+  m: EmojiEvaluator,
+  o: { n?: number; vocabulary?: string[]; seed?: number } = {},
+): EvaluatorReport {
   const n = o.n ?? 400;
   const seed = o.seed ?? 2;
   const src = renderSourceFor(m);
@@ -243,32 +301,59 @@ export function evaluatorReport(m: EmojiEvaluator, o: { n?: number; vocabulary?:
   const vocabSet = new Set(vocab);
   const emoji = src.seen.filter((p) => p.style === 'emojione');
   const sets: { name: string; renders: () => Render[] }[] = [
-    { name: 'crops, seen drawings (fresh renders)', renders: () => draw(n, (i) => src.crop(pick(src.seen, seed, i, 'a'), rngFor(seed, i, 'a'))) },
-    { name: 'crops, withheld drawings (never seen)', renders: () => src.withheld.slice(0, n).map((p, i) => src.crop(p, rngFor(seed, i, 'b'))) },
-    { name: 'crops, emojione (held-out style of the generator)', renders: () => draw(emoji.length ? n : 0, (i) => src.crop(pick(emoji, seed, i, 'c'), rngFor(seed, i, 'c'))) },
-    { name: 'scenes of 1-3 objects, seen drawings', renders: () => draw(n, (i) => src.sample(src.seen, seed, i, 'evaluator:test', 1)) },
+    {
+      name: 'crops, seen drawings (fresh renders)',
+      renders: () => draw(n, (i) => src.crop(pick(src.seen, seed, i, 'a'), rngFor(seed, i, 'a'))),
+    },
+    {
+      name: 'crops, withheld drawings (never seen)',
+      renders: () => src.withheld.slice(0, n).map((p, i) => src.crop(p, rngFor(seed, i, 'b'))),
+    },
+    {
+      name: 'crops, emojione (held-out style of the generator)',
+      renders: () => draw(emoji.length ? n : 0, (i) => src.crop(pick(emoji, seed, i, 'c'), rngFor(seed, i, 'c'))),
+    },
+    {
+      name: 'scenes of 1-3 objects, seen drawings',
+      renders: () => draw(n, (i) => src.sample(src.seen, seed, i, 'evaluator:test', 1)),
+    },
   ];
   if (vocab.length) {
     const pairs = src.seen.filter((p) => vocabSet.has(p.slug));
-    sets.push({ name: `crops of the ${vocab.length} suite concepts`, renders: () => draw(pairs.length ? n : 0, (i) => src.crop(pick(pairs, seed, i, 'd'), rngFor(seed, i, 'd'))) });
+    sets.push({
+      name: `crops of the ${vocab.length} suite concepts`,
+      renders: () => draw(pairs.length ? n : 0, (i) => src.crop(pick(pairs, seed, i, 'd'), rngFor(seed, i, 'd'))),
+    });
     // the view prompt following relies on: 1-3 suite concepts in one scene, ranked among the suite's concepts
     sets.push({
-      name: `scenes of 1-3 suite concepts`, renders: () => draw(pairs.length ? n : 0, (i) => {
-        const rng = rngFor(seed, i, 'f');
-        const first = rng.pick(pairs);
-        const same = pairs.filter((p) => p.style === first.style && p.slug !== first.slug).map((p) => p.slug);
-        const k = Math.min(same.length, rng.int(3));
-        return src.scene(first, rng.sample(same, k), rng);
-      }),
+      name: `scenes of 1-3 suite concepts`,
+      renders: () =>
+        draw(pairs.length ? n : 0, (i) => {
+          const rng = rngFor(seed, i, 'f');
+          const first = rng.pick(pairs);
+          const same = pairs.filter((p) => p.style === first.style && p.slug !== first.slug).map((p) => p.slug);
+          const k = Math.min(same.length, rng.int(3));
+          return src.scene(first, rng.sample(same, k), rng);
+        }),
     });
     // backgrounds alone: top-1 here = no suite concept reaches probability 0.5 (softmax over the suite's concepts)
-    sets.push({ name: 'backgrounds alone (top-1 = no suite concept at p >= 0.5)', renders: () => draw(n, (i) => src.empty(pick(src.seen, seed, i, 'g').style, rngFor(seed, i, 'g'))) });
+    sets.push({
+      name: 'backgrounds alone (top-1 = no suite concept at p >= 0.5)',
+      renders: () => draw(n, (i) => src.empty(pick(src.seen, seed, i, 'g').style, rngFor(seed, i, 'g'))),
+    });
     const withheld = src.withheld.filter((p) => vocabSet.has(p.slug));
-    if (withheld.length) sets.push({ name: `crops of the suite concepts, withheld drawings`, renders: () => withheld.map((p, i) => src.crop(p, rngFor(seed, i, 'e'))) });
+    if (withheld.length)
+      sets.push({
+        name: `crops of the suite concepts, withheld drawings`,
+        renders: () => withheld.map((p, i) => src.crop(p, rngFor(seed, i, 'e'))),
+      });
   }
   const rows = sets.map(({ name, renders }) => {
     const rs = renders();
-    let top1 = 0, top5 = 0, vtop = 0, style = 0;
+    let top1 = 0,
+      top5 = 0,
+      vtop = 0,
+      style = 0;
     for (let k = 0; k < rs.length; k += 64) {
       const chunk = rs.slice(k, k + 64);
       const out = m.run(chunk.map((r) => r.image));
@@ -301,7 +386,14 @@ export function evaluatorReport(m: EmojiEvaluator, o: { n?: number; vocabulary?:
     const N = Math.max(1, rs.length);
     const vocabRelevant = vocab.length > 0 && rs.every((r) => r.concepts.every((s) => vocabSet.has(s)));
     // (backgrounds alone: the style column counts plain fills as right, as they have no style)
-    return { set: name, n: rs.length, top1: top1 / N, top5: top5 / N, vocabTop1: vocabRelevant ? vtop / N : null, style: style / N };
+    return {
+      set: name,
+      n: rs.length,
+      top1: top1 / N,
+      top5: top5 / N,
+      vocabTop1: vocabRelevant ? vtop / N : null,
+      style: style / N,
+    };
   });
   return { rows, vocabulary: vocab };
 }

@@ -33,8 +33,13 @@ export function compareWeights(named: [string, Module][]): string[] {
     if (missing.length) out.push(`${name} lacks ${missing.length} tensors of ${refName}: ${list(missing)}`);
     if (extra.length) out.push(`${name} has ${extra.length} tensors ${refName} lacks: ${list(extra)}`);
     if (shapes.length) {
-      out.push(`${shapes.length} tensors differ in shape between ${refName} and ${name}: `
-        + shapes.slice(0, 3).map((k) => `${k} [${ref[k]!.shape.join(', ')}] vs [${sd[k]!.shape.join(', ')}]`).join(', '));
+      out.push(
+        `${shapes.length} tensors differ in shape between ${refName} and ${name}: ` +
+          shapes
+            .slice(0, 3)
+            .map((k) => `${k} [${ref[k]!.shape.join(', ')}] vs [${sd[k]!.shape.join(', ')}]`)
+            .join(', '),
+      );
     }
   }
   return out;
@@ -43,13 +48,24 @@ export function compareWeights(named: [string, Module][]): string[] {
 // target += tuned - base, tensor by tensor, in place (target is the fine-tune). Every module must be LoRA-free
 // (merge or unload LoRAs first) and all three must have the same tensors; otherwise nothing is changed.
 export function mergeDeltaInto(target: Module, tuned: Module, base: Module): DeltaMerge {
-  for (const [n, m] of [['fine-tune', target], ['MUMU', tuned], ['base', base]] as const) {
-    if (loraLayers(m).length) throw new Error(`weight-delta merge: the ${n} UNet has LoRA layers; merge them into its weights first`);
+  for (const [n, m] of [
+    ['fine-tune', target],
+    ['MUMU', tuned],
+    ['base', base],
+  ] as const) {
+    if (loraLayers(m).length)
+      throw new Error(`weight-delta merge: the ${n} UNet has LoRA layers; merge them into its weights first`);
   }
-  const problems = compareWeights([['the fine-tune', target], ['MUMU', tuned], ['the base', base]]);
+  const problems = compareWeights([
+    ['the fine-tune', target],
+    ['MUMU', tuned],
+    ['the base', base],
+  ]);
   if (problems.length) throw new Error(`weight-delta merge: the UNets do not match (${problems.join('; ')})`);
   const relativeDelta = relativeDistance(tuned, base);
-  const t = target.stateDict(), a = tuned.stateDict(), b = base.stateDict();
+  const t = target.stateDict(),
+    a = tuned.stateDict(),
+    b = base.stateDict();
   let parameters = 0;
   noGrad(() => {
     for (const k of Object.keys(t)) {
@@ -62,8 +78,10 @@ export function mergeDeltaInto(target: Module, tuned: Module, base: Module): Del
 
 // ||a - b|| / ||b|| over the tensors both have with the same shape (compareWeights reports the others).
 export function relativeDistance(a: Module, b: Module): number {
-  const x = a.stateDict(), y = b.stateDict();
-  let d2 = 0, n2 = 0;
+  const x = a.stateDict(),
+    y = b.stateDict();
+  let d2 = 0,
+    n2 = 0;
   noGrad(() => {
     for (const k of Object.keys(y)) {
       if (!(k in x) || x[k]!.shape.join() !== y[k]!.shape.join()) continue;
@@ -94,28 +112,45 @@ export function defaultBase(dir: string, base?: string): string | undefined {
   return base ?? (fs.existsSync(path.join(dir, BASE_UNET, 'config.json')) ? path.join(dir, BASE_UNET) : undefined);
 }
 
-export interface Merged { components: MumuComponents; title: string; note: string }
+export interface Merged {
+  components: MumuComponents;
+  title: string;
+  note: string;
+}
 
 // MUMU's encoder with its UNet merged into the fine-tune's, or why not (a 'not available: ...' line).
-export function mergedComponents(dir: string, finetune: string | undefined, base: string | undefined, c: MumuComponents): Merged | string {
+export function mergedComponents(
+  dir: string,
+  finetune: string | undefined,
+  base: string | undefined,
+  c: MumuComponents,
+): Merged | string {
   if (!finetune || !hasUnet(finetune)) {
     return `not available: no style fine-tune model folder${finetune ? ` at ${finetune}` : ''} (train configs/style-finetune.json, or pass --finetune DIR)`;
   }
   const withUnet = (unet: UNet2DConditionModel): MumuComponents => {
     unet.eval();
-    return { ...c, unet: (x, t, cond) => unet.forward(x, t, cond.context, { encoderAttentionMask: cond.mask ?? null }) };
+    return {
+      ...c,
+      unet: (x, t, cond) => unet.forward(x, t, cond.context, { encoderAttentionMask: cond.mask ?? null }),
+    };
   };
   if (fs.existsSync(path.join(dir, 'unet', ADAPTER_CONFIG))) {
     const unet = loadComponent(path.join(finetune, 'unet'), 'UNet2DConditionModel');
     mergeLoraInto(unet, path.join(dir, 'unet'));
-    return { components: withUnet(unet), title: 'MUMU LoRA merged into the style fine-tune', note: `MUMU's UNet LoRA merged into \`${finetune}\`'s UNet` };
+    return {
+      components: withUnet(unet),
+      title: 'MUMU LoRA merged into the style fine-tune',
+      note: `MUMU's UNet LoRA merged into \`${finetune}\`'s UNet`,
+    };
   }
   if (!base) {
-    return 'not available: the model\'s UNet is fully trained (no separate LoRA); pass --base DIR (the text-only model whose UNet the MUMU stage started from, e.g. runs/t2i-base/model) for the weight-delta merge';
+    return "not available: the model's UNet is fully trained (no separate LoRA); pass --base DIR (the text-only model whose UNet the MUMU stage started from, e.g. runs/t2i-base/model) for the weight-delta merge";
   }
   if (!hasUnet(base)) return `not available: no base model folder or UNet folder at ${base}`;
   const target = loadUnet(finetune);
-  let r: DeltaMerge, ftDelta = NaN;
+  let r: DeltaMerge,
+    ftDelta = NaN;
   try {
     const baseUnet = loadUnet(base);
     // the fine-tune's own distance from the base, before the merge changes it: a fine-tune of another base shows
@@ -125,7 +160,12 @@ export function mergedComponents(dir: string, finetune: string | undefined, base
   } catch (e) {
     return `not available: ${(e as Error).message}`;
   }
-  const note = `\`${finetune}\` UNet + (\`${dir}\` UNet - \`${base}\` UNet), ${r.tensors} tensors, ${r.parameters.toLocaleString('en-US')} parameters; `
-    + `||MUMU - base|| / ||base|| = ${r.relativeDelta.toFixed(3)}, ||fine-tune - base|| / ||base|| = ${ftDelta.toFixed(3)}`;
-  return { components: withUnet(target), title: 'MUMU weight delta added to the style fine-tune (fine-tune + MUMU - base)', note };
+  const note =
+    `\`${finetune}\` UNet + (\`${dir}\` UNet - \`${base}\` UNet), ${r.tensors} tensors, ${r.parameters.toLocaleString('en-US')} parameters; ` +
+    `||MUMU - base|| / ||base|| = ${r.relativeDelta.toFixed(3)}, ||fine-tune - base|| / ||base|| = ${ftDelta.toFixed(3)}`;
+  return {
+    components: withUnet(target),
+    title: 'MUMU weight delta added to the style fine-tune (fine-tune + MUMU - base)',
+    note,
+  };
 }

@@ -23,7 +23,9 @@ export function windows(img: RgbImage, fractions: readonly number[] = WINDOW_FRA
 
 // ---- vectors ----
 export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let d = 0, na = 0, nb = 0;
+  let d = 0,
+    na = 0,
+    nb = 0;
   for (let i = 0; i < a.length; i++) {
     d += a[i]! * b[i]!;
     na += a[i]! * a[i]!;
@@ -43,16 +45,20 @@ export function softmax(xs: number[]): number[] {
 // else 0; a constant image against a textured one is 0.
 export function pixelCorrelation(a: ArrayLike<number>, b: ArrayLike<number>): number {
   const n = a.length;
-  let ma = 0, mb = 0;
+  let ma = 0,
+    mb = 0;
   for (let i = 0; i < n; i++) {
     ma += a[i]!;
     mb += b[i]!;
   }
   ma /= n;
   mb /= n;
-  let sab = 0, saa = 0, sbb = 0;
+  let sab = 0,
+    saa = 0,
+    sbb = 0;
   for (let i = 0; i < n; i++) {
-    const x = a[i]! - ma, y = b[i]! - mb;
+    const x = a[i]! - ma,
+      y = b[i]! - mb;
     sab += x * y;
     saa += x * x;
     sbb += y * y;
@@ -81,12 +87,22 @@ export function promptFollowing(named: number[], windowLogits: number[][], vocab
   }
   const ranked = [...best.entries()].sort((a, b) => b[1] - a[1]).map(([c]) => c);
   const K = named.length;
-  return named.filter((c) => { const r = ranked.indexOf(c); return r >= 0 && r < K; }).length / K;
+  return (
+    named.filter((c) => {
+      const r = ranked.indexOf(c);
+      return r >= 0 && r < K;
+    }).length / K
+  );
 }
 
 // Objects present with confidence: the fraction of `concepts` whose best-window probability (softmax over the
 // vocabulary) reaches minProb. Used for leakage, where no top-K budget exists.
-export function conceptsPresent(concepts: number[], windowLogits: number[][], vocabulary: number[], minProb = 0.5): number {
+export function conceptsPresent(
+  concepts: number[],
+  windowLogits: number[][],
+  vocabulary: number[],
+  minProb = 0.5,
+): number {
   if (!concepts.length) return NaN;
   const best = new Map<number, number>();
   for (const logits of windowLogits) {
@@ -126,9 +142,12 @@ export function copyPaste(reference: RgbImage, output: RgbImage): number {
     for (let i = 0; i < n; i++) vr += (ref[i]! - mr) ** 2;
     for (let y = 0; y + t <= output.height; y++)
       for (let x = 0; x + t <= W; x++) {
-        let so = 0, soo = 0, sro = 0;
+        let so = 0,
+          soo = 0,
+          sro = 0;
         for (let yy = 0; yy < t; yy++) {
-          const o0 = ((y + yy) * W + x) * 3, r0 = yy * t * 3;
+          const o0 = ((y + yy) * W + x) * 3,
+            r0 = yy * t * 3;
           for (let k = 0; k < t * 3; k++) {
             const v = out[o0 + k]!;
             so += v;
@@ -146,13 +165,19 @@ export function copyPaste(reference: RgbImage, output: RgbImage): number {
 
 // Diversity across seeds: mean pairwise (1 - cosine) of the outputs' whole-image embeddings (0 = all the same
 // picture to the evaluator), and mean pairwise (1 - pixel correlation).
-export function diversity(embeddings: ArrayLike<number>[], images: RgbImage[] = [], size = 32): { embedding: number; pixel: number } {
+export function diversity(
+  embeddings: ArrayLike<number>[],
+  images: RgbImage[] = [],
+  size = 32,
+): { embedding: number; pixel: number } {
   const pairs = (n: number, f: (i: number, j: number) => number) => {
-    let s = 0, k = 0;
-    for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) {
-      s += f(i, j);
-      k++;
-    }
+    let s = 0,
+      k = 0;
+    for (let i = 0; i < n; i++)
+      for (let j = i + 1; j < n; j++) {
+        s += f(i, j);
+        k++;
+      }
     return k ? s / k : NaN;
   };
   const px = images.map((im) => areaResize(im, size).data);
@@ -207,7 +232,9 @@ export class Judge {
   // The evaluator's best guess of what a reference shows, among a vocabulary (the describe baseline's words).
   describe(img: RgbImage, vocabulary: string[]): { concept: string; style: string } {
     const w = this.embed(img);
-    const concept = vocabulary.reduce((a, b) => (w.conceptLogits[this.conceptIndex(b)]! > w.conceptLogits[this.conceptIndex(a)]! ? b : a));
+    const concept = vocabulary.reduce((a, b) =>
+      w.conceptLogits[this.conceptIndex(b)]! > w.conceptLogits[this.conceptIndex(a)]! ? b : a,
+    );
     const st = this.evaluator.config.styles;
     const style = st[w.styleLogits.indexOf(Math.max(...w.styleLogits))]!;
     return { concept, style };

@@ -30,14 +30,23 @@ export interface Render {
   kind: 'crop' | 'scene' | 'empty';
 }
 
-export interface Pair { slug: string; style: string }
+export interface Pair {
+  slug: string;
+  style: string;
+}
 
 export class RenderSource {
   readonly seen: Pair[];
   readonly withheld: Pair[];
   readonly seenByStyle = new Map<string, string[]>();
-  constructor(concepts: Concept[], styles: string[], readonly size: number) {
-    const all = concepts.flatMap((c) => c.styles.filter((s) => styles.includes(s)).map((style) => ({ slug: c.slug, style })));
+  constructor(
+    concepts: Concept[],
+    styles: string[],
+    readonly size: number,
+  ) {
+    const all = concepts.flatMap((c) =>
+      c.styles.filter((s) => styles.includes(s)).map((style) => ({ slug: c.slug, style })),
+    );
     this.seen = all.filter((p) => !isEvaluatorHeldOutPair(p.style, p.slug));
     this.withheld = all.filter((p) => isEvaluatorHeldOutPair(p.style, p.slug));
     for (const p of this.seen) {

@@ -9,7 +9,13 @@ import { unloadLora, ADAPTER_CONFIG } from '../nn/index.ts';
 import { encodePng, gridRows, type RgbImage } from '../image/index.ts';
 import { EmojiEvaluator, type EvaluatorReport } from './evaluator.ts';
 import {
-  Judge, conceptPreservation, promptFollowing, conceptsPresent, styleAdherence, copyPaste, cosine,
+  Judge,
+  conceptPreservation,
+  promptFollowing,
+  conceptsPresent,
+  styleAdherence,
+  copyPaste,
+  cosine,
 } from './metrics.ts';
 import { readSuite, buildCases, conceptLabel, stylePhrase, type Case, type Suite } from './tasks.ts';
 import type { PromptSegment } from '../prompt/index.ts';
@@ -33,12 +39,17 @@ export interface RunOptions {
   log?: (s: string) => void;
 }
 
-async function generator(c: MumuComponents, o: { steps: number; guidance: number }, prompt: (cs: Case) => string | PromptSegment[]): Promise<CaseGenerator> {
+async function generator(
+  c: MumuComponents,
+  o: { steps: number; guidance: number },
+  prompt: (cs: Case) => string | PromptSegment[],
+): Promise<CaseGenerator> {
   const pipes = new Map<number, MumuPipeline>();
   // a case with a reference size: the same components, only the prompt side (image side, placeholders) changed
   const pipeFor = (side = 0) => {
     if (!pipes.has(side)) {
-      if (side && !c.atReferenceSize) throw new Error(`${c.name}: these components cannot encode references at another side`);
+      if (side && !c.atReferenceSize)
+        throw new Error(`${c.name}: these components cannot encode references at another side`);
       pipes.set(side, new MumuPipeline(side ? { ...c, prompt: c.atReferenceSize!(side).prompt } : c));
     }
     return pipes.get(side)!;
@@ -57,13 +68,22 @@ async function generator(c: MumuComponents, o: { steps: number; guidance: number
 // with `base` a UNet folder (the base_unet/ a shipped model carries), that UNet and the folder's own text encoder.
 function baseComponents(dir: string, c: MumuComponents, base?: string): MumuComponents | string {
   const unetOnly = base !== undefined && !fs.existsSync(path.join(base, 'model_index.json'));
-  if (unetOnly && !fs.existsSync(path.join(base, 'config.json'))) return `not available: no model folder or UNet folder at ${base}`;
+  if (unetOnly && !fs.existsSync(path.join(base, 'config.json')))
+    return `not available: no model folder or UNet folder at ${base}`;
   const m = MumuModel.load(unetOnly ? dir : (base ?? dir)).eval();
   if (unetOnly) m.unet = loadUnet(base).eval();
-  if (!m.text_encoder) return `not available: ${base ? base : 'the model folder'} has no text_encoder (no text-only base model to compare with)`;
-  if (!base && !fs.existsSync(path.join(dir, 'unet', ADAPTER_CONFIG))) return 'not available: the UNet has no separate MUMU LoRA, so the base UNet cannot be recovered (pass --base DIR)';
+  if (!m.text_encoder)
+    return `not available: ${base ? base : 'the model folder'} has no text_encoder (no text-only base model to compare with)`;
+  if (!base && !fs.existsSync(path.join(dir, 'unet', ADAPTER_CONFIG)))
+    return 'not available: the UNet has no separate MUMU LoRA, so the base UNet cannot be recovered (pass --base DIR)';
   unloadLora(m.unet, { merge: false });
-  return componentsFromModel(m, { tokenizer: c.prompt.tokenizer, scheduler: c.scheduler, device: c.device, name: `${base ?? dir} (text-only)`, encoder: 'text' });
+  return componentsFromModel(m, {
+    tokenizer: c.prompt.tokenizer,
+    scheduler: c.scheduler,
+    device: c.device,
+    name: `${base ?? dir} (text-only)`,
+    encoder: 'text',
+  });
 }
 
 export async function runSuite(o: RunOptions): Promise<{ outputs: Output[]; systems: SystemState[] }> {
@@ -78,11 +98,14 @@ export async function runSuite(o: RunOptions): Promise<{ outputs: Output[]; syst
   // Without a model (--no-model) only the EmojiWorld renders are scored: the metrics' reference points.
   const comps = o.model ? await loadComponents(o.model) : null;
   // the output side: one cheap 1-step image
-  const outSize = comps ? (await new MumuPipeline(comps).generate('a', { steps: 1, seed: 0, guidanceScale: 1 })).images[0]!.width : (o.outSize ?? 64);
+  const outSize = comps
+    ? (await new MumuPipeline(comps).generate('a', { steps: 1, seed: 0, guidanceScale: 1 })).images[0]!.width
+    : (o.outSize ?? 64);
   const cases = buildCases(suite, { outSize });
   // tokens per image at other reference sides: checked against this model's ViT before anything runs
   for (const c of cases.filter((x) => x.referenceSize !== undefined && comps)) {
-    if (!comps!.atReferenceSize) throw new Error(`suite ${suite.name}: reference_sizes: ${comps!.name} cannot encode references at another side`);
+    if (!comps!.atReferenceSize)
+      throw new Error(`suite ${suite.name}: reference_sizes: ${comps!.name} cannot encode references at another side`);
     try {
       c.tokensPerImage = comps!.atReferenceSize(c.referenceSize!).prompt.tokensPerImage;
     } catch (e) {
@@ -90,7 +113,9 @@ export async function runSuite(o: RunOptions): Promise<{ outputs: Output[]; syst
     }
     c.setting = `${c.setting}, ${c.tokensPerImage} tokens/image`;
   }
-  log(`${cases.length} cases, ${suite.seeds.length} seeds, ${steps} steps, guidance ${suite.guidance_scale}, output ${outSize} px`);
+  log(
+    `${cases.length} cases, ${suite.seeds.length} seeds, ${steps} steps, guidance ${suite.guidance_scale}, output ${outSize} px`,
+  );
 
   const vocab = suite.vocabulary.map((s) => judge.conceptIndex(s));
   const vocabulary = suite.vocabulary;
@@ -105,7 +130,11 @@ export async function runSuite(o: RunOptions): Promise<{ outputs: Output[]; syst
     c.named.forEach((n, i) => (cap = cap.replace(conceptLabel(n), `\u0000${i}\u0000`)));
     c.named.forEach((_, i) => (cap = cap.replace(`\u0000${i}\u0000`, words[i]!)));
     const styleRef = c.references.find((r) => r.role === 'style');
-    if (styleRef) cap = cap.replace(/, [a-z0-9 ]+ style$/, `, ${stylePhrase(judge.describe(styleRef.image, vocabulary).style)} style`);
+    if (styleRef)
+      cap = cap.replace(
+        /, [a-z0-9 ]+ style$/,
+        `, ${stylePhrase(judge.describe(styleRef.image, vocabulary).style)} style`,
+      );
     return cap;
   };
 
@@ -113,19 +142,35 @@ export async function runSuite(o: RunOptions): Promise<{ outputs: Output[]; syst
   if (comps) {
     const baseDir = defaultBase(o.model!, o.base);
     const base = baseComponents(o.model!, comps, baseDir);
-    const merged = mergedComponents(o.model!, o.finetune ?? (suite.tasks.find((t) => t.kind === 'lora-merge') as { finetune?: string } | undefined)?.finetune, baseDir, comps);
+    const merged = mergedComponents(
+      o.model!,
+      o.finetune ?? (suite.tasks.find((t) => t.kind === 'lora-merge') as { finetune?: string } | undefined)?.finetune,
+      baseDir,
+      comps,
+    );
     systems.push(
       { name: 'mumu', gen: await generator(comps, gopts, (c) => c.segments), why: '' },
       { name: 'mumu-caption', gen: await generator(comps, gopts, (c) => c.caption), why: '' },
-      typeof base === 'string' ? { name: 'text-only', gen: null, why: base } : { name: 'text-only', gen: await generator(base, gopts, (c) => c.caption), why: '' },
-      typeof base === 'string' ? { name: 'describe', gen: null, why: base } : { name: 'describe', gen: await generator(base, gopts, describe), why: '' },
+      typeof base === 'string'
+        ? { name: 'text-only', gen: null, why: base }
+        : { name: 'text-only', gen: await generator(base, gopts, (c) => c.caption), why: '' },
+      typeof base === 'string'
+        ? { name: 'describe', gen: null, why: base }
+        : { name: 'describe', gen: await generator(base, gopts, describe), why: '' },
       typeof merged === 'string'
         ? { name: 'lora-merge', gen: null, why: merged }
-        : { name: 'lora-merge', gen: await generator(merged.components, gopts, (c) => c.segments), why: '', title: merged.title, note: merged.note },
+        : {
+            name: 'lora-merge',
+            gen: await generator(merged.components, gopts, (c) => c.segments),
+            why: '',
+            title: merged.title,
+            note: merged.note,
+          },
     );
   } else {
     const why = 'pending: no model was evaluated in this run';
-    for (const name of ['mumu', 'mumu-caption', 'text-only', 'describe', 'lora-merge'] as const) systems.push({ name, gen: null, why });
+    for (const name of ['mumu', 'mumu-caption', 'text-only', 'describe', 'lora-merge'] as const)
+      systems.push({ name, gen: null, why });
   }
 
   const outputs: Output[] = [];
@@ -133,7 +178,13 @@ export async function runSuite(o: RunOptions): Promise<{ outputs: Output[]; syst
     for (const s of systems.filter((x) => SYSTEMS_FOR[c.task].includes(x.name))) {
       if (s.name === 'render') {
         if (c.task === 'tokens-per-image' && c.setting !== 'full') continue;
-        outputs.push({ case: c, system: 'render', seed: null, image: c.oracle, scores: score(judge, c, c.oracle, vocab) });
+        outputs.push({
+          case: c,
+          system: 'render',
+          seed: null,
+          image: c.oracle,
+          scores: score(judge, c, c.oracle, vocab),
+        });
         continue;
       }
       if (!s.gen) continue;
@@ -157,7 +208,11 @@ export async function runSuite(o: RunOptions): Promise<{ outputs: Output[]; syst
       const vc = await loadComponents(v.dir);
       const g = await generator(vc, gopts, (c) => c.segments);
       for (const c of cases.filter((x) => x.task === 'tokens-per-image' && x.setting === 'full')) {
-        const vcase: Case = { ...c, id: `${c.id}-${v.label}`, setting: `full, ${v.label} (${vc.prompt.tokensPerImage} tokens/image)` };
+        const vcase: Case = {
+          ...c,
+          id: `${c.id}-${v.label}`,
+          setting: `full, ${v.label} (${vc.prompt.tokensPerImage} tokens/image)`,
+        };
         cases.push(vcase);
         for (const seed of suite.seeds) {
           const image = await g(vcase, seed);
@@ -169,11 +224,43 @@ export async function runSuite(o: RunOptions): Promise<{ outputs: Output[]; syst
   const seconds = (performance.now() - t0) / 1000;
   await writeGrids(o.grids, cases, outputs);
   const tokensPerImage = comps?.prompt.tokensPerImage ?? null;
-  const tokensPlot = (await writeTokensPlot(path.join(o.grids, TOKENS_PLOT), outputs.filter((x) => x.case.task === 'tokens-per-image'), tokensPerImage)) ? path.join(o.grids, TOKENS_PLOT) : null;
+  const tokensPlot = (await writeTokensPlot(
+    path.join(o.grids, TOKENS_PLOT),
+    outputs.filter((x) => x.case.task === 'tokens-per-image'),
+    tokensPerImage,
+  ))
+    ? path.join(o.grids, TOKENS_PLOT)
+    : null;
   const evalReportFile = typeof o.evaluator === 'string' ? path.join(o.evaluator, 'report.json') : '';
-  const evalReport = evalReportFile && fs.existsSync(evalReportFile) ? (JSON.parse(fs.readFileSync(evalReportFile, 'utf8')) as EvaluatorReport) : null;
-  const trained = typeof o.evaluator === 'string' ? ((JSON.parse(fs.readFileSync(path.join(o.evaluator, 'config.json'), 'utf8')) as { _trained?: Record<string, unknown> })._trained ?? null) : null;
-  writeReport(o.out, { suite, model: o.model ?? null, steps, cases, outputs, systems, evaluator, evalReport, trained, seconds, out: o.out, grids: o.grids, tokensPerImage, variantNotes, tokensPlot });
+  const evalReport =
+    evalReportFile && fs.existsSync(evalReportFile)
+      ? (JSON.parse(fs.readFileSync(evalReportFile, 'utf8')) as EvaluatorReport)
+      : null;
+  const trained =
+    typeof o.evaluator === 'string'
+      ? ((
+          JSON.parse(fs.readFileSync(path.join(o.evaluator, 'config.json'), 'utf8')) as {
+            _trained?: Record<string, unknown>;
+          }
+        )._trained ?? null)
+      : null;
+  writeReport(o.out, {
+    suite,
+    model: o.model ?? null,
+    steps,
+    cases,
+    outputs,
+    systems,
+    evaluator,
+    evalReport,
+    trained,
+    seconds,
+    out: o.out,
+    grids: o.grids,
+    tokensPerImage,
+    variantNotes,
+    tokensPlot,
+  });
   return { outputs, systems };
 }
 
@@ -190,7 +277,13 @@ export function score(judge: Judge, c: Case, image: RgbImage, vocab: number[]): 
   const logits = v.windows.map((w) => w.conceptLogits);
   const named = c.named.map((n) => judge.conceptIndex(n));
   const st = styleAdherence(v.whole.styleLogits, judge.styleIndex(c.style));
-  const leak = c.leak.length ? conceptsPresent(c.leak.map((n) => judge.conceptIndex(n)), logits, vocab) : NaN;
+  const leak = c.leak.length
+    ? conceptsPresent(
+        c.leak.map((n) => judge.conceptIndex(n)),
+        logits,
+        vocab,
+      )
+    : NaN;
   return {
     preservation: pres.length ? mean(pres) : NaN,
     control: c.control ? conceptPreservation(judge.embed(c.control).embedding, wins) : NaN,
@@ -205,7 +298,12 @@ export function score(judge: Judge, c: Case, image: RgbImage, vocab: number[]): 
 }
 
 // ---- grids: one PNG per task; a row per case: references, then each system's outputs (seeds left to right) ----
-const gray = (w: number, h = w): RgbImage => ({ width: w, height: h, channels: 3, data: new Uint8Array(w * h * 3).fill(200) });
+const gray = (w: number, h = w): RgbImage => ({
+  width: w,
+  height: h,
+  channels: 3,
+  data: new Uint8Array(w * h * 3).fill(200),
+});
 
 async function writeGrids(dir: string, cases: Case[], outputs: Output[]): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
@@ -218,7 +316,10 @@ async function writeGrids(dir: string, cases: Case[], outputs: Output[]): Promis
     const rows = cs.map((c) => {
       const refs = c.references.map((r) => r.image);
       while (refs.length < maxRefs) refs.push(gray(cell));
-      const outs = systems.flatMap((s) => [gray(6, cell), ...outputs.filter((o) => o.case === c && o.system === s).map((o) => o.image)]);
+      const outs = systems.flatMap((s) => [
+        gray(6, cell),
+        ...outputs.filter((o) => o.case === c && o.system === s).map((o) => o.image),
+      ]);
       return [...refs, ...outs];
     });
     // white between cells; the thin gray bars before each system's outputs keep their width

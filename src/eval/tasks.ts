@@ -20,20 +20,30 @@ import { layoutSquares, phraseList, article } from '../data/emoji-world/scene.ts
 import { insertImages, toPromptSegments } from '../data/bootstrap/prompt.ts';
 import type { PromptSegment } from '../prompt/parse.ts';
 
-interface SceneItem { concepts: string[]; style: string; background: string }
+interface SceneItem {
+  concepts: string[];
+  style: string;
+  background: string;
+}
 export type TaskSpec =
   | { kind: 'same-image'; items: SceneItem[] }
   | { kind: 'harmonise'; items: (SceneItem & { ref_styles: string[] })[] }
   | { kind: 'style-transfer'; items: (SceneItem & { style_ref: string[] })[] }
   | {
-    kind: 'tokens-per-image'; items: SceneItem[]; models?: { label: string; dir: string }[];
-    reference_resolutions?: number[]; // detail: references area-reduced to r x r px (0 = full detail), native input side
-    reference_sizes?: number[]; // input side in px (a multiple of the ViT's patch): (side / patch)^2 tokens per image
-    reference_size_items?: number; // only the first n items at the reference sizes (default all)
-    reference_size_seeds?: number[]; // seeds for the reference-size cases (default the suite's)
-  }
+      kind: 'tokens-per-image';
+      items: SceneItem[];
+      models?: { label: string; dir: string }[];
+      reference_resolutions?: number[]; // detail: references area-reduced to r x r px (0 = full detail), native input side
+      reference_sizes?: number[]; // input side in px (a multiple of the ViT's patch): (side / patch)^2 tokens per image
+      reference_size_items?: number; // only the first n items at the reference sizes (default all)
+      reference_size_seeds?: number[]; // seeds for the reference-size cases (default the suite's)
+    }
   | { kind: 'lora-merge'; finetune: string; finetune_style: string; items: SceneItem[] }
-  | { kind: 'character'; reference: { concept: string; style: string }; contexts: { others: string[]; background: string }[] };
+  | {
+      kind: 'character';
+      reference: { concept: string; style: string };
+      contexts: { others: string[]; background: string }[];
+    };
 
 export interface Suite {
   name: string;
@@ -59,12 +69,19 @@ export function readSuite(nameOrFile: string): Suite {
   for (const k of ['name', 'steps', 'guidance_scale', 'seeds', 'reference_seed', 'vocabulary', 'tasks'] as const) {
     if (s[k] === undefined) throw new Error(`${where}: missing '${k}'`);
   }
-  const checkConcept = (c: string) => { if (!known.has(c)) throw new Error(`${where}: unknown concept '${c}'`); };
-  const checkStyle = (x: string) => { if (!styles.has(x)) throw new Error(`${where}: unknown style '${x}'`); };
-  const checkBg = (b: string) => { if (!(b in COLORS)) throw new Error(`${where}: background '${b}' is not one of ${Object.keys(COLORS).join(', ')}`); };
+  const checkConcept = (c: string) => {
+    if (!known.has(c)) throw new Error(`${where}: unknown concept '${c}'`);
+  };
+  const checkStyle = (x: string) => {
+    if (!styles.has(x)) throw new Error(`${where}: unknown style '${x}'`);
+  };
+  const checkBg = (b: string) => {
+    if (!(b in COLORS)) throw new Error(`${where}: background '${b}' is not one of ${Object.keys(COLORS).join(', ')}`);
+  };
   s.vocabulary.forEach(checkConcept);
   for (const t of s.tasks) {
-    if (!KINDS.includes(t.kind)) throw new Error(`${where}: unknown task kind '${t.kind}' (one of ${KINDS.join(', ')})`);
+    if (!KINDS.includes(t.kind))
+      throw new Error(`${where}: unknown task kind '${t.kind}' (one of ${KINDS.join(', ')})`);
     if (t.kind === 'character') {
       checkConcept(t.reference.concept);
       checkStyle(t.reference.style);
@@ -83,12 +100,17 @@ export function readSuite(nameOrFile: string): Suite {
       if (t.kind === 'lora-merge') checkStyle(t.finetune_style);
       if (t.kind === 'tokens-per-image') {
         const ints = (k: string, v: unknown, min: number) => {
-          if (v !== undefined && (!Array.isArray(v) || v.some((x) => !Number.isInteger(x) || x < min))) throw new Error(`${where}: ${k} must be a list of integers >= ${min}`);
+          if (v !== undefined && (!Array.isArray(v) || v.some((x) => !Number.isInteger(x) || x < min)))
+            throw new Error(`${where}: ${k} must be a list of integers >= ${min}`);
         };
         ints('reference_resolutions', t.reference_resolutions, 0);
         ints('reference_sizes', t.reference_sizes, 1);
         ints('reference_size_seeds', t.reference_size_seeds, 0);
-        if (t.reference_size_items !== undefined && !(Number.isInteger(t.reference_size_items) && t.reference_size_items >= 1)) throw new Error(`${where}: reference_size_items must be a positive integer`);
+        if (
+          t.reference_size_items !== undefined &&
+          !(Number.isInteger(t.reference_size_items) && t.reference_size_items >= 1)
+        )
+          throw new Error(`${where}: reference_size_items must be a positive integer`);
       }
     }
   }
@@ -102,11 +124,20 @@ const labelOf = (() => {
 })();
 const stylePhrase = (id: string) => STYLES.find((s) => s.id === id)!.phrase;
 
-export interface RenderedScene { image: RgbImage; boxes: Box[] }
+export interface RenderedScene {
+  image: RgbImage;
+  boxes: Box[];
+}
 
 // An EmojiWorld-style scene with the given objects, style and solid background (layout from the content seed, as
 // EmojiWorld does, so the same content in another style has the same layout).
-export function renderScene(concepts: string[], style: string, background: string, size: number, seed: number): RenderedScene {
+export function renderScene(
+  concepts: string[],
+  style: string,
+  background: string,
+  size: number,
+  seed: number,
+): RenderedScene {
   const rng = new Rng(deriveSeed(seed, 0, `eval-scene:${concepts.join('+')}`));
   const image = blank(size, size, 3, COLORS[background]!);
   const boxes: Box[] = [];
@@ -124,7 +155,12 @@ export function cropObject(scene: RenderedScene, k: number): RgbImage {
 }
 
 // ---- cases ----
-export interface Reference { image: RgbImage; concept: string | null; style: string; role: 'object' | 'style' }
+export interface Reference {
+  image: RgbImage;
+  concept: string | null;
+  style: string;
+  role: 'object' | 'style';
+}
 
 export interface Case {
   task: TaskSpec['kind'];
@@ -147,7 +183,10 @@ export interface Case {
   control: RgbImage | null;
 }
 
-export interface CaseOptions { outSize: number; refSize?: number }
+export interface CaseOptions {
+  outSize: number;
+  refSize?: number;
+}
 
 function split(concepts: string[], styles: string[]): Case['split'] {
   return concepts.some(isHeldOutConcept) || styles.some(isHeldOutStyle) ? 'held-out' : 'train';
@@ -155,10 +194,16 @@ function split(concepts: string[], styles: string[]): Case['split'] {
 
 // "a <img> dog face and a <img> rocket on a blue background, noto style": each crop right before its words, as the
 // bootstrap inserts them (paper section 4); a null reference leaves its words alone.
-function promptWithCrops(concepts: string[], refs: (RgbImage | null)[], tail: string): { segments: PromptSegment[]; caption: string } {
+function promptWithCrops(
+  concepts: string[],
+  refs: (RgbImage | null)[],
+  tail: string,
+): { segments: PromptSegment[]; caption: string } {
   const { text, at } = phraseList(concepts.map(labelOf));
   const caption = text + tail;
-  const images = refs.flatMap((r, i) => (r ? [{ at: at[i]!, segment: { type: 'image' as const, index: i, role: 'object' as const } }] : []));
+  const images = refs.flatMap((r, i) =>
+    r ? [{ at: at[i]!, segment: { type: 'image' as const, index: i, role: 'object' as const } }] : [],
+  );
   return { segments: toPromptSegments(insertImages(caption, images), refs), caption };
 }
 
@@ -168,7 +213,8 @@ function degrade(img: RgbImage, r: number): RgbImage {
   const data = new Uint8Array(img.width * img.height * 3);
   for (let y = 0; y < img.height; y++)
     for (let x = 0; x < img.width; x++) {
-      const sx = Math.floor((x * r) / img.width), sy = Math.floor((y * r) / img.height);
+      const sx = Math.floor((x * r) / img.width),
+        sy = Math.floor((y * r) / img.height);
       for (let c = 0; c < 3; c++) data[(y * img.width + x) * 3 + c] = small.data[(sy * r + sx) * 3 + c]!;
     }
   return { width: img.width, height: img.height, channels: 3, data };
@@ -179,8 +225,10 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
   const R = o.refSize ?? Math.max(64, 2 * out); // scenes drawn at twice the output side, as training does
   const seed = suite.reference_seed;
   const cases: Case[] = [];
-  const oracleOf = (concepts: string[], style: string, bg: string) => areaResize(renderScene(concepts, style, bg, R, seed).image, out);
-  const tailOf = (bg: string, style: string | null) => ` on ${article(bg)} ${bg} background${style ? `, ${stylePhrase(style)} style` : ''}`;
+  const oracleOf = (concepts: string[], style: string, bg: string) =>
+    areaResize(renderScene(concepts, style, bg, R, seed).image, out);
+  const tailOf = (bg: string, style: string | null) =>
+    ` on ${article(bg)} ${bg} background${style ? `, ${stylePhrase(style)} style` : ''}`;
   suite.tasks.forEach((t, ti) => {
     const id = (k: number, extra = '') => `${t.kind}-${ti}-${k}${extra}`;
     switch (t.kind) {
@@ -195,11 +243,24 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
             const refs = crops.map((c) => degrade(c, r));
             const { segments, caption } = promptWithCrops(it.concepts, refs, tailOf(it.background, it.style));
             cases.push({
-              task: t.kind, id: id(k, t.kind === 'tokens-per-image' ? `-r${r || 'full'}` : ''), segments, caption,
-              references: crops.map((image, j) => ({ image, concept: it.concepts[j]!, style: it.style, role: 'object' as const })),
-              named: it.concepts, style: it.style, leak: [], split: split(it.concepts, [it.style]),
-              setting: tok ? (r ? `${r}x${r} px` : 'full') : undefined, group: tok ? id(k) : undefined,
-              oracle: areaResize(scene.image, out), control: null,
+              task: t.kind,
+              id: id(k, t.kind === 'tokens-per-image' ? `-r${r || 'full'}` : ''),
+              segments,
+              caption,
+              references: crops.map((image, j) => ({
+                image,
+                concept: it.concepts[j]!,
+                style: it.style,
+                role: 'object' as const,
+              })),
+              named: it.concepts,
+              style: it.style,
+              leak: [],
+              split: split(it.concepts, [it.style]),
+              setting: tok ? (r ? `${r}x${r} px` : 'full') : undefined,
+              group: tok ? id(k) : undefined,
+              oracle: areaResize(scene.image, out),
+              control: null,
             });
           }
           // the full-detail references at other input sides (other tokens per image); the side is checked against
@@ -208,11 +269,26 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
           for (const px of t.reference_sizes ?? []) {
             const { segments, caption } = promptWithCrops(it.concepts, crops, tailOf(it.background, it.style));
             cases.push({
-              task: t.kind, id: id(k, `-s${px}`), segments, caption,
-              references: crops.map((image, j) => ({ image, concept: it.concepts[j]!, style: it.style, role: 'object' as const })),
-              named: it.concepts, style: it.style, leak: [], split: split(it.concepts, [it.style]),
-              setting: `${px}x${px} px input`, referenceSize: px, seeds: t.reference_size_seeds, group: id(k),
-              oracle: areaResize(scene.image, out), control: null,
+              task: t.kind,
+              id: id(k, `-s${px}`),
+              segments,
+              caption,
+              references: crops.map((image, j) => ({
+                image,
+                concept: it.concepts[j]!,
+                style: it.style,
+                role: 'object' as const,
+              })),
+              named: it.concepts,
+              style: it.style,
+              leak: [],
+              split: split(it.concepts, [it.style]),
+              setting: `${px}x${px} px input`,
+              referenceSize: px,
+              seeds: t.reference_size_seeds,
+              group: id(k),
+              oracle: areaResize(scene.image, out),
+              control: null,
             });
           }
         });
@@ -220,13 +296,27 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
       }
       case 'harmonise':
         t.items.forEach((it, k) => {
-          const crops = it.concepts.map((c, j) => cropObject(renderScene([c], it.ref_styles[j % it.ref_styles.length]!, it.background, R, seed + j), 0));
+          const crops = it.concepts.map((c, j) =>
+            cropObject(renderScene([c], it.ref_styles[j % it.ref_styles.length]!, it.background, R, seed + j), 0),
+          );
           const { segments, caption } = promptWithCrops(it.concepts, crops, tailOf(it.background, it.style));
           cases.push({
-            task: t.kind, id: id(k), segments, caption,
-            references: crops.map((image, j) => ({ image, concept: it.concepts[j]!, style: it.ref_styles[j % it.ref_styles.length]!, role: 'object' as const })),
-            named: it.concepts, style: it.style, leak: [], split: split(it.concepts, [it.style, ...it.ref_styles]),
-            oracle: oracleOf(it.concepts, it.style, it.background), control: null,
+            task: t.kind,
+            id: id(k),
+            segments,
+            caption,
+            references: crops.map((image, j) => ({
+              image,
+              concept: it.concepts[j]!,
+              style: it.ref_styles[j % it.ref_styles.length]!,
+              role: 'object' as const,
+            })),
+            named: it.concepts,
+            style: it.style,
+            leak: [],
+            split: split(it.concepts, [it.style, ...it.ref_styles]),
+            oracle: oracleOf(it.concepts, it.style, it.background),
+            control: null,
           });
         });
         break;
@@ -234,15 +324,26 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
         t.items.forEach((it, k) => {
           // the style image: other objects in the wanted style, on black; the text never names the style
           const ref = areaResize(renderScene(it.style_ref, it.style, 'black', R, seed + 99).image, R);
-          const { segments: head, caption } = promptWithCrops(it.concepts, it.concepts.map(() => null), tailOf(it.background, null));
+          const { segments: head, caption } = promptWithCrops(
+            it.concepts,
+            it.concepts.map(() => null),
+            tailOf(it.background, null),
+          );
           const last = head.pop() as string;
           // the image stands where the style's name stands in training captions ("..., openmoji style")
           const segments: PromptSegment[] = [...head, `${last}, `, { image: ref }, ' style'];
           cases.push({
-            task: t.kind, id: id(k), segments, caption: `${caption}, ${stylePhrase(it.style)} style`,
+            task: t.kind,
+            id: id(k),
+            segments,
+            caption: `${caption}, ${stylePhrase(it.style)} style`,
             references: [{ image: ref, concept: null, style: it.style, role: 'style' }],
-            named: it.concepts, style: it.style, leak: it.style_ref, split: split(it.concepts, [it.style]),
-            oracle: oracleOf(it.concepts, it.style, it.background), control: null,
+            named: it.concepts,
+            style: it.style,
+            leak: it.style_ref,
+            split: split(it.concepts, [it.style]),
+            oracle: oracleOf(it.concepts, it.style, it.background),
+            control: null,
           });
         });
         break;
@@ -253,10 +354,22 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
           // no style words: the style should come from the fine-tuned UNet
           const { segments, caption } = promptWithCrops(it.concepts, crops, tailOf(it.background, null));
           cases.push({
-            task: t.kind, id: id(k), segments, caption,
-            references: crops.map((image, j) => ({ image, concept: it.concepts[j]!, style: it.style, role: 'object' as const })),
-            named: it.concepts, style: t.finetune_style, leak: [], split: split(it.concepts, [it.style]),
-            oracle: oracleOf(it.concepts, t.finetune_style, it.background), control: null,
+            task: t.kind,
+            id: id(k),
+            segments,
+            caption,
+            references: crops.map((image, j) => ({
+              image,
+              concept: it.concepts[j]!,
+              style: it.style,
+              role: 'object' as const,
+            })),
+            named: it.concepts,
+            style: t.finetune_style,
+            leak: [],
+            split: split(it.concepts, [it.style]),
+            oracle: oracleOf(it.concepts, t.finetune_style, it.background),
+            control: null,
           });
         });
         break;
@@ -265,12 +378,23 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
         const ref = cropObject(renderScene([concept], style, 'white', R, seed), 0);
         t.contexts.forEach((c, k) => {
           const concepts = [concept, ...c.others];
-          const { segments, caption } = promptWithCrops(concepts, concepts.map((_, j) => (j === 0 ? ref : null)), tailOf(c.background, style));
+          const { segments, caption } = promptWithCrops(
+            concepts,
+            concepts.map((_, j) => (j === 0 ? ref : null)),
+            tailOf(c.background, style),
+          );
           cases.push({
-            task: t.kind, id: id(k), segments, caption,
+            task: t.kind,
+            id: id(k),
+            segments,
+            caption,
             references: [{ image: ref, concept, style, role: 'object' }],
-            named: concepts, style, leak: [], split: split(concepts, [style]),
-            oracle: oracleOf(concepts, style, c.background), control: null,
+            named: concepts,
+            style,
+            leak: [],
+            split: split(concepts, [style]),
+            oracle: oracleOf(concepts, style, c.background),
+            control: null,
           });
         });
         break;
@@ -280,7 +404,11 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
   for (const c of cases) {
     const first = c.references.find((r) => r.role === 'object');
     if (!first) continue;
-    const drawn = new Set(allConcepts().filter((k) => k.styles.includes(first.style)).map((k) => k.slug));
+    const drawn = new Set(
+      allConcepts()
+        .filter((k) => k.styles.includes(first.style))
+        .map((k) => k.slug),
+    );
     const pool = suite.vocabulary.filter((v) => drawn.has(v) && !c.named.includes(v) && !c.leak.includes(v));
     if (!pool.length) continue;
     const pick = pool[new Rng(deriveSeed(seed, 0, `control:${c.group ?? c.id}`)).int(pool.length)]!;

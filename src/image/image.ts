@@ -21,7 +21,12 @@ export interface Box {
 
 export type RGB = readonly [number, number, number];
 
-export function blank(width: number, height: number, channels: 3 | 4 = 3, fill: readonly number[] = [0, 0, 0, 255]): RawImage {
+export function blank(
+  width: number,
+  height: number,
+  channels: 3 | 4 = 3,
+  fill: readonly number[] = [0, 0, 0, 255],
+): RawImage {
   const data = new Uint8Array(width * height * channels);
   for (let i = 0; i < width * height; i++) for (let c = 0; c < channels; c++) data[i * channels + c] = fill[c] ?? 255;
   return { width, height, channels, data };
@@ -32,7 +37,12 @@ export const boxArea = (b: Box) => Math.max(0, b.w) * Math.max(0, b.h);
 export function intersect(a: Box, b: Box): Box {
   const x = Math.max(a.x, b.x);
   const y = Math.max(a.y, b.y);
-  return { x, y, w: Math.max(0, Math.min(a.x + a.w, b.x + b.w) - x), h: Math.max(0, Math.min(a.y + a.h, b.y + b.h) - y) };
+  return {
+    x,
+    y,
+    w: Math.max(0, Math.min(a.x + a.w, b.x + b.w) - x),
+    h: Math.max(0, Math.min(a.y + a.h, b.y + b.h) - y),
+  };
 }
 
 // Round outward to whole pixels and clip to the image.
@@ -103,8 +113,10 @@ export function padToSquare(img: RawImage, color: RGB = [0, 0, 0]): { image: Raw
 // Alpha-composite an RGBA sprite onto an RGB canvas with its top-left at (x, y); parts outside are clipped.
 export function alphaOver(dst: RawImage, src: RawImage, x: number, y: number): void {
   if (dst.channels !== 3 || src.channels !== 4) throw new Error('alphaOver: want an RGB canvas and an RGBA sprite');
-  const x0 = Math.max(0, x), y0 = Math.max(0, y);
-  const x1 = Math.min(dst.width, x + src.width), y1 = Math.min(dst.height, y + src.height);
+  const x0 = Math.max(0, x),
+    y0 = Math.max(0, y);
+  const x1 = Math.min(dst.width, x + src.width),
+    y1 = Math.min(dst.height, y + src.height);
   for (let yy = y0; yy < y1; yy++) {
     let s = ((yy - y) * src.width + (x0 - x)) * 4;
     let d = (yy * dst.width + x0) * 3;
@@ -130,7 +142,8 @@ export function hflip(img: RawImage): RawImage {
   const out = new Uint8Array(img.data.length);
   for (let y = 0; y < img.height; y++)
     for (let x = 0; x < img.width; x++) {
-      const s = (y * img.width + x) * c, d = (y * img.width + (img.width - 1 - x)) * c;
+      const s = (y * img.width + x) * c,
+        d = (y * img.width + (img.width - 1 - x)) * c;
       for (let k = 0; k < c; k++) out[d + k] = img.data[s + k]!;
     }
   return { ...img, data: out };
@@ -159,4 +172,3 @@ export function gaussianNoise(img: RawImage, rng: { normal(): number }, sigma: n
     }
   return { ...img, data: out };
 }
-

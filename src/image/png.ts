@@ -19,13 +19,16 @@ export function crc32(buf: Uint8Array): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-export interface PngChunk { type: string; data: Buffer }
+export interface PngChunk {
+  type: string;
+  data: Buffer;
+}
 
 export function readChunks(png: Uint8Array): PngChunk[] {
   const buf = Buffer.from(png.buffer, png.byteOffset, png.byteLength);
   if (buf.length < 8 || !buf.subarray(0, 8).equals(SIGNATURE)) throw new Error('not a PNG file');
   const chunks: PngChunk[] = [];
-  for (let off = 8; off + 12 <= buf.length; ) {
+  for (let off = 8; off + 12 <= buf.length;) {
     const len = buf.readUInt32BE(off);
     const type = buf.toString('latin1', off + 4, off + 8);
     if (off + 12 + len > buf.length) throw new Error(`truncated PNG chunk ${type}`);
@@ -48,8 +51,10 @@ export function encodeChunk(type: string, data: Uint8Array): Buffer {
 const isLatin1 = (s: string) => /^[\x00-\xff]*$/.test(s);
 
 function textChunk(key: string, value: string): Buffer {
-  if (!/^[\x20-\x7e]{1,79}$/.test(key)) throw new Error(`PNG text key '${key}' must be 1-79 printable ASCII characters`);
-  if (isLatin1(value) && !value.includes('\0')) return encodeChunk('tEXt', Buffer.concat([Buffer.from(key + '\0', 'latin1'), Buffer.from(value, 'latin1')]));
+  if (!/^[\x20-\x7e]{1,79}$/.test(key))
+    throw new Error(`PNG text key '${key}' must be 1-79 printable ASCII characters`);
+  if (isLatin1(value) && !value.includes('\0'))
+    return encodeChunk('tEXt', Buffer.concat([Buffer.from(key + '\0', 'latin1'), Buffer.from(value, 'latin1')]));
   // iTXt: key \0 compression-flag compression-method language \0 translated-key \0 text
   return encodeChunk('iTXt', Buffer.concat([Buffer.from(key + '\0\0\0\0\0', 'latin1'), Buffer.from(value, 'utf8')]));
 }
@@ -77,8 +82,8 @@ export function readText(png: Uint8Array): Record<string, string> {
     else if (type === 'zTXt') out[key] = inflateSync(data.subarray(z + 2)).toString('latin1');
     else if (type === 'iTXt') {
       const compressed = data[z + 1] === 1;
-      let p = data.indexOf(0, z + 3);  // end of language tag
-      p = data.indexOf(0, p + 1);      // end of translated key
+      let p = data.indexOf(0, z + 3); // end of language tag
+      p = data.indexOf(0, p + 1); // end of translated key
       const body = data.subarray(p + 1);
       out[key] = (compressed ? inflateSync(body) : body).toString('utf8');
     }
@@ -86,12 +91,15 @@ export function readText(png: Uint8Array): Record<string, string> {
   return out;
 }
 
-
 // RGB or RGBA pixels -> PNG bytes, with optional text metadata. compressionLevel 6 is sharp's default; the data
 // shards use it too (lower is faster, and they are small anyway).
 // `palette`: quantised to at most 256 colours (lossy, about 5x smaller on the eval and training grids): for pictures
 // that are only looked at (docs), never for generated images or data.
-export async function encodePng(img: RawImage, text: Record<string, string> = {}, o: { compressionLevel?: number; palette?: boolean } = {}): Promise<Buffer> {
+export async function encodePng(
+  img: RawImage,
+  text: Record<string, string> = {},
+  o: { compressionLevel?: number; palette?: boolean } = {},
+): Promise<Buffer> {
   const png = await sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength), {
     raw: { width: img.width, height: img.height, channels: img.channels },
   })
@@ -104,7 +112,17 @@ export async function encodePng(img: RawImage, text: Record<string, string> = {}
 // read as readImageFile reads (regular files only, bounded).
 export async function decodeImage(input: Uint8Array | string): Promise<RgbImage> {
   const bytes = typeof input === 'string' ? await readImageFile(input) : input;
-  const { data, info } = await sharp(bytes).rotate().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharp(bytes)
+    .rotate()
+    .removeAlpha()
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   if (info.channels !== 3) throw new Error(`decodeImage: expected 3 channels after conversion, got ${info.channels}`);
-  return { width: info.width, height: info.height, channels: 3, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+  return {
+    width: info.width,
+    height: info.height,
+    channels: 3,
+    data: new Uint8Array(data.buffer, data.byteOffset, data.length),
+  };
 }

@@ -23,7 +23,10 @@ export function mergeHeads(x: Tensor): Tensor {
 export function repeatKV(x: Tensor, nRep: number): Tensor {
   if (nRep === 1) return x;
   const [B, H, T, d] = x.shape as [number, number, number, number];
-  return x.unsqueeze(2).expand(B, H, nRep, T, d).reshape(B, H * nRep, T, d);
+  return x
+    .unsqueeze(2)
+    .expand(B, H, nRep, T, d)
+    .reshape(B, H * nRep, T, d);
 }
 
 export interface MaskOptions {
@@ -34,7 +37,11 @@ export interface MaskOptions {
 
 // The boolean mask (true = may attend) for scaled dot-product attention, broadcastable to (B, heads, Tq, Tk), or
 // null with isCausal when the causal triangle alone is needed (the fused kernel builds it itself).
-export function attentionMask(Tq: number, Tk: number, { keyMask, causal = false }: MaskOptions): { mask: Tensor | null; isCausal: boolean } {
+export function attentionMask(
+  Tq: number,
+  Tk: number,
+  { keyMask, causal = false }: MaskOptions,
+): { mask: Tensor | null; isCausal: boolean } {
   if (!keyMask) return { mask: null, isCausal: causal };
   const B = keyMask.size(0);
   let mask = keyMask.to('bool').view(B, 1, 1, Tk); // (B, 1, 1, Tk)
@@ -67,7 +74,10 @@ export class Attention extends Module {
   to_v: Linear;
   to_out: [Linear, Dropout];
   readonly heads: number;
-  constructor(queryDim: number, { heads, dimHead, crossAttentionDim = queryDim, bias = false, outBias = true, dropout = 0 }: AttentionOptions) {
+  constructor(
+    queryDim: number,
+    { heads, dimHead, crossAttentionDim = queryDim, bias = false, outBias = true, dropout = 0 }: AttentionOptions,
+  ) {
     super();
     const inner = heads * dimHead;
     this.heads = heads;

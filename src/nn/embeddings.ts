@@ -12,9 +12,15 @@ export interface TimestepEmbeddingOptions {
 }
 
 // diffusers' get_timestep_embedding: t (N,) -> (N, dim), frequencies exp(-ln(maxPeriod) * i / (dim/2 - shift)).
-export function timestepEmbedding(t: Tensor, dim: number, { flipSinToCos = false, downscaleFreqShift = 1, scale = 1, maxPeriod = 10000 }: TimestepEmbeddingOptions = {}): Tensor {
+export function timestepEmbedding(
+  t: Tensor,
+  dim: number,
+  { flipSinToCos = false, downscaleFreqShift = 1, scale = 1, maxPeriod = 10000 }: TimestepEmbeddingOptions = {},
+): Tensor {
   const half = Math.floor(dim / 2);
-  const exponent = arange(0, half, 1, { dtype: 'float32', device: t.device }).mul(-Math.log(maxPeriod) / (half - downscaleFreqShift));
+  const exponent = arange(0, half, 1, { dtype: 'float32', device: t.device }).mul(
+    -Math.log(maxPeriod) / (half - downscaleFreqShift),
+  );
   const args = t.float().unsqueeze(1).mul(exponent.exp().unsqueeze(0)).mul(scale); // (N, half)
   let emb = flipSinToCos ? cat([args.cos(), args.sin()], -1) : cat([args.sin(), args.cos()], -1);
   if (dim % 2) emb = F.pad(emb, [0, 1]);
@@ -40,7 +46,9 @@ export class TimestepEmbedding extends Module {
 // Rotary position embedding (RoFormer; Mistral's "rotate half" layout): cos and sin tables (T, d) for positions
 // 0..T-1, theta^(-2i/d) per frequency, each repeated for both halves of the head dimension.
 export function rotaryTables(T: number, headDim: number, theta: number, device = 'cpu'): { cos: Tensor; sin: Tensor } {
-  const invFreq = arange(0, headDim, 2, { dtype: 'float32', device }).mul(-Math.log(theta) / headDim).exp(); // (d/2,)
+  const invFreq = arange(0, headDim, 2, { dtype: 'float32', device })
+    .mul(-Math.log(theta) / headDim)
+    .exp(); // (d/2,)
   const freqs = arange(0, T, 1, { dtype: 'float32', device }).unsqueeze(1).mul(invFreq.unsqueeze(0)); // (T, d/2)
   const emb = cat([freqs, freqs], -1); // (T, d)
   return { cos: emb.cos(), sin: emb.sin() };
@@ -63,7 +71,10 @@ export class AttentionPooling extends Module {
   k_proj: Linear;
   q_proj: Linear;
   v_proj: Linear;
-  constructor(readonly heads: number, readonly dim: number) {
+  constructor(
+    readonly heads: number,
+    readonly dim: number,
+  ) {
     super();
     if (dim % heads) throw new Error(`AttentionPooling: ${dim} channels do not split into ${heads} heads`);
     this.positional_embedding = parameter(normal_(empty([1, dim]), 0, 1 / Math.sqrt(dim), initGenerator()));

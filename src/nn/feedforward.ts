@@ -19,7 +19,11 @@ export class GEGLU extends Module {
 // diffusers' GELU block (a projection then GELU), the other thing `ff.net.0` can be.
 export class GELUProj extends Module {
   proj: Linear;
-  constructor(dimIn: number, dimOut: number, readonly approximate: 'none' | 'tanh' = 'none') {
+  constructor(
+    dimIn: number,
+    dimOut: number,
+    readonly approximate: 'none' | 'tanh' = 'none',
+  ) {
     super();
     this.proj = new Linear(dimIn, dimOut);
   }
@@ -32,11 +36,23 @@ export class GELUProj extends Module {
 // projection.
 export class FeedForward extends Module {
   net: [GEGLU | GELUProj, Dropout, Linear];
-  constructor(dim: number, o: { mult?: number; innerDim?: number; dimOut?: number; activation?: 'geglu' | 'gelu' | 'gelu-approximate'; dropout?: number } = {}) {
+  constructor(
+    dim: number,
+    o: {
+      mult?: number;
+      innerDim?: number;
+      dimOut?: number;
+      activation?: 'geglu' | 'gelu' | 'gelu-approximate';
+      dropout?: number;
+    } = {},
+  ) {
     super();
     const { mult = 4, dimOut = dim, activation = 'geglu', dropout = 0 } = o;
     const innerDim = o.innerDim ?? dim * mult;
-    const act = activation === 'geglu' ? new GEGLU(dim, innerDim) : new GELUProj(dim, innerDim, activation === 'gelu' ? 'none' : 'tanh');
+    const act =
+      activation === 'geglu'
+        ? new GEGLU(dim, innerDim)
+        : new GELUProj(dim, innerDim, activation === 'gelu' ? 'none' : 'tanh');
     this.net = [act, new Dropout(dropout), new Linear(innerDim, dimOut)];
   }
   forward(x: Tensor): Tensor {

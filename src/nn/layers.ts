@@ -11,7 +11,11 @@ export class Linear extends Module {
   weight: Tensor; // (out, in)
   bias: Tensor | null;
   // `adopt` takes over existing tensors instead of drawing new ones (LoRA wrapping and unwrapping).
-  constructor(readonly inFeatures: number, readonly outFeatures: number, { bias = true, adopt }: { bias?: boolean; adopt?: Linear } = {}) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    { bias = true, adopt }: { bias?: boolean; adopt?: Linear } = {},
+  ) {
     super();
     const g = initGenerator();
     this.weight = adopt ? adopt.weight : fanInUniform([outFeatures, inFeatures], inFeatures, g);
@@ -22,13 +26,23 @@ export class Linear extends Module {
   }
 }
 
-export interface Conv2dOptions { stride?: number; padding?: number; bias?: boolean; adopt?: Conv2d }
+export interface Conv2dOptions {
+  stride?: number;
+  padding?: number;
+  bias?: boolean;
+  adopt?: Conv2d;
+}
 export class Conv2d extends Module {
   weight: Tensor; // (out, in, k, k)
   bias: Tensor | null;
   readonly stride: number;
   readonly padding: number;
-  constructor(readonly inChannels: number, readonly outChannels: number, readonly kernelSize: number, { stride = 1, padding = 0, bias = true, adopt }: Conv2dOptions = {}) {
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: number,
+    { stride = 1, padding = 0, bias = true, adopt }: Conv2dOptions = {},
+  ) {
     super();
     const g = initGenerator();
     const fanIn = inChannels * kernelSize * kernelSize;
@@ -45,9 +59,14 @@ export class Conv2d extends Module {
 export class GroupNorm extends Module {
   weight: Tensor;
   bias: Tensor;
-  constructor(readonly numGroups: number, readonly numChannels: number, readonly eps = 1e-5) {
+  constructor(
+    readonly numGroups: number,
+    readonly numChannels: number,
+    readonly eps = 1e-5,
+  ) {
     super();
-    if (numChannels % numGroups) throw new Error(`GroupNorm: ${numChannels} channels do not split into ${numGroups} groups`);
+    if (numChannels % numGroups)
+      throw new Error(`GroupNorm: ${numChannels} channels do not split into ${numGroups} groups`);
     this.weight = parameter(ones([numChannels]));
     this.bias = parameter(zeros([numChannels]));
   }
@@ -59,7 +78,11 @@ export class GroupNorm extends Module {
 export class LayerNorm extends Module {
   weight: Tensor;
   bias: Tensor | null;
-  constructor(readonly dim: number, readonly eps = 1e-5, { bias = true } = {}) {
+  constructor(
+    readonly dim: number,
+    readonly eps = 1e-5,
+    { bias = true } = {},
+  ) {
     super();
     this.weight = parameter(ones([dim]));
     this.bias = bias ? parameter(zeros([dim])) : null;
@@ -71,7 +94,10 @@ export class LayerNorm extends Module {
 
 export class RMSNorm extends Module {
   weight: Tensor;
-  constructor(readonly dim: number, readonly eps = 1e-6) {
+  constructor(
+    readonly dim: number,
+    readonly eps = 1e-6,
+  ) {
     super();
     this.weight = parameter(ones([dim]));
   }
@@ -83,7 +109,11 @@ export class RMSNorm extends Module {
 export class Embedding extends Module {
   weight: Tensor; // (num, dim)
   // torch.nn.Embedding draws N(0, 1); transformers re-initialises with N(0, initializer_range), passed as std.
-  constructor(readonly numEmbeddings: number, readonly dim: number, { std = 1 } = {}) {
+  constructor(
+    readonly numEmbeddings: number,
+    readonly dim: number,
+    { std = 1 } = {},
+  ) {
     super();
     this.weight = parameter(normal_(empty([numEmbeddings, dim]), 0, std, initGenerator()));
   }
@@ -105,13 +135,28 @@ export class Dropout extends Module {
 
 // The activations named by `hidden_act` / `act_fn` in transformers and diffusers configs.
 export type Activation = 'silu' | 'swish' | 'gelu' | 'gelu_pytorch_tanh' | 'gelu_new' | 'quick_gelu' | 'relu';
-export const ACTIVATIONS: readonly Activation[] = ['silu', 'swish', 'gelu', 'gelu_pytorch_tanh', 'gelu_new', 'quick_gelu', 'relu'];
+export const ACTIVATIONS: readonly Activation[] = [
+  'silu',
+  'swish',
+  'gelu',
+  'gelu_pytorch_tanh',
+  'gelu_new',
+  'quick_gelu',
+  'relu',
+];
 export function activation(name: Activation): (x: Tensor) => Tensor {
   switch (name) {
-    case 'silu': case 'swish': return (x) => x.silu();
-    case 'gelu': return (x) => x.gelu();
-    case 'gelu_pytorch_tanh': case 'gelu_new': return (x) => x.gelu('tanh');
-    case 'quick_gelu': return (x) => x.mul(x.mul(1.702).sigmoid()); // CLIP's sigmoid approximation
-    case 'relu': return (x) => x.relu();
+    case 'silu':
+    case 'swish':
+      return (x) => x.silu();
+    case 'gelu':
+      return (x) => x.gelu();
+    case 'gelu_pytorch_tanh':
+    case 'gelu_new':
+      return (x) => x.gelu('tanh');
+    case 'quick_gelu':
+      return (x) => x.mul(x.mul(1.702).sigmoid()); // CLIP's sigmoid approximation
+    case 'relu':
+      return (x) => x.relu();
   }
 }

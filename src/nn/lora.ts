@@ -60,8 +60,16 @@ export class LoraConv2d extends Conv2d {
   readonly scaling: number;
   merged = false;
   constructor(base: Conv2d, config: LoraConfig) {
-    super(base.inChannels, base.outChannels, base.kernelSize, { stride: base.stride, padding: base.padding, adopt: base });
-    this.lora_A = new Conv2d(base.inChannels, config.r, base.kernelSize, { stride: base.stride, padding: base.padding, bias: false });
+    super(base.inChannels, base.outChannels, base.kernelSize, {
+      stride: base.stride,
+      padding: base.padding,
+      adopt: base,
+    });
+    this.lora_A = new Conv2d(base.inChannels, config.r, base.kernelSize, {
+      stride: base.stride,
+      padding: base.padding,
+      bias: false,
+    });
     this.lora_B = new Conv2d(config.r, base.outChannels, 1, { bias: false });
     noGrad(() => this.lora_B.weight.zero_());
     this.lora_dropout = new Dropout(config.lora_dropout);
@@ -71,7 +79,11 @@ export class LoraConv2d extends Conv2d {
     const [out, r] = this.lora_B.weight.shape as [number, number];
     const k = this.kernelSize;
     // (out, r) @ (r, in * k * k) -> (out, in, k, k)
-    return this.lora_B.weight.view(out, r).matmul(this.lora_A.weight.reshape(r, -1)).view(out, this.inChannels, k, k).mul(this.scaling);
+    return this.lora_B.weight
+      .view(out, r)
+      .matmul(this.lora_A.weight.reshape(r, -1))
+      .view(out, this.inChannels, k, k)
+      .mul(this.scaling);
   }
   override forward(x: Tensor): Tensor {
     const base = super.forward(x);
@@ -113,12 +125,16 @@ export function injectLora(model: Module, config: LoraConfig, { generator }: { g
       if (isLora(m)) {
         present++;
       } else {
-        (s.owner as Record<string | number, Module>)[s.key] = m instanceof Linear ? new LoraLinear(m, config) : new LoraConv2d(m, config);
+        (s.owner as Record<string | number, Module>)[s.key] =
+          m instanceof Linear ? new LoraLinear(m, config) : new LoraConv2d(m, config);
         wrapped.push(s.path);
       }
     }
   });
-  if (!wrapped.length && !present) throw new Error(`injectLora: no Linear or Conv2d module matches target_modules ${JSON.stringify(config.target_modules)}`);
+  if (!wrapped.length && !present)
+    throw new Error(
+      `injectLora: no Linear or Conv2d module matches target_modules ${JSON.stringify(config.target_modules)}`,
+    );
   CONFIGS.set(model, config);
   model.requiresGrad_(false);
   for (const [, l] of loraLayers(model)) {
@@ -156,9 +172,10 @@ export function unloadLora(model: Module, { merge = true } = {}): void {
   for (const s of [...model.moduleSlots()]) {
     const m = s.value;
     if (!isLora(m)) continue;
-    const plain = m instanceof LoraLinear
-      ? new Linear(m.inFeatures, m.outFeatures, { adopt: m })
-      : new Conv2d(m.inChannels, m.outChannels, m.kernelSize, { stride: m.stride, padding: m.padding, adopt: m });
+    const plain =
+      m instanceof LoraLinear
+        ? new Linear(m.inFeatures, m.outFeatures, { adopt: m })
+        : new Conv2d(m.inChannels, m.outChannels, m.kernelSize, { stride: m.stride, padding: m.padding, adopt: m });
     (s.owner as Record<string | number, Module>)[s.key] = plain;
   }
   CONFIGS.delete(model);
@@ -167,7 +184,8 @@ export function unloadLora(model: Module, { merge = true } = {}): void {
 // Only the LoRA weights, under PEFT's keys.
 export function loraStateDict(model: Module): Record<string, Tensor> {
   const sd: Record<string, Tensor> = {};
-  for (const [k, t] of Object.entries(model.stateDict())) if (/\.lora_[AB]\.weight$/.test(k)) sd[`base_model.model.${k}`] = t;
+  for (const [k, t] of Object.entries(model.stateDict()))
+    if (/\.lora_[AB]\.weight$/.test(k)) sd[`base_model.model.${k}`] = t;
   return sd;
 }
 
@@ -175,15 +193,31 @@ export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
 export const ADAPTER_CONFIG = 'adapter_config.json';
 
 // Writes what PEFT's save_pretrained writes: adapter_config.json and adapter_model.safetensors.
-export function saveLora(model: Module, dir: string, config = loraConfigOf(model), { baseModel = null as string | null } = {}): void {
+export function saveLora(
+  model: Module,
+  dir: string,
+  config = loraConfigOf(model),
+  { baseModel = null as string | null } = {},
+): void {
   if (!config) throw new Error('saveLora: the model has no LoRA layers (or they were not made by injectLora)');
-  if (loraLayers(model).some(([, l]) => l.merged)) throw new Error('saveLora: unmerge the LoRA before saving it (its delta is inside the base weights)');
+  if (loraLayers(model).some(([, l]) => l.merged))
+    throw new Error('saveLora: unmerge the LoRA before saving it (its delta is inside the base weights)');
   fs.mkdirSync(dir, { recursive: true });
   const peft = {
-    peft_type: 'LORA', task_type: null, base_model_name_or_path: baseModel, inference_mode: true,
-    r: config.r, lora_alpha: config.lora_alpha, lora_dropout: config.lora_dropout,
-    target_modules: config.target_modules, exclude_modules: config.exclude_modules ?? null, use_rslora: config.use_rslora ?? false,
-    bias: 'none', fan_in_fan_out: false, init_lora_weights: true, modules_to_save: null,
+    peft_type: 'LORA',
+    task_type: null,
+    base_model_name_or_path: baseModel,
+    inference_mode: true,
+    r: config.r,
+    lora_alpha: config.lora_alpha,
+    lora_dropout: config.lora_dropout,
+    target_modules: config.target_modules,
+    exclude_modules: config.exclude_modules ?? null,
+    use_rslora: config.use_rslora ?? false,
+    bias: 'none',
+    fan_in_fan_out: false,
+    init_lora_weights: true,
+    modules_to_save: null,
   };
   fs.writeFileSync(path.join(dir, ADAPTER_CONFIG), JSON.stringify(peft, null, 2) + '\n');
   saveSafetensors(path.join(dir, ADAPTER_WEIGHTS), loraStateDict(model), { format: 'pt' });
@@ -192,7 +226,8 @@ export function saveLora(model: Module, dir: string, config = loraConfigOf(model
 export function readLoraConfig(dir: string): LoraConfig {
   const raw = JSON.parse(fs.readFileSync(path.join(dir, ADAPTER_CONFIG), 'utf8'));
   if (raw.peft_type !== 'LORA') throw new Error(`${dir}: peft_type ${JSON.stringify(raw.peft_type)} is not LORA`);
-  if (raw.bias && raw.bias !== 'none') throw new Error(`${dir}: LoRA bias=${JSON.stringify(raw.bias)} is not supported (only "none")`);
+  if (raw.bias && raw.bias !== 'none')
+    throw new Error(`${dir}: LoRA bias=${JSON.stringify(raw.bias)} is not supported (only "none")`);
   if (raw.fan_in_fan_out) throw new Error(`${dir}: fan_in_fan_out LoRAs (GPT-2 Conv1D) are not supported`);
   const { r, lora_alpha, lora_dropout = 0, target_modules, exclude_modules = null, use_rslora = false } = raw;
   return { r, lora_alpha, lora_dropout, target_modules, exclude_modules, use_rslora };
@@ -211,18 +246,24 @@ export function loadLora(model: Module, dir: string): LoraConfig {
   const missing = own.filter((k) => !(k in sd));
   const unexpected = Object.keys(sd).filter((k) => !ownSet.has(k));
   if (missing.length || unexpected.length) {
-    throw new Error(`loadLora(${dir}): keys do not match the model's LoRA layers\n  missing: ${missing.join(', ') || '-'}\n  unexpected: ${unexpected.join(', ') || '-'}`);
+    throw new Error(
+      `loadLora(${dir}): keys do not match the model's LoRA layers\n  missing: ${missing.join(', ') || '-'}\n  unexpected: ${unexpected.join(', ') || '-'}`,
+    );
   }
   // strict=false: only the LoRA keys are given; their names and shapes were checked above and by the report below
   const report = model.loadStateDict(sd, { strict: false });
-  if (report.mismatched.length) throw new Error(`loadLora(${dir}): wrong shapes: ${report.mismatched.map((m) => `${m.key} [${m.got}] vs [${m.expected}]`).join(', ')}`);
+  if (report.mismatched.length)
+    throw new Error(
+      `loadLora(${dir}): wrong shapes: ${report.mismatched.map((m) => `${m.key} [${m.got}] vs [${m.expected}]`).join(', ')}`,
+    );
   return config;
 }
 
 // Paper Finding 4: a LoRA trained on one base merged into another base of the same architecture (e.g. a style
 // fine-tune). The model ends with plain layers whose weights include the LoRA.
 export function mergeLoraInto(model: Module, dir: string): LoraConfig {
-  if (loraLayers(model).length) throw new Error('mergeLoraInto: the target model already has LoRA layers; unload them first');
+  if (loraLayers(model).length)
+    throw new Error('mergeLoraInto: the target model already has LoRA layers; unload them first');
   const config = loadLora(model, dir);
   unloadLora(model, { merge: true });
   return config;

@@ -10,7 +10,12 @@ export type StateDict = Record<string, Tensor>;
 export type WeightSource = Map<string, { shape: readonly number[]; read: () => Tensor }>;
 
 // Where a parameter or child lives, so `to()` and LoRA injection can replace it in place.
-interface Slot<T> { path: string; owner: object; key: string | number; value: T }
+interface Slot<T> {
+  path: string;
+  owner: object;
+  key: string | number;
+  value: T;
+}
 
 // ---- seeded initialisation ----
 // Every layer draws its initial weights from the generator on top of this stack, so `seeded(0, () => new Model(cfg))`
@@ -38,14 +43,20 @@ export interface LoadReport {
 }
 
 export class StateDictError extends Error {
-  constructor(readonly report: LoadReport, where: string) {
+  constructor(
+    readonly report: LoadReport,
+    where: string,
+  ) {
     const lines = [`${where}: state dict does not match the model`];
     const list = (title: string, keys: string[]) => {
       if (keys.length) lines.push(`  ${title} (${keys.length}):`, ...keys.map((k) => `    ${k}`));
     };
     list('missing keys', report.missing);
     list('unexpected keys', report.unexpected);
-    list('wrong shape', report.mismatched.map((m) => `${m.key}: model [${m.expected}], checkpoint [${m.got}]`));
+    list(
+      'wrong shape',
+      report.mismatched.map((m) => `${m.key}: model [${m.expected}], checkpoint [${m.got}]`),
+    );
     super(lines.join('\n'));
     this.name = 'StateDictError';
   }
@@ -150,14 +161,18 @@ export abstract class Module {
   // The same from tensors read one at a time (a checkpoint file opened lazily): shapes are checked from the file
   // header before any data is read, and each tensor is freed once copied, so loading never holds a second copy of
   // the model.
-  loadFrom(source: WeightSource, { strict = true, where = this.constructor.name, disposeAfterCopy = true } = {}): LoadReport {
+  loadFrom(
+    source: WeightSource,
+    { strict = true, where = this.constructor.name, disposeAfterCopy = true } = {},
+  ): LoadReport {
     const slots = new Map([...this.paramSlots()].map((s) => [s.path, s.value]));
     const report: LoadReport = { missing: [], unexpected: [], mismatched: [] };
     for (const key of slots.keys()) if (!source.has(key)) report.missing.push(key);
     for (const [key, { shape }] of source) {
       const p = slots.get(key);
       if (!p) report.unexpected.push(key);
-      else if (p.shape.join() !== shape.join()) report.mismatched.push({ key, expected: [...p.shape], got: [...shape] });
+      else if (p.shape.join() !== shape.join())
+        report.mismatched.push({ key, expected: [...p.shape], got: [...shape] });
     }
     const bad = report.missing.length + report.unexpected.length + report.mismatched.length;
     if (strict && bad) throw new StateDictError(report, where);

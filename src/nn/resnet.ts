@@ -21,7 +21,11 @@ export class ResnetBlock2D extends Module {
   conv2: Conv2d;
   conv_shortcut: Conv2d | null; // 1x1, only where the channel count changes
   readonly outputScaleFactor: number;
-  constructor(inChannels: number, outChannels: number, { tembChannels = null, groups = 32, eps = 1e-6, dropout = 0, outputScaleFactor = 1 }: ResnetOptions = {}) {
+  constructor(
+    inChannels: number,
+    outChannels: number,
+    { tembChannels = null, groups = 32, eps = 1e-6, dropout = 0, outputScaleFactor = 1 }: ResnetOptions = {},
+  ) {
     super();
     this.norm1 = new GroupNorm(groups, inChannels, eps);
     this.conv1 = new Conv2d(inChannels, outChannels, 3, { padding: 1 });
@@ -47,7 +51,10 @@ export class ResnetBlock2D extends Module {
 // padding 0, as the original latent-diffusion code did; the UNet pads 1 on every side.
 export class Downsample2D extends Module {
   conv: Conv2d;
-  constructor(channels: number, readonly padding: 0 | 1 = 1) {
+  constructor(
+    channels: number,
+    readonly padding: 0 | 1 = 1,
+  ) {
     super();
     this.conv = new Conv2d(channels, channels, 3, { stride: 2, padding });
   }
@@ -64,7 +71,9 @@ export class Upsample2D extends Module {
     this.conv = new Conv2d(channels, channels, 3, { padding: 1 });
   }
   forward(x: Tensor, size?: [number, number]): Tensor {
-    const up = size ? F.interpolate(x, { size, mode: 'nearest' }) : F.interpolate(x, { scaleFactor: 2, mode: 'nearest' });
+    const up = size
+      ? F.interpolate(x, { size, mode: 'nearest' })
+      : F.interpolate(x, { scaleFactor: 2, mode: 'nearest' });
     return this.conv.forward(up);
   }
 }

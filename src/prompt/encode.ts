@@ -9,11 +9,11 @@ import type { PromptTokenizer } from './tokenizer.ts';
 
 export interface PromptSpec {
   tokenizer: PromptTokenizer;
-  imageSize: number;        // the ViT's input side
-  tokensPerImage: number;   // N
-  maxImages: number;        // the model's limit per prompt
-  imageTokenId?: number;    // defaults to the tokenizer's <image>
-  maxLength?: number;       // total sequence bound, if the model has one
+  imageSize: number; // the ViT's input side
+  tokensPerImage: number; // N
+  maxImages: number; // the model's limit per prompt
+  imageTokenId?: number; // defaults to the tokenizer's <image>
+  maxLength?: number; // total sequence bound, if the model has one
   imageMean?: number[];
   imageStd?: number[];
 }
@@ -23,7 +23,7 @@ export interface EncodedPrompt {
   // where each image's run of tokens starts, in prompt order
   imageSpans: { start: number; length: number }[];
   images: PreparedImage[];
-  text: string;             // the prompt written back in text form
+  text: string; // the prompt written back in text form
 }
 
 export interface EncodeOptions {
@@ -32,7 +32,11 @@ export interface EncodeOptions {
   allowEmpty?: boolean;
 }
 
-export async function encodePrompt(prompt: PromptInput | PromptPart[], spec: PromptSpec, o: EncodeOptions = {}): Promise<EncodedPrompt> {
+export async function encodePrompt(
+  prompt: PromptInput | PromptPart[],
+  spec: PromptSpec,
+  o: EncodeOptions = {},
+): Promise<EncodedPrompt> {
   const parts = isParts(prompt) ? prompt : parsePrompt(prompt);
   if (!o.allowEmpty && isEmptyPrompt(parts)) {
     throw new PromptError('is empty: write some text and/or <img:PATH> tags');
@@ -40,13 +44,19 @@ export async function encodePrompt(prompt: PromptInput | PromptPart[], spec: Pro
   const imageParts = parts.filter((p) => p.kind === 'image');
   if (imageParts.length > spec.maxImages) {
     const extra = imageParts[spec.maxImages]!;
-    throw new PromptError(`has ${imageParts.length} images; this model takes at most ${spec.maxImages} (the first one too many is here)`, extra.where);
+    throw new PromptError(
+      `has ${imageParts.length} images; this model takes at most ${spec.maxImages} (the first one too many is here)`,
+      extra.where,
+    );
   }
   const imageTokenId = spec.imageTokenId ?? spec.tokenizer.imageTokenId;
-  if (imageParts.length && imageTokenId === undefined) throw new Error('the tokenizer has no <image> token and the model config names none');
+  if (imageParts.length && imageTokenId === undefined)
+    throw new Error('the tokenizer has no <image> token and the model config names none');
   // all images at once: decoding is the slow part and sharp runs it off the main thread
   const cwd = o.cwd;
-  const images = await Promise.all(imageParts.map((p) => prepareImage(p.source, spec.imageSize, { cwd, where: p.where })));
+  const images = await Promise.all(
+    imageParts.map((p) => prepareImage(p.source, spec.imageSize, { cwd, where: p.where })),
+  );
 
   const ids: number[] = spec.tokenizer.bosId !== undefined ? [spec.tokenizer.bosId] : [];
   const imageSpans: EncodedPrompt['imageSpans'] = [];
@@ -59,7 +69,9 @@ export async function encodePrompt(prompt: PromptInput | PromptPart[], spec: Pro
     }
   }
   if (spec.maxLength !== undefined && ids.length > spec.maxLength) {
-    throw new PromptError(`is ${ids.length} tokens (${imageParts.length} images x ${spec.tokensPerImage} + text); this model takes at most ${spec.maxLength}`);
+    throw new PromptError(
+      `is ${ids.length} tokens (${imageParts.length} images x ${spec.tokensPerImage} + text); this model takes at most ${spec.maxLength}`,
+    );
   }
   return { inputIds: ids, imageSpans, images, text: formatPrompt(parts) };
 }
@@ -76,15 +88,20 @@ export interface PromptBatch {
   imagesPerPrompt: number[];
 }
 
-export function collatePrompts(prompts: EncodedPrompt[], spec: Pick<PromptSpec, 'tokenizer' | 'imageMean' | 'imageStd'>): PromptBatch {
+export function collatePrompts(
+  prompts: EncodedPrompt[],
+  spec: Pick<PromptSpec, 'tokenizer' | 'imageMean' | 'imageStd'>,
+): PromptBatch {
   const T = Math.max(1, ...prompts.map((p) => p.inputIds.length));
   const pad = spec.tokenizer.padId;
   const ids = new BigInt64Array(prompts.length * T).fill(BigInt(pad));
   const mask = new Float32Array(prompts.length * T);
-  prompts.forEach((p, b) => p.inputIds.forEach((id, i) => {
-    ids[b * T + i] = BigInt(id);
-    mask[b * T + i] = 1;
-  }));
+  prompts.forEach((p, b) =>
+    p.inputIds.forEach((id, i) => {
+      ids[b * T + i] = BigInt(id);
+      mask[b * T + i] = 1;
+    }),
+  );
   const all = prompts.flatMap((p) => p.images);
   return {
     inputIds: tensor(ids, { shape: [prompts.length, T] }),
@@ -95,7 +112,11 @@ export function collatePrompts(prompts: EncodedPrompt[], spec: Pick<PromptSpec, 
 }
 
 // (n, 3, S, S) float32 normalised per channel, (x / 255 - mean) / std; SigLIP's 0.5 / 0.5 maps to [-1, 1].
-export function toPixelValues(images: PreparedImage[], mean: number[] = [0.5, 0.5, 0.5], std: number[] = [0.5, 0.5, 0.5]): Tensor {
+export function toPixelValues(
+  images: PreparedImage[],
+  mean: number[] = [0.5, 0.5, 0.5],
+  std: number[] = [0.5, 0.5, 0.5],
+): Tensor {
   if (!images.length) throw new Error('toPixelValues: no images');
   const S = images[0]!.size;
   const out = new Float32Array(images.length * 3 * S * S);

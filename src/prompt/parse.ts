@@ -17,13 +17,25 @@ export type ImageInput = string | Uint8Array | PixelsInput;
 export type PromptSegment = string | { text: string } | { image: ImageInput };
 export type PromptInput = string | PromptSegment[];
 
-export interface TextPart { kind: 'text'; text: string; where: string }
-export interface ImagePart { kind: 'image'; source: ImageInput; where: string }
+export interface TextPart {
+  kind: 'text';
+  text: string;
+  where: string;
+}
+export interface ImagePart {
+  kind: 'image';
+  source: ImageInput;
+  where: string;
+}
 export type PromptPart = TextPart | ImagePart;
 
 // A bad prompt. `where` names the offending spot ("column 7", "segment 3"), for one-line CLI errors.
 export class PromptError extends Error {
-  constructor(readonly detail: string, readonly where?: string, readonly subject = 'prompt') {
+  constructor(
+    readonly detail: string,
+    readonly where?: string,
+    readonly subject = 'prompt',
+  ) {
     super(where ? `${subject} ${where}: ${detail}` : `${subject}: ${detail}`);
     this.name = 'PromptError';
   }
@@ -40,12 +52,15 @@ const TAG = '<img:';
 export const MAX_PROMPT_CHARS = 20_000;
 function checkLength(chars: number): void {
   if (chars > MAX_PROMPT_CHARS) {
-    throw new PromptError(`is ${chars.toLocaleString('en')} characters long; mumu takes at most ${MAX_PROMPT_CHARS.toLocaleString('en')}`);
+    throw new PromptError(
+      `is ${chars.toLocaleString('en')} characters long; mumu takes at most ${MAX_PROMPT_CHARS.toLocaleString('en')}`,
+    );
   }
 }
 
 // A short excerpt of the prompt starting at i, for messages.
-const excerpt = (s: string, i: number, n = 24) => JSON.stringify(s.length - i > n ? s.slice(i, i + n) + '...' : s.slice(i));
+const excerpt = (s: string, i: number, n = 24) =>
+  JSON.stringify(s.length - i > n ? s.slice(i, i + n) + '...' : s.slice(i));
 
 export function parsePromptText(prompt: string): PromptPart[] {
   checkLength(prompt.length);
@@ -56,7 +71,7 @@ export function parsePromptText(prompt: string): PromptPart[] {
     if (text) parts.push({ kind: 'text', text, where: `column ${textStart + 1}` });
     text = '';
   };
-  for (let i = 0; i < prompt.length; ) {
+  for (let i = 0; i < prompt.length;) {
     const c = prompt[i]!;
     if (c === '\\' && prompt[i + 1] === '<') {
       if (!text) textStart = i;
@@ -65,7 +80,10 @@ export function parsePromptText(prompt: string): PromptPart[] {
     } else if (c === '<') {
       const col = `column ${i + 1}`;
       if (!prompt.startsWith(TAG, i)) {
-        throw new PromptError(`'<' opens an image tag, but ${excerpt(prompt, i)} is not '<img:PATH>' (write \\< for a literal '<')`, col);
+        throw new PromptError(
+          `'<' opens an image tag, but ${excerpt(prompt, i)} is not '<img:PATH>' (write \\< for a literal '<')`,
+          col,
+        );
       }
       const close = prompt.indexOf('>', i);
       const nextOpen = prompt.indexOf('<', i + 1);
@@ -94,15 +112,31 @@ const isPixels = (x: unknown): x is PixelsInput =>
 export function parsePrompt(prompt: PromptInput): PromptPart[] {
   if (typeof prompt === 'string') return parsePromptText(prompt);
   if (!Array.isArray(prompt)) throw new PromptError('expected a string or an array of text and { image } segments');
-  checkLength(prompt.reduce((n, seg) => n + (typeof seg === 'string' ? seg.length : seg && typeof seg === 'object' && 'text' in seg && typeof seg.text === 'string' ? seg.text.length : 0), 0));
+  checkLength(
+    prompt.reduce(
+      (n, seg) =>
+        n +
+        (typeof seg === 'string'
+          ? seg.length
+          : seg && typeof seg === 'object' && 'text' in seg && typeof seg.text === 'string'
+            ? seg.text.length
+            : 0),
+      0,
+    ),
+  );
   return prompt.map((seg, k): PromptPart => {
     const where = `segment ${k + 1}`;
     if (typeof seg === 'string') return { kind: 'text', text: seg, where };
-    if (seg && typeof seg === 'object' && 'text' in seg && typeof seg.text === 'string') return { kind: 'text', text: seg.text, where };
+    if (seg && typeof seg === 'object' && 'text' in seg && typeof seg.text === 'string')
+      return { kind: 'text', text: seg.text, where };
     if (seg && typeof seg === 'object' && 'image' in seg) {
       const img = seg.image;
-      if (typeof img === 'string' || img instanceof Uint8Array || isPixels(img)) return { kind: 'image', source: img, where };
-      throw new PromptError('an image must be a file path, encoded image bytes, or { width, height, data } pixels', where);
+      if (typeof img === 'string' || img instanceof Uint8Array || isPixels(img))
+        return { kind: 'image', source: img, where };
+      throw new PromptError(
+        'an image must be a file path, encoded image bytes, or { width, height, data } pixels',
+        where,
+      );
     }
     throw new PromptError('expected a string, { text } or { image }', where);
   });

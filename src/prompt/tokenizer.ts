@@ -31,7 +31,8 @@ export class PromptTokenizer {
     this.#tok = new Tokenizer(json, {});
     const id = (names: readonly string[]) => names.map((n) => this.#tok.token_to_id(n)).find((v) => v !== undefined);
     const unk = json.model?.unk_token !== undefined ? this.#tok.token_to_id(json.model.unk_token) : id(SPELLINGS.unk);
-    if (unk === undefined) throw new Error('tokenizer.json has no unknown token ([UNK] or <unk>), which out-of-vocabulary words need');
+    if (unk === undefined)
+      throw new Error('tokenizer.json has no unknown token ([UNK] or <unk>), which out-of-vocabulary words need');
     this.unkId = unk;
     this.padId = id(SPELLINGS.pad) ?? unk;
     this.bosId = id(SPELLINGS.bos);
@@ -85,13 +86,22 @@ export function buildWordLevelTokenizer(words: Iterable<string>): object {
   for (const s of specials) vocab[s] = Object.keys(vocab).length;
   for (const raw of words) {
     // a "word" may be a phrase ("dog face"); its pieces are what the pre-tokenizer will produce
-    for (const w of raw.toLowerCase().match(/\w+|[^\w\s]+/gu) ?? []) if (!(w in vocab)) vocab[w] = Object.keys(vocab).length;
+    for (const w of raw.toLowerCase().match(/\w+|[^\w\s]+/gu) ?? [])
+      if (!(w in vocab)) vocab[w] = Object.keys(vocab).length;
   }
   return {
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: specials.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    added_tokens: specials.map((content, id) => ({
+      id,
+      content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    })),
     normalizer: { type: 'Lowercase' },
     pre_tokenizer: { type: 'Whitespace' },
     post_processor: null,

@@ -24,16 +24,19 @@ export interface JobRecord {
   settings: JobSettings;
   prompt: StoredSegment[];
   negativePrompt: StoredSegment[];
-  images: string[];        // result files in the job's folder, once done
-  seconds?: number;        // generation time, once done
-  error?: string;          // why it failed
+  images: string[]; // result files in the job's folder, once done
+  seconds?: number; // generation time, once done
+  error?: string; // why it failed
 }
 
-export interface Progress { step: number; steps: number }
+export interface Progress {
+  step: number;
+  steps: number;
+}
 
 export interface Retention {
-  keep: number;            // finished jobs kept, newest first
-  keepDays: number;        // and none older than this
+  keep: number; // finished jobs kept, newest first
+  keepDays: number; // and none older than this
 }
 
 // Time-ordered ids (ms since 1970 in base 36, then random): sorting by id is sorting by creation.
@@ -46,15 +49,18 @@ function newId(): string {
 
 async function writeJson(file: string, value: unknown): Promise<void> {
   await writeFile(`${file}.tmp`, JSON.stringify(value, null, 2) + '\n');
-  await rename(`${file}.tmp`, file);  // atomic: a crash leaves the old record or the new one, never half of one
+  await rename(`${file}.tmp`, file); // atomic: a crash leaves the old record or the new one, never half of one
 }
 
 export class JobStore extends EventEmitter {
   private jobs = new Map<string, JobRecord>();
   private progress = new Map<string, Progress>();
-  private constructor(readonly dir: string, readonly retention: Retention) {
+  private constructor(
+    readonly dir: string,
+    readonly retention: Retention,
+  ) {
     super();
-    this.setMaxListeners(0);  // one listener per open event stream
+    this.setMaxListeners(0); // one listener per open event stream
   }
 
   // Loads every job under dir/jobs; jobs left queued or running by a server that stopped are marked failed.
@@ -68,12 +74,13 @@ export class JobStore extends EventEmitter {
       try {
         job = JSON.parse(await readFile(join(dir, 'jobs', id, 'job.json'), 'utf8')) as JobRecord;
       } catch {
-        continue;  // a folder whose record was never written: the server stopped inside create()
+        continue; // a folder whose record was never written: the server stopped inside create()
       }
       if (job.state === 'queued' || job.state === 'running') {
-        job.error = job.state === 'running'
-          ? 'the server stopped while this job was running; submit it again'
-          : 'the server stopped before this job ran; submit it again';
+        job.error =
+          job.state === 'running'
+            ? 'the server stopped while this job was running; submit it again'
+            : 'the server stopped before this job ran; submit it again';
         job.state = 'failed';
         job.finishedAt = new Date().toISOString();
         await writeJson(join(dir, 'jobs', id, 'job.json'), job);
@@ -90,7 +97,10 @@ export class JobStore extends EventEmitter {
   }
 
   // A new queued job with its references (name -> PNG bytes) written first: job.json appears last.
-  async create(o: Pick<JobRecord, 'model' | 'settings' | 'prompt' | 'negativePrompt'>, refs: Map<string, Buffer>): Promise<JobRecord> {
+  async create(
+    o: Pick<JobRecord, 'model' | 'settings' | 'prompt' | 'negativePrompt'>,
+    refs: Map<string, Buffer>,
+  ): Promise<JobRecord> {
     const id = newId();
     await mkdir(join(this.folder(id), 'refs'), { recursive: true });
     for (const [name, png] of refs) await writeFile(join(this.folder(id), 'refs', name), png);
@@ -150,8 +160,12 @@ export class JobStore extends EventEmitter {
   // Drops finished jobs past the retention count or age (queued and running jobs are never dropped).
   async prune(): Promise<number> {
     const cutoff = Date.now() - this.retention.keepDays * 86_400_000;
-    const finished = [...this.jobs.values()].filter((j) => FINISHED.includes(j.state)).sort((a, b) => (a.id < b.id ? 1 : -1));
-    const drop = finished.filter((j, i) => i >= this.retention.keep || Date.parse(j.finishedAt ?? j.createdAt) < cutoff);
+    const finished = [...this.jobs.values()]
+      .filter((j) => FINISHED.includes(j.state))
+      .sort((a, b) => (a.id < b.id ? 1 : -1));
+    const drop = finished.filter(
+      (j, i) => i >= this.retention.keep || Date.parse(j.finishedAt ?? j.createdAt) < cutoff,
+    );
     for (const j of drop) await this.remove(j.id);
     return drop.length;
   }

@@ -17,17 +17,17 @@ export interface JobSettings {
 // What the loaded model accepts (GET /api/model).
 export interface ModelInfo {
   name: string;
-  maxImages: number;        // per prompt (the negative prompt has its own)
+  maxImages: number; // per prompt (the negative prompt has its own)
   tokensPerImage: number;
-  referenceSize: number;    // reference images are padded to a square and resized to this side (px)
+  referenceSize: number; // reference images are padded to a square and resized to this side (px)
   output: { width: number; height: number };
-  maxSteps: number;         // the scheduler's training timesteps
+  maxSteps: number; // the scheduler's training timesteps
 }
 
 export interface RunSpec {
   id: string;
-  dir: string;              // the job's folder: refs/ in, 1.png..N.png out
-  cancelFile: string;       // exists once the job is cancelled (see worker.ts for why a file)
+  dir: string; // the job's folder: refs/ in, 1.png..N.png out
+  cancelFile: string; // exists once the job is cancelled (see worker.ts for why a file)
   prompt: StoredSegment[];
   negativePrompt: StoredSegment[];
   settings: JobSettings;

@@ -28,7 +28,10 @@ class GenerationProcess {
   model: ModelInfo | null = null;
   restarts = 0;
 
-  constructor(private config: WorkerConfig, private onProgress: (id: string, step: number, steps: number) => void) {}
+  constructor(
+    private config: WorkerConfig,
+    private onProgress: (id: string, step: number, steps: number) => void,
+  ) {}
 
   get pid(): number | undefined {
     return this.child?.pid;
@@ -37,7 +40,10 @@ class GenerationProcess {
   // Resolves once the model is loaded; rejects with the worker's one-line reason when it cannot load.
   start(): Promise<{ model: ModelInfo; loadSeconds: number }> {
     return new Promise((resolve, reject) => {
-      const child = fork(WORKER, [JSON.stringify(this.config)], { execArgv: EXEC_ARGV, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const child = fork(WORKER, [JSON.stringify(this.config)], {
+        execArgv: EXEC_ARGV,
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
       this.child = child;
       let ready = false;
       child.on('message', (m: FromWorker) => {
@@ -55,11 +61,16 @@ class GenerationProcess {
       });
       child.on('exit', (code, signal) => {
         if (this.child === child) this.child = null;
-        if (!ready) reject(new Error(`the generation process exited before loading the model (${signal ?? `code ${code}`})`));
+        if (!ready)
+          reject(new Error(`the generation process exited before loading the model (${signal ?? `code ${code}`})`));
         if (this.pending) {
           const p = this.pending;
           this.pending = null;
-          p.resolve({ type: 'failed', id: p.id, message: `the generation process stopped (${signal ?? `exit code ${code}`}) during this job` });
+          p.resolve({
+            type: 'failed',
+            id: p.id,
+            message: `the generation process stopped (${signal ?? `exit code ${code}`}) during this job`,
+          });
         }
       });
     });
@@ -94,11 +105,15 @@ export class GenerationQueue {
   private waiting: string[] = [];
   private running: string | null = null;
   private worker: GenerationProcess;
-  private durations: number[] = [];  // seconds of the last jobs, for Retry-After
+  private durations: number[] = []; // seconds of the last jobs, for Retry-After
   private idle: Promise<void> = Promise.resolve();
   private stopping = false;
 
-  constructor(private store: JobStore, readonly capacity: number, config: WorkerConfig) {
+  constructor(
+    private store: JobStore,
+    readonly capacity: number,
+    config: WorkerConfig,
+  ) {
     this.worker = new GenerationProcess(config, (id, step, steps) => this.store.setProgress(id, { step, steps }));
   }
 
@@ -111,7 +126,13 @@ export class GenerationQueue {
   }
 
   get status() {
-    return { running: this.running, waiting: this.waiting.length, capacity: this.capacity, workerPid: this.worker.pid, workerRestarts: this.worker.restarts };
+    return {
+      running: this.running,
+      waiting: this.waiting.length,
+      capacity: this.capacity,
+      workerPid: this.worker.pid,
+      workerRestarts: this.worker.restarts,
+    };
   }
 
   // Throws QueueFullError when `capacity` jobs already wait (the running one is not counted; with --queue 0 a job
@@ -155,38 +176,52 @@ export class GenerationQueue {
     const id = this.waiting.shift()!;
     this.running = id;
     this.idle = this.runOne(id).finally(() => {
-      if (this.running === id) this.running = null;  // (runOne frees it early; another job may run by now)
+      if (this.running === id) this.running = null; // (runOne frees it early; another job may run by now)
       this.pump();
     });
   }
 
   private async runOne(id: string): Promise<void> {
     const job = this.store.get(id);
-    if (!job) return;  // deleted while queued
+    if (!job) return; // deleted while queued
     try {
       this.store.setProgress(id, { step: 0, steps: job.settings.steps });
       await this.store.update(id, { state: 'running', startedAt: new Date().toISOString() });
       const t0 = performance.now();
       const out = await this.worker.run({
-        id, dir: this.store.folder(id), cancelFile: this.cancelFile(id),
-        prompt: job.prompt, negativePrompt: job.negativePrompt, settings: job.settings,
+        id,
+        dir: this.store.folder(id),
+        cancelFile: this.cancelFile(id),
+        prompt: job.prompt,
+        negativePrompt: job.negativePrompt,
+        settings: job.settings,
       });
       this.durations = [...this.durations.slice(-9), (performance.now() - t0) / 1000];
-      this.running = null;  // free for the next job before anyone hears this one ended
+      this.running = null; // free for the next job before anyone hears this one ended
       this.pump();
-      if (out.type === 'done') await this.store.update(id, { state: 'done', images: out.images, seconds: +out.seconds.toFixed(3) });
+      if (out.type === 'done')
+        await this.store.update(id, { state: 'done', images: out.images, seconds: +out.seconds.toFixed(3) });
       else if (out.type === 'cancelled') await this.store.update(id, { state: 'cancelled' });
-      else await this.store.update(id, { state: 'failed', error: this.stopping ? 'the server stopped while this job was running; submit it again' : out.message });
+      else
+        await this.store.update(id, {
+          state: 'failed',
+          error: this.stopping ? 'the server stopped while this job was running; submit it again' : out.message,
+        });
     } catch (e) {
       // the process could not be restarted, or the disk refused the record: the job still ends, as failed
-      if (this.store.get(id)) await this.store.update(id, { state: 'failed', error: (e as Error).message }).catch(() => {});
+      if (this.store.get(id))
+        await this.store.update(id, { state: 'failed', error: (e as Error).message }).catch(() => {});
     }
   }
 
   // Stops the generation process; the running and the waiting jobs end failed, with the reason.
   async stop(): Promise<void> {
     this.stopping = true;
-    for (const id of this.waiting.splice(0)) await this.store.update(id, { state: 'failed', error: 'the server stopped before this job ran; submit it again' });
+    for (const id of this.waiting.splice(0))
+      await this.store.update(id, {
+        state: 'failed',
+        error: 'the server stopped before this job ran; submit it again',
+      });
     await this.worker.stop();
     await this.idle.catch(() => {});
   }

@@ -12,7 +12,9 @@ export const referenceUrl = (id: string, name: string) => `${jobUrl(id)}/referen
 // The text form `mumu generate` reads and writes (src/prompt/parse.ts): '<' escaped as '\<', references as
 // <img:NAME>.
 const toParts = (segments: StoredSegment[]): PromptPart[] =>
-  segments.map((s) => ('reference' in s ? { kind: 'image', source: s.reference, where: '' } : { kind: 'text', text: s.text, where: '' }));
+  segments.map((s) =>
+    'reference' in s ? { kind: 'image', source: s.reference, where: '' } : { kind: 'text', text: s.text, where: '' },
+  );
 export const promptText = (segments: StoredSegment[]): string => formatPrompt(toParts(segments));
 
 // The inverse, for PNGs whose metadata has only the text form (those `mumu generate` wrote): references by the

@@ -8,7 +8,10 @@ import { DEFAULTS, type GenerationRequest } from './schema.ts';
 import type { JobSettings, StoredSegment } from './protocol.ts';
 
 export class HttpError extends Error {
-  constructor(readonly statusCode: number, message: string) {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -17,7 +20,7 @@ export interface ParsedRequest {
   settings: JobSettings;
   prompt: StoredSegment[];
   negativePrompt: StoredSegment[];
-  refs: Map<string, Buffer>;   // server-made name -> PNG
+  refs: Map<string, Buffer>; // server-made name -> PNG
 }
 
 export interface UploadLimits {
@@ -28,18 +31,25 @@ export interface UploadLimits {
 const DATA_URL = /^data:[a-z0-9.+/-]*(;[a-z0-9=-]+)*;base64,/i;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 // 16 MiB, 1.5 MiB, 256 KiB
-export const formatBytes = (n: number) => (n < 2 ** 20 ? `${Math.round(n / 1024)} KiB` : `${+(n / 2 ** 20).toFixed(1)} MiB`);
+export const formatBytes = (n: number) =>
+  n < 2 ** 20 ? `${Math.round(n / 1024)} KiB` : `${+(n / 2 ** 20).toFixed(1)} MiB`;
 
 // The `request` field of a multipart body, and its file parts (fastify-multipart's keyValues: Buffers).
-export function splitMultipart(body: Record<string, unknown>, validate: (v: unknown) => string | null): { request: GenerationRequest; files: Map<string, Buffer> } {
+export function splitMultipart(
+  body: Record<string, unknown>,
+  validate: (v: unknown) => string | null,
+): { request: GenerationRequest; files: Map<string, Buffer> } {
   const files = new Map<string, Buffer>();
   for (const [k, v] of Object.entries(body)) {
     if (k === 'request') continue;
-    if (Array.isArray(v)) throw new HttpError(400, `the multipart body has ${v.length} parts named '${k}'; give each upload its own name`);
-    if (!Buffer.isBuffer(v)) throw new HttpError(400, `multipart field '${k}' is not a file (only 'request' may be a plain field)`);
+    if (Array.isArray(v))
+      throw new HttpError(400, `the multipart body has ${v.length} parts named '${k}'; give each upload its own name`);
+    if (!Buffer.isBuffer(v))
+      throw new HttpError(400, `multipart field '${k}' is not a file (only 'request' may be a plain field)`);
     files.set(k, v);
   }
-  if (typeof body.request !== 'string') throw new HttpError(400, "the multipart body has no 'request' field (the request as JSON)");
+  if (typeof body.request !== 'string')
+    throw new HttpError(400, "the multipart body has no 'request' field (the request as JSON)");
   let request: unknown;
   try {
     request = JSON.parse(body.request);
@@ -52,8 +62,12 @@ export function splitMultipart(body: Record<string, unknown>, validate: (v: unkn
 }
 
 async function readPrompt(
-  which: 'prompt' | 'negative prompt', segments: GenerationRequest['prompt'], files: Map<string, Buffer>, used: Set<string>,
-  limits: UploadLimits, refs: Map<string, Buffer>,
+  which: 'prompt' | 'negative prompt',
+  segments: GenerationRequest['prompt'],
+  files: Map<string, Buffer>,
+  used: Set<string>,
+  limits: UploadLimits,
+  refs: Map<string, Buffer>,
 ): Promise<StoredSegment[]> {
   const prefix = which === 'prompt' ? 'prompt' : 'negative';
   const out: StoredSegment[] = [];
@@ -73,10 +87,17 @@ async function readPrompt(
       bytes = file;
     } else {
       const b64 = seg.image!.replace(DATA_URL, '').replace(/\s+/g, '');
-      if (!BASE64.test(b64) || b64.length % 4 === 1) throw fail('image is not base64 data (send the file\'s bytes as base64, or a base64 data: URL; the API reads no server file)');
+      if (!BASE64.test(b64) || b64.length % 4 === 1)
+        throw fail(
+          "image is not base64 data (send the file's bytes as base64, or a base64 data: URL; the API reads no server file)",
+        );
       bytes = Buffer.from(b64, 'base64');
     }
-    if (bytes.length > limits.uploadBytes) throw fail(`the image is ${formatBytes(bytes.length)}, over the ${formatBytes(limits.uploadBytes)} limit per image`, 413);
+    if (bytes.length > limits.uploadBytes)
+      throw fail(
+        `the image is ${formatBytes(bytes.length)}, over the ${formatBytes(limits.uploadBytes)} limit per image`,
+        413,
+      );
     images++;
     if (images > limits.maxImages) {
       const total = segments.filter((s) => s.text === undefined).length;
@@ -103,7 +124,11 @@ async function readPrompt(
   return out;
 }
 
-export async function parseGeneration(request: GenerationRequest, files: Map<string, Buffer>, limits: UploadLimits): Promise<ParsedRequest> {
+export async function parseGeneration(
+  request: GenerationRequest,
+  files: Map<string, Buffer>,
+  limits: UploadLimits,
+): Promise<ParsedRequest> {
   const refs = new Map<string, Buffer>();
   const used = new Set<string>();
   const prompt = await readPrompt('prompt', request.prompt, files, used, limits, refs);
@@ -114,7 +139,9 @@ export async function parseGeneration(request: GenerationRequest, files: Map<str
   const unused = [...files.keys()].filter((k) => !used.has(k));
   if (unused.length) throw new HttpError(400, `file part '${unused[0]}' is not named by any { upload } segment`);
   return {
-    prompt, negativePrompt, refs,
+    prompt,
+    negativePrompt,
+    refs,
     settings: {
       steps: request.steps ?? DEFAULTS.steps,
       guidance: request.guidance ?? DEFAULTS.guidance,

@@ -29,7 +29,9 @@ async function load(): Promise<{ pipe: MumuPipeline; model: ModelInfo; seconds: 
   const t0 = performance.now();
   const pipe = await MumuPipeline.fromPretrained(config.modelDir, { device: config.device });
   const c = pipe.components;
-  const vae = JSON.parse(readFileSync(join(config.modelDir, 'vae', 'config.json'), 'utf8')) as { block_out_channels: number[] };
+  const vae = JSON.parse(readFileSync(join(config.modelDir, 'vae', 'config.json'), 'utf8')) as {
+    block_out_channels: number[];
+  };
   const factor = 2 ** (vae.block_out_channels.length - 1);
   const model: ModelInfo = {
     name: config.modelName,
@@ -43,7 +45,11 @@ async function load(): Promise<{ pipe: MumuPipeline; model: ModelInfo; seconds: 
 }
 
 async function toPrompt(segments: StoredSegment[], dir: string): Promise<PromptSegment[]> {
-  return Promise.all(segments.map(async (s) => ('text' in s ? { text: s.text } : { image: new Uint8Array(await readFile(join(dir, 'refs', s.reference))) })));
+  return Promise.all(
+    segments.map(async (s) =>
+      'text' in s ? { text: s.text } : { image: new Uint8Array(await readFile(join(dir, 'refs', s.reference))) },
+    ),
+  );
 }
 
 // The CLI's metadata, with the model named by its name and the references by the names they are stored (and
@@ -56,7 +62,9 @@ function metadata(job: RunSpec, r: GenerateResult, k: number): Record<string, st
     ...generationInfo(named, r.images[k]!, config.modelName),
     mumu_job: job.id,
     mumu_segments: JSON.stringify({ prompt: job.prompt, negativePrompt: job.negativePrompt }),
-    ...(names.length ? { references: JSON.stringify(Object.fromEntries(names.map((n) => [n, referenceUrl(job.id, n)]))) } : {}),
+    ...(names.length
+      ? { references: JSON.stringify(Object.fromEntries(names.map((n) => [n, referenceUrl(job.id, n)]))) }
+      : {}),
   };
 }
 
@@ -64,7 +72,7 @@ let current: { id: string; abort: AbortController } | null = null;
 
 async function run(pipe: MumuPipeline, job: RunSpec): Promise<FromWorker> {
   const abort = new AbortController();
-  if (existsSync(job.cancelFile)) abort.abort();  // cancelled between being sent and starting
+  if (existsSync(job.cancelFile)) abort.abort(); // cancelled between being sent and starting
   current = { id: job.id, abort };
   const t0 = performance.now();
   try {
@@ -72,7 +80,13 @@ async function run(pipe: MumuPipeline, job: RunSpec): Promise<FromWorker> {
     const prompt = await toPrompt(job.prompt, job.dir);
     const negative = job.negativePrompt.length ? await toPrompt(job.negativePrompt, job.dir) : undefined;
     const r = await pipe.generate(prompt, {
-      steps, guidanceScale: guidance, seed, numImages: n, sampler, negativePrompt: negative, signal: abort.signal,
+      steps,
+      guidanceScale: guidance,
+      seed,
+      numImages: n,
+      sampler,
+      negativePrompt: negative,
+      signal: abort.signal,
       onStep: ({ step, steps: total }) => {
         if (process.ppid !== serverPid) process.exit(0);
         if (existsSync(job.cancelFile)) abort.abort();

@@ -42,7 +42,13 @@ export interface InitOptions {
 }
 
 // What torchrun (and `mumu train --nproc`) put in each worker's environment; null when WORLD_SIZE is not set.
-export interface LaunchEnv { rank: number; worldSize: number; localRank: number; masterAddr: string; masterPort: number }
+export interface LaunchEnv {
+  rank: number;
+  worldSize: number;
+  localRank: number;
+  masterAddr: string;
+  masterPort: number;
+}
 
 const DEFAULT_PORT = 29500; // torch's
 const DEFAULT_BUCKET = 25 * 1024 * 1024;
@@ -62,7 +68,8 @@ export function launchEnv(env: NodeJS.ProcessEnv = process.env): LaunchEnv | nul
   const rank = envInt(env, 'RANK', 0, worldSize - 1);
   if (rank === undefined) throw new Error(`WORLD_SIZE=${worldSize} is set but RANK is not`);
   return {
-    rank, worldSize,
+    rank,
+    worldSize,
     localRank: envInt(env, 'LOCAL_RANK', 0) ?? 0,
     masterAddr: env.MASTER_ADDR || '127.0.0.1',
     masterPort: envInt(env, 'MASTER_PORT', 1, 65535) ?? DEFAULT_PORT,
@@ -73,7 +80,8 @@ export const hasDistributed = (): boolean => N.withC10d as boolean;
 export const hasNccl = (): boolean => N.withNccl as boolean;
 
 const handles = (ts: Tensor[], what: string) => {
-  if (!Array.isArray(ts) || ts.some((x) => !(x instanceof Tensor))) throw new TypeError(`${what}: expected an array of Tensors`);
+  if (!Array.isArray(ts) || ts.some((x) => !(x instanceof Tensor)))
+    throw new TypeError(`${what}: expected an array of Tensors`);
   return ts.map((x) => x.h);
 };
 
@@ -81,8 +89,15 @@ export class ProcessGroup {
   #h: unknown;
 
   // bucketBytes: the flat-bucket size of later allReduce / broadcast calls (every rank must use the same)
-  constructor(handle: unknown, readonly rank: number, readonly worldSize: number, readonly localRank: number,
-    readonly backend: Backend, readonly timeoutMs: number, public bucketBytes: number) {
+  constructor(
+    handle: unknown,
+    readonly rank: number,
+    readonly worldSize: number,
+    readonly localRank: number,
+    readonly backend: Backend,
+    readonly timeoutMs: number,
+    public bucketBytes: number,
+  ) {
     this.#h = handle;
   }
 
@@ -93,12 +108,22 @@ export class ProcessGroup {
 
   // In place: every rank's tensors end up holding the elementwise sum / mean / max / min over the ranks.
   async allReduce(tensors: Tensor[], op: ReduceOp = 'sum'): Promise<void> {
-    return N.distAllReduce(this.#handle('allReduce'), handles(tensors, 'allReduce'), op, this.bucketBytes) as Promise<void>;
+    return N.distAllReduce(
+      this.#handle('allReduce'),
+      handles(tensors, 'allReduce'),
+      op,
+      this.bucketBytes,
+    ) as Promise<void>;
   }
 
   // In place: every rank's tensors get root's values.
   async broadcast(tensors: Tensor[], root = 0): Promise<void> {
-    return N.distBroadcast(this.#handle('broadcast'), handles(tensors, 'broadcast'), root, this.bucketBytes) as Promise<void>;
+    return N.distBroadcast(
+      this.#handle('broadcast'),
+      handles(tensors, 'broadcast'),
+      root,
+      this.bucketBytes,
+    ) as Promise<void>;
   }
 
   // Resolves once every rank has called it.
@@ -133,20 +158,42 @@ export async function newGroup(o: InitOptions = {}): Promise<ProcessGroup> {
   const worldSize = o.worldSize ?? env?.worldSize ?? 1;
   const rank = o.rank ?? env?.rank ?? (worldSize === 1 ? 0 : undefined);
   if (rank === undefined) throw new Error(`initProcessGroup: worldSize ${worldSize} needs a rank (option or RANK)`);
-  if (!Number.isInteger(worldSize) || worldSize < 1) throw new Error(`initProcessGroup: worldSize must be a whole number >= 1, got ${worldSize}`);
-  if (!Number.isInteger(rank) || rank < 0 || rank >= worldSize) throw new Error(`initProcessGroup: rank must be in 0..${worldSize - 1}, got ${rank}`);
-  const timeoutMs = o.timeoutMs ?? (process.env.MUMU_DIST_TIMEOUT_S ? 1000 * Number(process.env.MUMU_DIST_TIMEOUT_S) : 60_000);
-  if (!(timeoutMs > 0)) throw new Error(`initProcessGroup: the timeout must be a positive number of ms, got ${timeoutMs} (MUMU_DIST_TIMEOUT_S=${process.env.MUMU_DIST_TIMEOUT_S})`);
+  if (!Number.isInteger(worldSize) || worldSize < 1)
+    throw new Error(`initProcessGroup: worldSize must be a whole number >= 1, got ${worldSize}`);
+  if (!Number.isInteger(rank) || rank < 0 || rank >= worldSize)
+    throw new Error(`initProcessGroup: rank must be in 0..${worldSize - 1}, got ${rank}`);
+  const timeoutMs =
+    o.timeoutMs ?? (process.env.MUMU_DIST_TIMEOUT_S ? 1000 * Number(process.env.MUMU_DIST_TIMEOUT_S) : 60_000);
+  if (!(timeoutMs > 0))
+    throw new Error(
+      `initProcessGroup: the timeout must be a positive number of ms, got ${timeoutMs} (MUMU_DIST_TIMEOUT_S=${process.env.MUMU_DIST_TIMEOUT_S})`,
+    );
   const masterPort = o.masterPort ?? env?.masterPort ?? DEFAULT_PORT;
-  if (!o.storePath && (!Number.isInteger(masterPort) || masterPort < 1 || masterPort > 65535)) throw new Error(`initProcessGroup: masterPort must be in 1..65535, got ${masterPort}`);
+  if (!o.storePath && (!Number.isInteger(masterPort) || masterPort < 1 || masterPort > 65535))
+    throw new Error(`initProcessGroup: masterPort must be in 1..65535, got ${masterPort}`);
   const backend = o.backend ?? (hasNccl() && (N.cudaDeviceCount() as number) > 0 ? 'nccl' : 'gloo');
-  if (backend !== 'gloo' && backend !== 'nccl') throw new Error(`initProcessGroup: backend must be 'gloo' or 'nccl', got '${String(backend)}'`);
+  if (backend !== 'gloo' && backend !== 'nccl')
+    throw new Error(`initProcessGroup: backend must be 'gloo' or 'nccl', got '${String(backend)}'`);
   const masterAddr = o.masterAddr ?? env?.masterAddr ?? '127.0.0.1';
   const handle = await N.distInit({
-    rank, size: worldSize, timeoutMs: Math.round(timeoutMs), masterAddr, masterPort, storePath: o.storePath, nccl: backend === 'nccl',
+    rank,
+    size: worldSize,
+    timeoutMs: Math.round(timeoutMs),
+    masterAddr,
+    masterPort,
+    storePath: o.storePath,
+    nccl: backend === 'nccl',
     localAddr: o.storePath ? null : await localAddressToward(masterAddr, masterPort),
   });
-  return new ProcessGroup(handle, rank, worldSize, o.localRank ?? env?.localRank ?? 0, backend, timeoutMs, o.bucketBytes ?? DEFAULT_BUCKET);
+  return new ProcessGroup(
+    handle,
+    rank,
+    worldSize,
+    o.localRank ?? env?.localRank ?? 0,
+    backend,
+    timeoutMs,
+    o.bucketBytes ?? DEFAULT_BUCKET,
+  );
 }
 
 // The address this host reaches `host` from: the one to offer the other ranks (Gloo's default, the address of the host
@@ -156,7 +203,10 @@ export async function localAddressToward(host: string, port: number): Promise<st
     const { address, family } = await lookup(host);
     const s = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
     return await new Promise<string | null>((resolve) => {
-      s.once('error', () => { s.close(); resolve(null); });
+      s.once('error', () => {
+        s.close();
+        resolve(null);
+      });
       s.connect(port, address, () => {
         const local = s.address().address;
         s.close();
@@ -185,7 +235,8 @@ export async function initProcessGroup(o: InitOptions = {}): Promise<ProcessGrou
 export const isInitialized = (): boolean => current !== null;
 export const getRank = (): number => current?.rank ?? 0;
 export const getWorldSize = (): number => current?.worldSize ?? 1;
-export const allReduce = (tensors: Tensor[], op: ReduceOp = 'sum'): Promise<void> => group('allReduce').allReduce(tensors, op);
+export const allReduce = (tensors: Tensor[], op: ReduceOp = 'sum'): Promise<void> =>
+  group('allReduce').allReduce(tensors, op);
 export const broadcast = (tensors: Tensor[], root = 0): Promise<void> => group('broadcast').broadcast(tensors, root);
 export const barrier = (): Promise<void> => group('barrier').barrier();
 

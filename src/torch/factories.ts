@@ -51,9 +51,14 @@ export function tensor(data: Nested | TypedArray, opts: TensorOptions & { shape?
     shape = opts.shape ?? [arr.length];
   } else {
     shape = inferShape(data as Nested);
-    const flat = Array.isArray(data) ? (data as Nested[]).flat(Infinity as 1) as (number | boolean)[] : [data as number];
+    const flat = Array.isArray(data)
+      ? ((data as Nested[]).flat(Infinity as 1) as (number | boolean)[])
+      : [data as number];
     const expected = shape.reduce((a, b) => a * b, 1);
-    if (flat.length !== expected) throw new Error(`tensor(): ragged nested array (shape ${JSON.stringify(shape)} needs ${expected} values, got ${flat.length})`);
+    if (flat.length !== expected)
+      throw new Error(
+        `tensor(): ragged nested array (shape ${JSON.stringify(shape)} needs ${expected} values, got ${flat.length})`,
+      );
     const isBool = flat.length > 0 && typeof flat[0] === 'boolean';
     dtype = opts.dtype ?? (isBool ? 'bool' : 'float32');
     const values = flat.map(Number);
@@ -64,7 +69,14 @@ export function tensor(data: Nested | TypedArray, opts: TensorOptions & { shape?
     else arr = Float64Array.from(values);
     if (shape.length === 0 && !Array.isArray(data)) shape = [];
   }
-  const storedAs = arr instanceof Float64Array ? 'float64' : dtype === 'bool' ? 'bool' : dtype === 'float16' || dtype === 'bfloat16' ? dtype : dtypeOfTypedArray(arr);
+  const storedAs =
+    arr instanceof Float64Array
+      ? 'float64'
+      : dtype === 'bool'
+        ? 'bool'
+        : dtype === 'float16' || dtype === 'bfloat16'
+          ? dtype
+          : dtypeOfTypedArray(arr);
   let t = new Tensor(N.fromBuffer(arr, shape, dtypeCode(storedAs)));
   if (storedAs !== dtype) t = t.to(dtype);
   if (opts.device && opts.device !== 'cpu') t = t.to(opts.device);
@@ -76,13 +88,21 @@ export function fromBytes(bytes: Uint8Array, shape: number[], dtype: DType): Ten
   return new Tensor(N.fromBuffer(bytes, shape, dtypeCode(dtype)));
 }
 
-export const zeros = (shape: number[], o: TensorOptions = {}) => finish(new Tensor(N.zeros(shape, code(o.dtype), o.device ?? null)), o);
-export const ones = (shape: number[], o: TensorOptions = {}) => finish(new Tensor(N.ones(shape, code(o.dtype), o.device ?? null)), o);
-export const empty = (shape: number[], o: TensorOptions = {}) => finish(new Tensor(N.empty(shape, code(o.dtype), o.device ?? null)), o);
+export const zeros = (shape: number[], o: TensorOptions = {}) =>
+  finish(new Tensor(N.zeros(shape, code(o.dtype), o.device ?? null)), o);
+export const ones = (shape: number[], o: TensorOptions = {}) =>
+  finish(new Tensor(N.ones(shape, code(o.dtype), o.device ?? null)), o);
+export const empty = (shape: number[], o: TensorOptions = {}) =>
+  finish(new Tensor(N.empty(shape, code(o.dtype), o.device ?? null)), o);
 export const full = (shape: number[], value: number | boolean, o: TensorOptions = {}) =>
-  finish(new Tensor(N.full(shape, value, code(o.dtype, typeof value === 'boolean' ? 'bool' : 'float32'), o.device ?? null)), o);
-export const zerosLike = (t: Tensor, o: TensorOptions = {}) => zeros([...t.shape], { dtype: t.dtype, device: t.device, ...o });
-export const onesLike = (t: Tensor, o: TensorOptions = {}) => ones([...t.shape], { dtype: t.dtype, device: t.device, ...o });
+  finish(
+    new Tensor(N.full(shape, value, code(o.dtype, typeof value === 'boolean' ? 'bool' : 'float32'), o.device ?? null)),
+    o,
+  );
+export const zerosLike = (t: Tensor, o: TensorOptions = {}) =>
+  zeros([...t.shape], { dtype: t.dtype, device: t.device, ...o });
+export const onesLike = (t: Tensor, o: TensorOptions = {}) =>
+  ones([...t.shape], { dtype: t.dtype, device: t.device, ...o });
 
 // arange(end) or arange(start, end, step); integer arguments give int64 as in PyTorch.
 export function arange(startOrEnd: number, end?: number, step = 1, o: TensorOptions = {}): Tensor {
@@ -92,7 +112,8 @@ export function arange(startOrEnd: number, end?: number, step = 1, o: TensorOpti
 }
 export const linspace = (start: number, end: number, steps: number, o: TensorOptions = {}) =>
   finish(new Tensor(N.linspace(start, end, steps, code(o.dtype), o.device ?? null)), o);
-export const eye = (n: number, m = n, o: TensorOptions = {}) => finish(new Tensor(N.eye(n, m, code(o.dtype), o.device ?? null)), o);
+export const eye = (n: number, m = n, o: TensorOptions = {}) =>
+  finish(new Tensor(N.eye(n, m, code(o.dtype), o.device ?? null)), o);
 
 export interface RandomOptions extends TensorOptions {
   generator?: Generator;
@@ -107,7 +128,8 @@ export const randint = (low: number, high: number, shape: number[], o: RandomOpt
 export const randperm = (n: number, o: RandomOptions = {}) => new Tensor(N.randperm(n, gen(o), o.device ?? null));
 export const multinomial = (probs: Tensor, n: number, replacement = false, o: RandomOptions = {}) =>
   new Tensor(N.multinomial(probs.h, n, replacement, gen(o)));
-export const randnLike = (t: Tensor, o: RandomOptions = {}) => randn([...t.shape], { dtype: t.dtype, device: t.device, ...o });
+export const randnLike = (t: Tensor, o: RandomOptions = {}) =>
+  randn([...t.shape], { dtype: t.dtype, device: t.device, ...o });
 
 // In-place initialisers (used by module init), drawing from an explicit generator.
 export function normal_(t: Tensor, mean = 0, std = 1, generator?: Generator): Tensor {

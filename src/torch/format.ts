@@ -12,10 +12,12 @@ function formatter(values: number[], dtype: string): (v: number) => string {
   if (finite.length === 0) return (v) => (Number.isFinite(v) ? String(v) : special(v));
   if (finite.every((v) => Number.isInteger(v))) {
     const big = Math.max(...finite.map(Math.abs)) > 1e8;
-    return (v) => (!Number.isFinite(v) ? special(v) : big ? v.toExponential(4).replace(/e([+-])(\d)$/, 'e$10$2') : `${v}.`);
+    return (v) =>
+      !Number.isFinite(v) ? special(v) : big ? v.toExponential(4).replace(/e([+-])(\d)$/, 'e$10$2') : `${v}.`;
   }
   const abs = finite.map(Math.abs).filter((v) => v > 0);
-  const hi = Math.max(...abs), lo = Math.min(...abs);
+  const hi = Math.max(...abs),
+    lo = Math.min(...abs);
   const sci = hi / lo > 1000 || hi > 1e8 || lo < 1e-4;
   return (v) => {
     if (!Number.isFinite(v)) return special(v);

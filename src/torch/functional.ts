@@ -7,20 +7,47 @@ type Pair = number | [number, number];
 const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : v);
 const opt = (t: Tensor | null | undefined) => (t ? t.h : null);
 
-export interface Conv2dOptions { stride?: Pair; padding?: Pair; dilation?: Pair; groups?: number }
-export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, o: Conv2dOptions = {}): Tensor {
-  return new Tensor(N.conv2d(x.h, weight.h, opt(bias), pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.groups ?? 1));
+export interface Conv2dOptions {
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+  groups?: number;
 }
-export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null, o: Conv2dOptions & { outputPadding?: Pair } = {}): Tensor {
+export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, o: Conv2dOptions = {}): Tensor {
   return new Tensor(
-    N.convTranspose2d(x.h, weight.h, opt(bias), pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.outputPadding ?? 0), o.groups ?? 1, pair(o.dilation ?? 1)),
+    N.conv2d(x.h, weight.h, opt(bias), pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.groups ?? 1),
   );
 }
-export const linear = (x: Tensor, weight: Tensor, bias?: Tensor | null) => new Tensor(N.linear(x.h, weight.h, opt(bias)));
+export function convTranspose2d(
+  x: Tensor,
+  weight: Tensor,
+  bias?: Tensor | null,
+  o: Conv2dOptions & { outputPadding?: Pair } = {},
+): Tensor {
+  return new Tensor(
+    N.convTranspose2d(
+      x.h,
+      weight.h,
+      opt(bias),
+      pair(o.stride ?? 1),
+      pair(o.padding ?? 0),
+      pair(o.outputPadding ?? 0),
+      o.groups ?? 1,
+      pair(o.dilation ?? 1),
+    ),
+  );
+}
+export const linear = (x: Tensor, weight: Tensor, bias?: Tensor | null) =>
+  new Tensor(N.linear(x.h, weight.h, opt(bias)));
 export const groupNorm = (x: Tensor, groups: number, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5) =>
   new Tensor(N.groupNorm(x.h, groups, opt(weight), opt(bias), eps));
-export const layerNorm = (x: Tensor, normalizedShape: number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5) =>
-  new Tensor(N.layerNorm(x.h, normalizedShape, opt(weight), opt(bias), eps));
+export const layerNorm = (
+  x: Tensor,
+  normalizedShape: number[],
+  weight?: Tensor | null,
+  bias?: Tensor | null,
+  eps = 1e-5,
+) => new Tensor(N.layerNorm(x.h, normalizedShape, opt(weight), opt(bias), eps));
 // RMSNorm (Mistral): x / sqrt(mean(x^2) + eps) * weight; half types are normalised in float32 as Mistral does.
 export function rmsNorm(x: Tensor, weight: Tensor | null, eps = 1e-6): Tensor {
   const xf = x.dtype === 'float16' || x.dtype === 'bfloat16' ? x.float() : x;
@@ -42,7 +69,10 @@ export const pad = (x: Tensor, pads: number[], mode: PadMode = 'constant', value
   new Tensor(N.pad(x.h, pads, mode, mode === 'constant' ? value : null));
 
 export type InterpolateMode = 'nearest' | 'bilinear' | 'bicubic';
-export function interpolate(x: Tensor, o: { size?: [number, number]; scaleFactor?: number; mode?: InterpolateMode; alignCorners?: boolean }): Tensor {
+export function interpolate(
+  x: Tensor,
+  o: { size?: [number, number]; scaleFactor?: number; mode?: InterpolateMode; alignCorners?: boolean },
+): Tensor {
   const [H, W] = [x.size(-2), x.size(-1)];
   const size = o.size ?? [Math.floor(H * o.scaleFactor!), Math.floor(W * o.scaleFactor!)];
   if (!o.size && !o.scaleFactor) throw new Error('interpolate: give size or scaleFactor');
@@ -64,14 +94,33 @@ export interface AttentionOptions {
 }
 // Scaled dot-product attention on (B, heads, T, d); libtorch's fused kernel where the linked version has one.
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions = {}): Tensor {
-  return new Tensor(N.attention(q.h, k.h, v.h, opt(o.mask), o.isCausal ?? false, o.scale ?? null, o.dropoutP ?? 0, o.generator?.h ?? null));
+  return new Tensor(
+    N.attention(
+      q.h,
+      k.h,
+      v.h,
+      opt(o.mask),
+      o.isCausal ?? false,
+      o.scale ?? null,
+      o.dropoutP ?? 0,
+      o.generator?.h ?? null,
+    ),
+  );
 }
 
 export type Reduction = 'mean' | 'sum' | 'none';
-export const mseLoss = (input: Tensor, target: Tensor, reduction: Reduction = 'mean') => new Tensor(N.mseLoss(input.h, target.h, reduction));
-export const l1Loss = (input: Tensor, target: Tensor, reduction: Reduction = 'mean') => new Tensor(N.l1Loss(input.h, target.h, reduction));
-export function crossEntropy(logits: Tensor, target: Tensor, o: { reduction?: Reduction; ignoreIndex?: number; labelSmoothing?: number } = {}): Tensor {
-  return new Tensor(N.crossEntropy(logits.h, target.h, o.reduction ?? 'mean', o.ignoreIndex ?? -100, o.labelSmoothing ?? 0));
+export const mseLoss = (input: Tensor, target: Tensor, reduction: Reduction = 'mean') =>
+  new Tensor(N.mseLoss(input.h, target.h, reduction));
+export const l1Loss = (input: Tensor, target: Tensor, reduction: Reduction = 'mean') =>
+  new Tensor(N.l1Loss(input.h, target.h, reduction));
+export function crossEntropy(
+  logits: Tensor,
+  target: Tensor,
+  o: { reduction?: Reduction; ignoreIndex?: number; labelSmoothing?: number } = {},
+): Tensor {
+  return new Tensor(
+    N.crossEntropy(logits.h, target.h, o.reduction ?? 'mean', o.ignoreIndex ?? -100, o.labelSmoothing ?? 0),
+  );
 }
 export const binaryCrossEntropyWithLogits = (logits: Tensor, target: Tensor, reduction: Reduction = 'mean') =>
   new Tensor(N.bceWithLogits(logits.h, target.h, reduction));

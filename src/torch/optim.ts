@@ -15,7 +15,11 @@ export interface ParamGroup {
   name?: string;
 }
 
-interface GroupState extends Required<Omit<ParamGroup, 'name'>> { name: string; expAvg: Tensor[]; expAvgSq: Tensor[] }
+interface GroupState extends Required<Omit<ParamGroup, 'name'>> {
+  name: string;
+  expAvg: Tensor[];
+  expAvgSq: Tensor[];
+}
 
 export interface AdamWStateDict {
   step: number;
@@ -29,7 +33,10 @@ export class AdamW {
 
   // Defaults as torch.optim.AdamW: betas (0.9, 0.999), eps 1e-8, weight decay 0.01.
   constructor(groups: ParamGroup[] | Tensor[], defaults: Partial<Omit<ParamGroup, 'params'>> = {}) {
-    const list: ParamGroup[] = groups.length && groups[0] instanceof Tensor ? [{ params: groups as Tensor[], lr: defaults.lr ?? 1e-3 }] : (groups as ParamGroup[]);
+    const list: ParamGroup[] =
+      groups.length && groups[0] instanceof Tensor
+        ? [{ params: groups as Tensor[], lr: defaults.lr ?? 1e-3 }]
+        : (groups as ParamGroup[]);
     this.groups = list.map((g, i) => ({
       params: g.params,
       lr: g.lr ?? defaults.lr ?? 1e-3,
@@ -45,7 +52,17 @@ export class AdamW {
   stepOnce(): void {
     this.step += 1;
     for (const g of this.groups) {
-      N.adamwStep(g.params.map((p) => p.h), g.expAvg.map((t) => t.h), g.expAvgSq.map((t) => t.h), this.step, g.lr, g.betas[0], g.betas[1], g.eps, g.weightDecay);
+      N.adamwStep(
+        g.params.map((p) => p.h),
+        g.expAvg.map((t) => t.h),
+        g.expAvgSq.map((t) => t.h),
+        this.step,
+        g.lr,
+        g.betas[0],
+        g.betas[1],
+        g.eps,
+        g.weightDecay,
+      );
     }
   }
 
@@ -59,21 +76,36 @@ export class AdamW {
       g.expAvg.forEach((t, i) => (tensors[`${g.name}.${i}.exp_avg`] = t));
       g.expAvgSq.forEach((t, i) => (tensors[`${g.name}.${i}.exp_avg_sq`] = t));
     }
-    const groups = this.groups.map((g) => ({ name: g.name, lr: g.lr, betas: g.betas, eps: g.eps, weightDecay: g.weightDecay, size: g.params.length }));
+    const groups = this.groups.map((g) => ({
+      name: g.name,
+      lr: g.lr,
+      betas: g.betas,
+      eps: g.eps,
+      weightDecay: g.weightDecay,
+      size: g.params.length,
+    }));
     return { step: this.step, groups, tensors };
   }
 
   loadStateDict(sd: AdamWStateDict): void {
-    if (sd.groups.length !== this.groups.length) throw new Error(`optimizer state has ${sd.groups.length} groups, optimizer has ${this.groups.length}`);
+    if (sd.groups.length !== this.groups.length)
+      throw new Error(`optimizer state has ${sd.groups.length} groups, optimizer has ${this.groups.length}`);
     sd.groups.forEach((s, gi) => {
       const g = this.groups[gi]!;
-      if (s.size !== g.params.length) throw new Error(`optimizer group '${g.name}': state has ${s.size} params, group has ${g.params.length}`);
+      if (s.size !== g.params.length)
+        throw new Error(`optimizer group '${g.name}': state has ${s.size} params, group has ${g.params.length}`);
       Object.assign(g, { lr: s.lr, betas: s.betas, eps: s.eps, weightDecay: s.weightDecay });
       for (let i = 0; i < g.params.length; i++) {
-        for (const [key, list] of [['exp_avg', g.expAvg], ['exp_avg_sq', g.expAvgSq]] as const) {
+        for (const [key, list] of [
+          ['exp_avg', g.expAvg],
+          ['exp_avg_sq', g.expAvgSq],
+        ] as const) {
           const src = sd.tensors[`${s.name}.${i}.${key}`];
           if (!src) throw new Error(`optimizer state is missing '${s.name}.${i}.${key}'`);
-          if (src.shape.join() !== list[i]!.shape.join()) throw new Error(`optimizer state '${s.name}.${i}.${key}' has shape [${src.shape}], parameter has [${list[i]!.shape}]`);
+          if (src.shape.join() !== list[i]!.shape.join())
+            throw new Error(
+              `optimizer state '${s.name}.${i}.${key}' has shape [${src.shape}], parameter has [${list[i]!.shape}]`,
+            );
           list[i]!.copy_(src);
         }
       }
@@ -84,6 +116,10 @@ export class AdamW {
 
 // Scales all gradients so their joint norm is at most maxNorm; returns the norm before clipping.
 export const clipGradNorm = (params: Tensor[], maxNorm: number, normType = 2): number =>
-  N.clipGradNorm(params.map((p) => p.h), maxNorm, normType);
+  N.clipGradNorm(
+    params.map((p) => p.h),
+    maxNorm,
+    normType,
+  );
 
 export const zeroGrad = (params: Tensor[]): void => N.zeroGrad(params.map((p) => p.h));

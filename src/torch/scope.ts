@@ -4,7 +4,10 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { N } from './native.ts';
 
-interface Disposable { dispose(): void; readonly isDisposed: boolean }
+interface Disposable {
+  dispose(): void;
+  readonly isDisposed: boolean;
+}
 
 const scopes: Set<Disposable>[] = [];
 
@@ -73,12 +76,14 @@ export function tidy<T>(fn: () => T): T {
   } finally {
     scopes.pop();
   }
-  if (result instanceof Promise) throw new Error('tidy() takes a synchronous function; await inside it frees too early');
+  if (result instanceof Promise)
+    throw new Error('tidy() takes a synchronous function; await inside it frees too early');
   const kept = new Set<unknown>();
   collect(result, kept);
   const parent = scopes[scopes.length - 1];
   for (const t of scope) {
-    if (kept.has(t)) parent?.add(t);  // returned tensors belong to the enclosing scope
+    if (kept.has(t))
+      parent?.add(t); // returned tensors belong to the enclosing scope
     else t.dispose();
   }
   return result;

@@ -13,7 +13,10 @@ export interface CheckpointState {
   version: number;
   step: number; // optimizer steps done
   microStep: number; // micro-batches consumed (the data position)
-  optimizer: { step: number; groups: { name: string; lr: number; betas: [number, number]; eps: number; weightDecay: number; size: number }[] };
+  optimizer: {
+    step: number;
+    groups: { name: string; lr: number; betas: [number, number]; eps: number; weightDecay: number; size: number }[];
+  };
   // The loss's random draws are per item (src/train/draws.ts), so a checkpoint needs no RNG state; checkpoints
   // written before that hold the torch Generator's (base64), now unused.
   rng?: { generator: string };
@@ -34,8 +37,14 @@ export const checkpointName = (step: number) => `ckpt-${String(step).padStart(8,
 function fsyncPath(p: string): void {
   try {
     const fd = fs.openSync(p, 'r');
-    try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
-  } catch { /* some filesystems cannot fsync a directory: durability is weaker there, atomicity is not */ }
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    /* some filesystems cannot fsync a directory: durability is weaker there, atomicity is not */
+  }
 }
 
 const sha256File = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
@@ -74,22 +83,29 @@ export function saveCheckpoint(root: string, data: CheckpointData): string {
 // Steps of the checkpoints under root, newest first (temporary folders of killed writes are ignored).
 export function listCheckpoints(root: string): { step: number; dir: string }[] {
   if (!fs.existsSync(root)) return [];
-  return fs.readdirSync(root).map((n) => NAME.exec(n)).filter((m): m is RegExpExecArray => !!m)
-    .map((m) => ({ step: Number(m[1]), dir: path.join(root, m[0]) })).sort((a, b) => b.step - a.step);
+  return fs
+    .readdirSync(root)
+    .map((n) => NAME.exec(n))
+    .filter((m): m is RegExpExecArray => !!m)
+    .map((m) => ({ step: Number(m[1]), dir: path.join(root, m[0]) }))
+    .sort((a, b) => b.step - a.step);
 }
 
 export class CorruptCheckpointError extends Error {}
 
 // Reads and verifies one checkpoint; throws CorruptCheckpointError naming what is wrong.
 export function loadCheckpoint(dir: string): CheckpointData & { state: CheckpointState } {
-  const bad = (why: string): never => { throw new CorruptCheckpointError(`${dir}: ${why}`); };
+  const bad = (why: string): never => {
+    throw new CorruptCheckpointError(`${dir}: ${why}`);
+  };
   let state: CheckpointState;
   try {
     state = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as CheckpointState;
   } catch (e) {
     return bad(`state.json unreadable (${(e as Error).message.split('\n')[0]})`);
   }
-  if (state.version !== CKPT_VERSION || typeof state.step !== 'number' || !state.files) bad('state.json is not a mumu checkpoint state');
+  if (state.version !== CKPT_VERSION || typeof state.step !== 'number' || !state.files)
+    bad('state.json is not a mumu checkpoint state');
   for (const [name, { sha256, bytes }] of Object.entries(state.files)) {
     const f = path.join(dir, name);
     if (!fs.existsSync(f)) bad(`${name} is missing`);
@@ -113,7 +129,10 @@ export function loadCheckpoint(dir: string): CheckpointData & { state: Checkpoin
 }
 
 // The newest checkpoint that verifies; each one skipped is reported through warn.
-export function loadLatestCheckpoint(root: string, warn: (line: string) => void): (CheckpointData & { state: CheckpointState; dir: string }) | null {
+export function loadLatestCheckpoint(
+  root: string,
+  warn: (line: string) => void,
+): (CheckpointData & { state: CheckpointState; dir: string }) | null {
   for (const { dir } of listCheckpoints(root)) {
     try {
       return { ...loadCheckpoint(dir), dir };

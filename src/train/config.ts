@@ -5,7 +5,15 @@ import { readConfig, readJson, type ConfigSpec } from '../config.ts';
 import { parseTrainingConfig, type MumuTrainingConfig } from '../models/index.ts';
 import type { ConceptFilter } from '../data/emoji-world/index.ts';
 
-export const STAGES = ['vae', 't2i-base', 'vlm', 'adapter-align', 'mumu-stage1', 'mumu-stage2', 'style-finetune'] as const;
+export const STAGES = [
+  'vae',
+  't2i-base',
+  'vlm',
+  'adapter-align',
+  'mumu-stage1',
+  'mumu-stage2',
+  'style-finetune',
+] as const;
 export type StageName = (typeof STAGES)[number];
 
 export interface GroupConfig {
@@ -73,10 +81,18 @@ export interface TrainConfig {
 }
 
 const FROZEN_ALL: MumuTrainingConfig = parseTrainingConfig({
-  vision_model: 'frozen', connector: 'frozen', text_model: 'frozen', adapter: 'frozen', unet: 'frozen', vae: 'frozen', text_encoder: 'frozen',
+  vision_model: 'frozen',
+  connector: 'frozen',
+  text_model: 'frozen',
+  adapter: 'frozen',
+  unet: 'frozen',
+  vae: 'frozen',
+  text_encoder: 'frozen',
 });
 
-export const DEFAULTS: Omit<TrainConfig, 'stage' | 'optimizer'> & { optimizer: Omit<TrainConfig['optimizer'], 'groups'> } = {
+export const DEFAULTS: Omit<TrainConfig, 'stage' | 'optimizer'> & {
+  optimizer: Omit<TrainConfig['optimizer'], 'groups'>;
+} = {
   description: '',
   init: null,
   model_configs: 'configs/models',
@@ -86,7 +102,21 @@ export const DEFAULTS: Omit<TrainConfig, 'stage' | 'optimizer'> & { optimizer: O
   steps: 100,
   batch_size: 8,
   grad_accum: 1,
-  data: { seed: 1, size: 64, concepts: null, styles: null, styles_per_content: 4, object_counts: null, backgrounds: null, prompt_dropout: 0.1, reference_size: null, render_scale: 2, crop_fraction: 0.5, prefetch: 2, shards: null },
+  data: {
+    seed: 1,
+    size: 64,
+    concepts: null,
+    styles: null,
+    styles_per_content: 4,
+    object_counts: null,
+    backgrounds: null,
+    prompt_dropout: 0.1,
+    reference_size: null,
+    render_scale: 2,
+    crop_fraction: 0.5,
+    prefetch: 2,
+    shards: null,
+  },
   optimizer: { betas: [0.9, 0.999], eps: 1e-8 },
   schedule: { kind: 'cosine', warmup_steps: 0, min_lr_ratio: 0.1 },
   clip_grad_norm: 1.0,
@@ -108,9 +138,24 @@ const SPEC: ConfigSpec<TrainConfig> = {
   defaults: { ...DEFAULTS, stage: 'vae', optimizer: { ...DEFAULTS.optimizer, groups: [] } },
   rules: { steps: count, batch_size: count, grad_accum: count, seed: { int: true, min: 0 }, log_every: count },
   sections: {
-    data: { defaults: DEFAULTS.data, rules: { prompt_dropout: { min: 0, max: 1 }, reference_size: count, size: count, prefetch: { int: true, min: 0 } } },
+    data: {
+      defaults: DEFAULTS.data,
+      rules: {
+        prompt_dropout: { min: 0, max: 1 },
+        reference_size: count,
+        size: count,
+        prefetch: { int: true, min: 0 },
+      },
+    },
     optimizer: { defaults: { ...DEFAULTS.optimizer, groups: [] } },
-    schedule: { defaults: DEFAULTS.schedule, rules: { kind: { choices: ['cosine', 'constant'] }, warmup_steps: { int: true, min: 0 }, min_lr_ratio: { min: 0 } } },
+    schedule: {
+      defaults: DEFAULTS.schedule,
+      rules: {
+        kind: { choices: ['cosine', 'constant'] },
+        warmup_steps: { int: true, min: 0 },
+        min_lr_ratio: { min: 0 },
+      },
+    },
     ema: { defaults: { decay: 0, warmup: false }, required: ['decay'], rules: { decay: { min: 0 } } },
     loss: { defaults: DEFAULTS.loss, rules: { snr_gamma: { min: 0 } } },
     checkpoint: { defaults: DEFAULTS.checkpoint, rules: { every: count, keep: count } },
@@ -126,7 +171,8 @@ const GROUP: ConfigSpec<GroupConfig> = {
 
 export function parseTrainConfig(raw: unknown, where = 'train config'): TrainConfig {
   if (!isObj(raw)) throw new Error(`${where}: expected a JSON object`);
-  if (!STAGES.includes(raw.stage as StageName)) throw new Error(`${where}: stage must be one of ${STAGES.join(', ')}, got ${JSON.stringify(raw.stage)}`);
+  if (!STAGES.includes(raw.stage as StageName))
+    throw new Error(`${where}: stage must be one of ${STAGES.join(', ')}, got ${JSON.stringify(raw.stage)}`);
   if (!isObj(raw.optimizer) || !Array.isArray(raw.optimizer.groups) || raw.optimizer.groups.length === 0) {
     throw new Error(`${where}: optimizer.groups must list at least one {name, match, lr, weight_decay}`);
   }
@@ -135,20 +181,24 @@ export function parseTrainConfig(raw: unknown, where = 'train config'): TrainCon
   if (c.fresh !== null) {
     if (!isObj(c.fresh)) throw new Error(`${where}: fresh must be null or {part: {config keys}}`);
     for (const [k, v] of Object.entries(c.fresh)) {
-      if (!['vlm', 'adapter', 'unet', 'vae', 'text_encoder'].includes(k)) throw new Error(`${where}: fresh.${k}: not a model part (vlm, adapter, unet, vae, text_encoder)`);
-      if (!isObj(v)) throw new Error(`${where}: fresh.${k} must be an object of config keys ({} for the file as it is)`);
+      if (!['vlm', 'adapter', 'unet', 'vae', 'text_encoder'].includes(k))
+        throw new Error(`${where}: fresh.${k}: not a model part (vlm, adapter, unet, vae, text_encoder)`);
+      if (!isObj(v))
+        throw new Error(`${where}: fresh.${k} must be an object of config keys ({} for the file as it is)`);
     }
   }
   if (c.from !== null) {
     if (!isObj(c.from)) throw new Error(`${where}: from must be null or {part: model folder}`);
     if (!c.init) throw new Error(`${where}: from needs an init model folder to join the parts to`);
     for (const [k, v] of Object.entries(c.from)) {
-      if (!['vlm', 'adapter', 'unet', 'vae', 'text_encoder'].includes(k)) throw new Error(`${where}: from.${k}: not a model part (vlm, adapter, unet, vae, text_encoder)`);
+      if (!['vlm', 'adapter', 'unet', 'vae', 'text_encoder'].includes(k))
+        throw new Error(`${where}: from.${k}: not a model part (vlm, adapter, unet, vae, text_encoder)`);
       if (typeof v !== 'string') throw new Error(`${where}: from.${k} must be a model folder path`);
       if (c.fresh && k in c.fresh) throw new Error(`${where}: ${k} is both fresh and from ${v}`);
     }
   }
-  if (c.scheduler !== null && !isObj(c.scheduler)) throw new Error(`${where}: scheduler must be null or an object of scheduler_config.json keys`);
+  if (c.scheduler !== null && !isObj(c.scheduler))
+    throw new Error(`${where}: scheduler must be null or an object of scheduler_config.json keys`);
   const names = new Set<string>();
   c.optimizer.groups = c.optimizer.groups.map((g, i) => {
     const gw = `${where}: optimizer.groups[${i}]`;
@@ -159,7 +209,8 @@ export function parseTrainConfig(raw: unknown, where = 'train config'): TrainCon
     return group;
   });
   const { lm_head, ...plan } = c.train;
-  if (lm_head !== undefined && lm_head !== 'frozen' && lm_head !== 'full') throw new Error(`${where}: train.lm_head must be frozen or full`);
+  if (lm_head !== undefined && lm_head !== 'frozen' && lm_head !== 'full')
+    throw new Error(`${where}: train.lm_head must be frozen or full`);
   c.train = { ...parseTrainingConfig({ ...FROZEN_ALL, ...plan }), ...(lm_head ? { lm_head } : {}) };
   return c;
 }
@@ -169,7 +220,13 @@ export function readTrainConfig(file: string): TrainConfig {
   const c = parseTrainConfig(raw, file);
   // paths in a config are relative to the working directory (configs are run from the repo root)
   const from = c.from && Object.fromEntries(Object.entries(c.from).map(([k, v]) => [k, path.resolve(v)]));
-  return { ...c, from, model_configs: path.resolve(c.model_configs), init: c.init && path.resolve(c.init), data: { ...c.data, shards: c.data.shards && path.resolve(c.data.shards) } };
+  return {
+    ...c,
+    from,
+    model_configs: path.resolve(c.model_configs),
+    init: c.init && path.resolve(c.init),
+    data: { ...c.data, shards: c.data.shards && path.resolve(c.data.shards) },
+  };
 }
 
 // The EMA decay at optimizer step `step` (0-based: the first update is step 0).

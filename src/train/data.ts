@@ -12,7 +12,14 @@
 //
 // Batches are built ahead of the trainer (data.prefetch of them); the trainer measures how long it still waits.
 import type { WorldOptions } from '../data/emoji-world/scene.ts';
-import { EmojiWorld, SCENE_BACKGROUNDS, STYLES, COLORS, allConcepts, DEFAULT_GROUPS } from '../data/emoji-world/index.ts';
+import {
+  EmojiWorld,
+  SCENE_BACKGROUNDS,
+  STYLES,
+  COLORS,
+  allConcepts,
+  DEFAULT_GROUPS,
+} from '../data/emoji-world/index.ts';
 import { bootstrapSample } from '../data/bootstrap/bootstrap.ts';
 import { defaultConfig } from '../data/bootstrap/rules.ts';
 import { GroundTruthDetector } from '../data/detect/ground-truth.ts';
@@ -25,15 +32,40 @@ import { parseSample, decodeSample, type EncodedSample } from '../data/shards/re
 import type { Segment } from '../data/bootstrap/prompt.ts';
 import path from 'node:path';
 import { tensor, type Tensor } from '../torch/index.ts';
-import { encodePrompt, collatePrompts, prepareImage, type PromptSpec, type EncodedPrompt, type PromptSegment } from '../prompt/index.ts';
+import {
+  encodePrompt,
+  collatePrompts,
+  prepareImage,
+  type PromptSpec,
+  type EncodedPrompt,
+  type PromptSegment,
+} from '../prompt/index.ts';
 import type { TrainConfig } from './config.ts';
 
 // The EmojiWorld vocabulary, in a fixed order: caption glue, style and background words, then every concept label
 // of the default groups (about 1.8k words, inside the default models' 4096-token vocabulary).
 export function emojiVocabulary(): string[] {
-  const words = ['a', 'an', 'and', 'on', 'background', 'style', ',', 'to', 'gradient', 'striped', 'checkered', 'polka', 'dot'];
+  const words = [
+    'a',
+    'an',
+    'and',
+    'on',
+    'background',
+    'style',
+    ',',
+    'to',
+    'gradient',
+    'striped',
+    'checkered',
+    'polka',
+    'dot',
+  ];
   words.push(...STYLES.map((s) => s.phrase), ...Object.keys(COLORS), ...Object.values(SCENE_BACKGROUNDS));
-  words.push(...allConcepts().filter((c) => DEFAULT_GROUPS.includes(c.group)).map((c) => c.label));
+  words.push(
+    ...allConcepts()
+      .filter((c) => DEFAULT_GROUPS.includes(c.group))
+      .map((c) => c.label),
+  );
   return words;
 }
 
@@ -94,12 +126,19 @@ export class StageData {
     return d;
   }
 
-  constructor(readonly cfg: TrainConfig, readonly prompt: PromptSpec) {
+  constructor(
+    readonly cfg: TrainConfig,
+    readonly prompt: PromptSpec,
+  ) {
     const d = cfg.data;
     const mumu = cfg.stage === 'mumu-stage1' || cfg.stage === 'mumu-stage2';
     this.world = new EmojiWorld({
-      size: mumu ? d.size * d.render_scale : d.size, seed: d.seed, split: 'train',
-      concepts: d.concepts ?? undefined, styles: d.styles ?? undefined, stylesPerContent: d.styles_per_content,
+      size: mumu ? d.size * d.render_scale : d.size,
+      seed: d.seed,
+      split: 'train',
+      concepts: d.concepts ?? undefined,
+      styles: d.styles ?? undefined,
+      stylesPerContent: d.styles_per_content,
       ...(d.object_counts ? { objectCounts: d.object_counts } : {}),
       ...(d.backgrounds ? { backgrounds: d.backgrounds as WorldOptions['backgrounds'] } : {}),
     });
@@ -119,7 +158,11 @@ export class StageData {
     const t = this.prompt.tokenizer;
     const { prompt } = await this.encode([{ image }]);
     const words = [...t.encodeText(caption), ...(t.eosId !== undefined ? [t.eosId] : [])];
-    return { caption, prompt: { ...prompt, inputIds: [...prompt.inputIds, ...words] }, labels: [...prompt.inputIds.map(() => -100), ...words] };
+    return {
+      caption,
+      prompt: { ...prompt, inputIds: [...prompt.inputIds, ...words] },
+      labels: [...prompt.inputIds.map(() => -100), ...words],
+    };
   }
 
   private dropPrompt(index: number): boolean {
@@ -128,7 +171,9 @@ export class StageData {
 
   // Item i of a shard run: epoch e = floor(i / n) visits the samples in a permutation seeded by (data seed, e).
   private async shardItem(index: number): Promise<Omit<Item, 'index'>> {
-    const all = this.#shards!, n = all.length, epoch = Math.floor(index / n);
+    const all = this.#shards!,
+      n = all.length,
+      epoch = Math.floor(index / n);
     let order = this.#epochOrder.get(epoch);
     if (!order) {
       order = new Rng(deriveSeed(this.cfg.data.seed, epoch, 'shard-epoch')).shuffle([...all.keys()]);
@@ -142,15 +187,21 @@ export class StageData {
     if (stage === 'vae') return { caption, image: target };
     if (stage === 'vlm') return this.captioning(caption, s.target);
     const dropped = this.dropPrompt(index);
-    if (stage === 't2i-base' || stage === 'style-finetune') return { caption, image: target, ...(await this.text(dropped ? '' : caption)), dropped };
+    if (stage === 't2i-base' || stage === 'style-finetune')
+      return { caption, image: target, ...(await this.text(dropped ? '' : caption)), dropped };
     if (stage === 'adapter-align') return { caption, ...(await this.text(dropped ? '' : caption)), dropped };
     if (dropped) return { caption: '', image: target, ...(await this.text('')), dropped: true };
     return { caption, image: target, ...(await this.interleave(s.meta.prompt, s.images)) };
   }
 
   // A bootstrapped prompt (text and image segments) -> pipeline segments, encoded.
-  private interleave(segments: readonly Segment[], images: RawImage[]): Promise<{ prompt: EncodedPrompt; segments: PromptSegment[] }> {
-    return this.encode(segments.map((seg) => (seg.type === 'text' ? { text: seg.text } : { image: images[seg.index]! })));
+  private interleave(
+    segments: readonly Segment[],
+    images: RawImage[],
+  ): Promise<{ prompt: EncodedPrompt; segments: PromptSegment[] }> {
+    return this.encode(
+      segments.map((seg) => (seg.type === 'text' ? { text: seg.text } : { image: images[seg.index]! })),
+    );
   }
 
   async item(index: number): Promise<Item> {
@@ -166,7 +217,12 @@ export class StageData {
       case 't2i-base':
       case 'style-finetune': {
         const dropped = this.dropPrompt(index);
-        return { caption: scene.caption, image: toCHW(scene.image), ...(await this.text(dropped ? '' : scene.caption)), dropped };
+        return {
+          caption: scene.caption,
+          image: toCHW(scene.image),
+          ...(await this.text(dropped ? '' : scene.caption)),
+          dropped,
+        };
       }
       case 'adapter-align': {
         // the caption alone (and the empty prompt at the dropout rate): both encoders read the same token ids
@@ -176,11 +232,16 @@ export class StageData {
       case 'vlm': {
         // "captioning EmojiWorld images and crops": the whole scene with its caption, or one object with its name
         const rng = new Rng(deriveSeed(cfg.data.seed, index, 'vlm'));
-        let img = scene.image, caption = scene.caption;
+        let img = scene.image,
+          caption = scene.caption;
         if (rng.chance(cfg.data.crop_fraction)) {
           const o = rng.pick(scene.objects);
-          const b = o.box, grow = 0.1 * Math.max(b.w, b.h);
-          img = crop(scene.image, clampBox({ x: b.x - grow, y: b.y - grow, w: b.w + 2 * grow, h: b.h + 2 * grow }, scene.size, scene.size));
+          const b = o.box,
+            grow = 0.1 * Math.max(b.w, b.h);
+          img = crop(
+            scene.image,
+            clampBox({ x: b.x - grow, y: b.y - grow, w: b.w + 2 * grow, h: b.h + 2 * grow }, scene.size, scene.size),
+          );
           const style = STYLES.find((s) => s.id === scene.style)!.phrase;
           caption = `${/^[aeiou]/.test(o.phrase) ? 'an' : 'a'} ${o.phrase}, ${style} style`;
         }
@@ -193,8 +254,12 @@ export class StageData {
         // paper section 5)
         const bcfg = { ...defaultConfig(stage, prompt.imageSize), cropSize: prompt.imageSize };
         const b = await bootstrapSample({
-          image: scene.image, caption: scene.caption, detector: new GroundTruthDetector(scene.objects),
-          rng: new Rng(deriveSeed(cfg.data.seed, index, 'bootstrap')), config: bcfg, targetSize: cfg.data.size,
+          image: scene.image,
+          caption: scene.caption,
+          detector: new GroundTruthDetector(scene.objects),
+          rng: new Rng(deriveSeed(cfg.data.seed, index, 'bootstrap')),
+          config: bcfg,
+          targetSize: cfg.data.size,
         });
         const target = toCHW(b.target);
         if (this.dropPrompt(index)) return { caption: '', image: target, ...(await this.text('')), dropped: true };
@@ -218,14 +283,21 @@ export function collate(items: Item[], spec: PromptSpec): Batch {
   const B = items.length;
   let images: Tensor | null = null;
   if (items[0]!.image) {
-    const n = items[0]!.image.length, S = Math.round(Math.sqrt(n / 3));
+    const n = items[0]!.image.length,
+      S = Math.round(Math.sqrt(n / 3));
     const out = new Float32Array(B * n);
     items.forEach((it, i) => out.set(it.image!, i * n));
     images = tensor(out, { shape: [B, 3, S, S] });
   }
-  let ids: Tensor | null = null, mask: Tensor | null = null, labels: Tensor | null = null, pixels: Tensor | null = null;
+  let ids: Tensor | null = null,
+    mask: Tensor | null = null,
+    labels: Tensor | null = null,
+    pixels: Tensor | null = null;
   if (items[0]!.prompt) {
-    const p = collatePrompts(items.map((it) => it.prompt!), spec);
+    const p = collatePrompts(
+      items.map((it) => it.prompt!),
+      spec,
+    );
     [ids, mask, pixels] = [p.inputIds, p.attentionMask, p.pixelValues];
     if (items[0]!.labels) {
       const T = ids.size(1);
@@ -234,14 +306,26 @@ export function collate(items: Item[], spec: PromptSpec): Batch {
       labels = tensor(lab, { shape: [B, T] });
     }
   }
-  return { indices: items.map((it) => it.index), captions: items.map((it) => it.caption), images, ids, mask, labels, pixels, dropped: items.filter((it) => it.dropped).length };
+  return {
+    indices: items.map((it) => it.index),
+    captions: items.map((it) => it.caption),
+    images,
+    ids,
+    mask,
+    labels,
+    pixels,
+    dropped: items.filter((it) => it.dropped).length,
+  };
 }
 
 // Keeps up to `depth` future micro-batches in flight. get(k) must be called with k = 0, 1, 2, ... from the start
 // position; it returns the items of micro-batch k and starts the ones after it.
 export class Prefetcher {
   #pending = new Map<number, Promise<Item[]>>();
-  constructor(private readonly make: (k: number) => Promise<Item[]>, private readonly depth: number) {}
+  constructor(
+    private readonly make: (k: number) => Promise<Item[]>,
+    private readonly depth: number,
+  ) {}
   async get(k: number): Promise<Item[]> {
     for (let j = k; j <= k + this.depth; j++) if (!this.#pending.has(j)) this.#pending.set(j, this.make(j));
     const p = this.#pending.get(k)!;

@@ -33,11 +33,20 @@ export interface ReducedStep {
 export class DataParallel {
   #doneCount = 0;
 
-  constructor(readonly group: ProcessGroup | null, readonly rank0WaitMs = rank0TimeoutMs()) {}
+  constructor(
+    readonly group: ProcessGroup | null,
+    readonly rank0WaitMs = rank0TimeoutMs(),
+  ) {}
 
-  get rank(): number { return this.group?.rank ?? 0; }
-  get worldSize(): number { return this.group?.worldSize ?? 1; }
-  get isMain(): boolean { return this.rank === 0; }
+  get rank(): number {
+    return this.group?.rank ?? 0;
+  }
+  get worldSize(): number {
+    return this.group?.worldSize ?? 1;
+  }
+  get isMain(): boolean {
+    return this.rank === 0;
+  }
 
   // rank 0's values of every parameter of the model, and of `extra` tensors (the optimizer state on resume)
   async broadcastModel(model: Module, extra: Tensor[] = []): Promise<void> {
@@ -52,7 +61,9 @@ export class DataParallel {
     const bytes = this.isMain ? new TextEncoder().encode(JSON.stringify(value ?? null)) : new Uint8Array(0);
     const len = tensor([bytes.length], { dtype: 'int64' });
     await this.group.broadcast([len], 0);
-    const buf = this.isMain ? tensor(bytes, { dtype: 'uint8' }) : tensor(new Uint8Array(Number(len.item())), { dtype: 'uint8' });
+    const buf = this.isMain
+      ? tensor(bytes, { dtype: 'uint8' })
+      : tensor(new Uint8Array(Number(len.item())), { dtype: 'uint8' });
     await this.group.broadcast([buf], 0);
     return JSON.parse(new TextDecoder().decode(buf.toBytes())) as T;
   }
@@ -80,7 +91,9 @@ export class DataParallel {
     const extra = tensor(Float32Array.from([...has, ...stats]), { device: params[0]?.device });
     await this.group.allReduce([...filled, extra], 'sum');
     const back = Array.from(extra.to('cpu').toArray() as Float32Array);
-    back.slice(0, params.length).forEach((n, i) => { if (n === 0) params[i]!.grad = null; });
+    back.slice(0, params.length).forEach((n, i) => {
+      if (n === 0) params[i]!.grad = null;
+    });
     return { stats: back.slice(params.length), seconds: (performance.now() - t0) / 1000 };
   }
 

@@ -11,7 +11,11 @@ export const itemDrawSeed = (seed: number, index: number): number => deriveSeed(
 export class ItemDraws {
   readonly #gens: Generator[];
 
-  constructor(seed: number, indices: readonly number[], readonly device = 'cpu') {
+  constructor(
+    seed: number,
+    indices: readonly number[],
+    readonly device = 'cpu',
+  ) {
     this.#gens = indices.map((j) => new Generator(itemDrawSeed(seed, j)));
   }
 

@@ -38,13 +38,17 @@ export interface LaunchOptions {
 }
 
 export interface WorkerExit {
-  rank: number; pid: number; code: number | null; signal: NodeJS.Signals | null; lastError: string;
+  rank: number;
+  pid: number;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  lastError: string;
   killedByLauncher: boolean; // it did not stop within the grace period after SIGTERM
 }
 
 export interface LaunchResult {
-  code: number;                 // the launcher's exit status
-  message: string | null;       // why the job failed (one line), null when every worker succeeded
+  code: number; // the launcher's exit status
+  message: string | null; // why the job failed (one line), null when every worker succeeded
   workers: WorkerExit[];
 }
 
@@ -65,25 +69,42 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
 const exitStatus = (code: number | null, signal: NodeJS.Signals | null) =>
   code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0);
 const describeExit = (w: WorkerExit, graceMs: number) =>
-  w.killedByLauncher ? `did not stop within ${graceMs / 1000} s of SIGTERM and was killed` : w.signal ? `was killed by ${w.signal}` : `exited with status ${w.code}`;
+  w.killedByLauncher
+    ? `did not stop within ${graceMs / 1000} s of SIGTERM and was killed`
+    : w.signal
+      ? `was killed by ${w.signal}`
+      : `exited with status ${w.code}`;
 
 export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(`[launch] ${l}\n`));
   const out = o.out ?? ((l: string) => process.stdout.write(l + '\n'));
-  const nnodes = o.nnodes ?? 1, nodeRank = o.nodeRank ?? 0, nproc = o.nproc;
+  const nnodes = o.nnodes ?? 1,
+    nodeRank = o.nodeRank ?? 0,
+    nproc = o.nproc;
   if (!Number.isInteger(nproc) || nproc < 1) throw new Error(`nproc must be a whole number >= 1, got ${nproc}`);
   if (!Number.isInteger(nnodes) || nnodes < 1) throw new Error(`nnodes must be a whole number >= 1, got ${nnodes}`);
-  if (!Number.isInteger(nodeRank) || nodeRank < 0 || nodeRank >= nnodes) throw new Error(`node rank must be in 0..${nnodes - 1}, got ${nodeRank}`);
-  if (nnodes > 1 && (!o.masterAddr || !o.masterPort)) throw new Error('several hosts (nnodes > 1) need the master address and port of node 0');
+  if (!Number.isInteger(nodeRank) || nodeRank < 0 || nodeRank >= nnodes)
+    throw new Error(`node rank must be in 0..${nnodes - 1}, got ${nodeRank}`);
+  if (nnodes > 1 && (!o.masterAddr || !o.masterPort))
+    throw new Error('several hosts (nnodes > 1) need the master address and port of node 0');
   const masterAddr = o.masterAddr ?? '127.0.0.1';
   const masterPort = o.masterPort ?? (await freePort(masterAddr));
   const worldSize = nnodes * nproc;
   const baseEnv = o.env ?? process.env;
-  const threads = o.threadsPerWorker ?? (baseEnv.MUMU_NUM_THREADS ? Number(baseEnv.MUMU_NUM_THREADS) : Math.max(1, Math.floor(availableParallelism() / nproc)));
+  const threads =
+    o.threadsPerWorker ??
+    (baseEnv.MUMU_NUM_THREADS
+      ? Number(baseEnv.MUMU_NUM_THREADS)
+      : Math.max(1, Math.floor(availableParallelism() / nproc)));
   const graceMs = o.graceMs ?? 1000 * Number(baseEnv.MUMU_LAUNCH_GRACE_S ?? 30);
-  if (!(graceMs >= 0)) throw new Error(`the grace period must be a number of seconds >= 0 (MUMU_LAUNCH_GRACE_S=${baseEnv.MUMU_LAUNCH_GRACE_S})`);
+  if (!(graceMs >= 0))
+    throw new Error(
+      `the grace period must be a number of seconds >= 0 (MUMU_LAUNCH_GRACE_S=${baseEnv.MUMU_LAUNCH_GRACE_S})`,
+    );
   const prefix = worldSize > 1;
-  log(`${nproc} worker${nproc > 1 ? 's' : ''} on node ${nodeRank} of ${nnodes} (world size ${worldSize}), store ${masterAddr}:${masterPort}, ${threads} thread${threads > 1 ? 's' : ''} each`);
+  log(
+    `${nproc} worker${nproc > 1 ? 's' : ''} on node ${nodeRank} of ${nnodes} (world size ${worldSize}), store ${masterAddr}:${masterPort}, ${threads} thread${threads > 1 ? 's' : ''} each`,
+  );
 
   const live = new Map<number, ChildProcess>();
   const exits: WorkerExit[] = [];
@@ -104,7 +125,9 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   };
   const stopOthers = (why: string) => {
     if (!live.size) return;
-    log(`${why}: stopping ${[...live.keys()].map((r) => `rank ${r}`).join(', ')} (SIGTERM, SIGKILL after ${graceMs / 1000} s)`);
+    log(
+      `${why}: stopping ${[...live.keys()].map((r) => `rank ${r}`).join(', ')} (SIGTERM, SIGKILL after ${graceMs / 1000} s)`,
+    );
     for (const p of live.values()) p.kill('SIGTERM');
     killLater();
   };
@@ -114,14 +137,18 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   // may take longer to checkpoint and export, and a second Ctrl-C (forwarded too) stops it at once.
   const forward = (sig: NodeJS.Signals) => () => {
     const to: NodeJS.Signals = sig === 'SIGHUP' ? 'SIGTERM' : sig;
-    log(`${sig}: passing ${to} to ${live.size} worker${live.size === 1 ? '' : 's'}${to === 'SIGTERM' ? `, SIGKILL after ${graceMs / 1000} s` : ''}`);
+    log(
+      `${sig}: passing ${to} to ${live.size} worker${live.size === 1 ? '' : 's'}${to === 'SIGTERM' ? `, SIGKILL after ${graceMs / 1000} s` : ''}`,
+    );
     for (const p of live.values()) p.kill(to);
     if (to === 'SIGTERM') killLater();
   };
   const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((s) => [s, forward(s)] as const);
   for (const [s, h] of handlers) process.on(s, h);
   // whatever ends this process (an exception, process.exit elsewhere): no worker outlives it
-  const killAll = () => { for (const p of live.values()) p.kill('SIGKILL'); };
+  const killAll = () => {
+    for (const p of live.values()) p.kill('SIGKILL');
+  };
   process.on('exit', killAll);
 
   const done = new Promise<void>((resolve) => {
@@ -129,12 +156,23 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
       const rank = nodeRank * nproc + local;
       const env: NodeJS.ProcessEnv = {
         ...baseEnv,
-        RANK: String(rank), LOCAL_RANK: String(local), WORLD_SIZE: String(worldSize), LOCAL_WORLD_SIZE: String(nproc),
-        GROUP_RANK: String(nodeRank), ROLE_RANK: String(rank), ROLE_WORLD_SIZE: String(worldSize),
-        MASTER_ADDR: masterAddr, MASTER_PORT: String(masterPort),
-        MUMU_NUM_THREADS: String(threads), MUMU_LAUNCHER_PID: String(process.pid),
+        RANK: String(rank),
+        LOCAL_RANK: String(local),
+        WORLD_SIZE: String(worldSize),
+        LOCAL_WORLD_SIZE: String(nproc),
+        GROUP_RANK: String(nodeRank),
+        ROLE_RANK: String(rank),
+        ROLE_WORLD_SIZE: String(worldSize),
+        MASTER_ADDR: masterAddr,
+        MASTER_PORT: String(masterPort),
+        MUMU_NUM_THREADS: String(threads),
+        MUMU_LAUNCHER_PID: String(process.pid),
       };
-      const child = spawn(o.command[0]!, o.command.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], detached: true });
+      const child = spawn(o.command[0]!, o.command.slice(1), {
+        env,
+        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+        detached: true,
+      });
       live.set(rank, child);
       log(`rank ${rank}: pid ${child.pid}`);
       const tag = prefix ? `[rank ${rank}] ` : '';
@@ -147,7 +185,14 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
       // 'close' (not 'exit'): the output pipes are drained, so the last error line is in
       child.on('close', (code, signal) => {
         live.delete(rank);
-        const w: WorkerExit = { rank, pid: child.pid ?? -1, code, signal, lastError: lastErr.get(rank) ?? '', killedByLauncher: killed.has(rank) };
+        const w: WorkerExit = {
+          rank,
+          pid: child.pid ?? -1,
+          code,
+          signal,
+          lastError: lastErr.get(rank) ?? '',
+          killedByLauncher: killed.has(rank),
+        };
         exits.push(w);
         if (code !== 0 && !failure) {
           failure = w;
@@ -175,7 +220,10 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
 // In a worker started by launch(): stop when the launcher goes away (its IPC channel closes, which the kernel does
 // even when the launcher is SIGKILLed). SIGTERM first, so a trainer can finish its step and checkpoint; exit after
 // graceMs regardless. Does nothing outside launch().
-export function watchLauncher(graceMs = 1000 * Number(process.env.MUMU_LAUNCH_GRACE_S ?? 30), log: (l: string) => void = (l) => process.stderr.write(l + '\n')): void {
+export function watchLauncher(
+  graceMs = 1000 * Number(process.env.MUMU_LAUNCH_GRACE_S ?? 30),
+  log: (l: string) => void = (l) => process.stderr.write(l + '\n'),
+): void {
   const pid = process.env.MUMU_LAUNCHER_PID;
   if (!pid || !process.channel) return;
   process.on('disconnect', () => {

@@ -3,19 +3,35 @@
 // the stages chain: vae -> t2i-base -> vlm -> mumu-stage1 -> mumu-stage2, and style-finetune branches off t2i-base.
 import fs from 'node:fs';
 import path from 'node:path';
-import {
-  Tensor, F, full, cat, noGrad, tidy,
-} from '../torch/index.ts';
+import { Tensor, F, full, cat, noGrad, tidy } from '../torch/index.ts';
 import { seeded, type Module } from '../nn/index.ts';
 import { loadComponent } from '../models/pretrained.ts';
 import {
-  MumuModel, VisionLanguageModel, Adapter, UNet2DConditionModel, AutoencoderKL, TextEncoder,
-  parseVLMConfig, parseAdapterConfig, parseUNetConfig, parseAutoencoderKLConfig, parseCLIPTextConfig, readJson,
-  type MumuTrainingConfig, type MumuParts,
+  MumuModel,
+  VisionLanguageModel,
+  Adapter,
+  UNet2DConditionModel,
+  AutoencoderKL,
+  TextEncoder,
+  parseVLMConfig,
+  parseAdapterConfig,
+  parseUNetConfig,
+  parseAutoencoderKLConfig,
+  parseCLIPTextConfig,
+  readJson,
+  type MumuTrainingConfig,
+  type MumuParts,
 } from '../models/index.ts';
 import {
-  addNoise, diffusionLoss, parseSchedulerConfig, scheduleFromConfig, readSchedulerConfig, SD_SCHEDULER_CONFIG,
-  type NoiseSchedule, type Conditioning, type SchedulerConfig,
+  addNoise,
+  diffusionLoss,
+  parseSchedulerConfig,
+  scheduleFromConfig,
+  readSchedulerConfig,
+  SD_SCHEDULER_CONFIG,
+  type NoiseSchedule,
+  type Conditioning,
+  type SchedulerConfig,
 } from '../diffusion/index.ts';
 import { buildWordLevelTokenizer, PromptTokenizer, type PromptSpec } from '../prompt/index.ts';
 import { MumuPipeline, componentsFromModel, type MumuComponents } from '../pipeline.ts';
@@ -52,47 +68,80 @@ function freshComponent(cfg: TrainConfig, name: string, overrides: object = {}) 
 
 // A part from another folder: a model folder (its <name>/, and its tokenizer must be this run's) or a component
 // folder itself (config.json + weights, e.g. a shipped model's base_unet/).
-const CLASS_OF_PART = { vlm: 'VisionLanguageModel', adapter: 'Adapter', unet: 'UNet2DConditionModel', vae: 'AutoencoderKL', text_encoder: 'TextEncoder' } as const;
+const CLASS_OF_PART = {
+  vlm: 'VisionLanguageModel',
+  adapter: 'Adapter',
+  unet: 'UNet2DConditionModel',
+  vae: 'AutoencoderKL',
+  text_encoder: 'TextEncoder',
+} as const;
 function partFrom(name: string, dir: string, tokenizerJson: object) {
   if (!fs.existsSync(path.join(dir, 'model_index.json'))) {
-    if (!fs.existsSync(path.join(dir, 'config.json'))) throw new Error(`from.${name}: ${dir} is neither a model folder nor a component folder (no model_index.json, no config.json)`);
+    if (!fs.existsSync(path.join(dir, 'config.json')))
+      throw new Error(
+        `from.${name}: ${dir} is neither a model folder nor a component folder (no model_index.json, no config.json)`,
+      );
     return loadComponent(dir, CLASS_OF_PART[name as keyof typeof CLASS_OF_PART]);
   }
   const tok = path.join(dir, 'tokenizer', 'tokenizer.json');
   if (!fs.existsSync(tok)) throw new Error(`from.${name}: ${dir} is not a model folder with a tokenizer`);
-  if (JSON.stringify(JSON.parse(fs.readFileSync(tok, 'utf8'))) !== JSON.stringify(tokenizerJson)) throw new Error(`from.${name}: ${dir} has another tokenizer than the init's`);
+  if (JSON.stringify(JSON.parse(fs.readFileSync(tok, 'utf8'))) !== JSON.stringify(tokenizerJson))
+    throw new Error(`from.${name}: ${dir} has another tokenizer than the init's`);
   return MumuModel.load(dir)[name as keyof MumuParts];
 }
 
 export async function buildModel(cfg: TrainConfig): Promise<Built> {
-  let model: MumuModel, tokenizerJson: object, scheduler: SchedulerConfig = SD_SCHEDULER_CONFIG;
+  let model: MumuModel,
+    tokenizerJson: object,
+    scheduler: SchedulerConfig = SD_SCHEDULER_CONFIG;
   if (cfg.init) {
-    if (!fs.existsSync(path.join(cfg.init, 'model_index.json'))) throw new Error(`init ${cfg.init} is not a model folder (run the previous stage first)`);
+    if (!fs.existsSync(path.join(cfg.init, 'model_index.json')))
+      throw new Error(`init ${cfg.init} is not a model folder (run the previous stage first)`);
     model = MumuModel.load(cfg.init);
     tokenizerJson = JSON.parse(fs.readFileSync(path.join(cfg.init, 'tokenizer', 'tokenizer.json'), 'utf8')) as object;
     const schedFile = path.join(cfg.init, 'scheduler', 'scheduler_config.json');
     if (fs.existsSync(schedFile)) scheduler = await readSchedulerConfig(schedFile);
     // `fresh`: parts started over (e.g. a new UNet on a trained VAE); `from`: parts trained elsewhere (a VLM)
     const fresh = Object.entries(cfg.fresh ?? {});
-    const parts: Partial<MumuParts> = seeded(cfg.seed, () => Object.fromEntries(fresh.map(([name, over]) => [name, freshComponent(cfg, name, over)])));
+    const parts: Partial<MumuParts> = seeded(cfg.seed, () =>
+      Object.fromEntries(fresh.map(([name, over]) => [name, freshComponent(cfg, name, over)])),
+    );
     for (const [name, dir] of Object.entries(cfg.from ?? {})) {
       (parts as Record<string, unknown>)[name] = partFrom(name, dir, tokenizerJson);
     }
-    if (Object.keys(parts).length) model = new MumuModel({ vlm: model.vlm, adapter: model.adapter, unet: model.unet, vae: model.vae, text_encoder: model.text_encoder, ...parts });
+    if (Object.keys(parts).length)
+      model = new MumuModel({
+        vlm: model.vlm,
+        adapter: model.adapter,
+        unet: model.unet,
+        vae: model.vae,
+        text_encoder: model.text_encoder,
+        ...parts,
+      });
   } else {
     const has = (name: string) => fs.existsSync(path.join(cfg.model_configs, `${name}.json`));
-    model = seeded(cfg.seed, () => new MumuModel({
-      vlm: freshComponent(cfg, 'vlm', cfg.fresh?.vlm) as VisionLanguageModel,
-      adapter: freshComponent(cfg, 'adapter', cfg.fresh?.adapter) as Adapter,
-      unet: freshComponent(cfg, 'unet', cfg.fresh?.unet) as UNet2DConditionModel,
-      vae: freshComponent(cfg, 'vae', cfg.fresh?.vae) as AutoencoderKL,
-      text_encoder: has('text_encoder') ? (freshComponent(cfg, 'text_encoder', cfg.fresh?.text_encoder) as TextEncoder) : null,
-    }));
+    model = seeded(
+      cfg.seed,
+      () =>
+        new MumuModel({
+          vlm: freshComponent(cfg, 'vlm', cfg.fresh?.vlm) as VisionLanguageModel,
+          adapter: freshComponent(cfg, 'adapter', cfg.fresh?.adapter) as Adapter,
+          unet: freshComponent(cfg, 'unet', cfg.fresh?.unet) as UNet2DConditionModel,
+          vae: freshComponent(cfg, 'vae', cfg.fresh?.vae) as AutoencoderKL,
+          text_encoder: has('text_encoder')
+            ? (freshComponent(cfg, 'text_encoder', cfg.fresh?.text_encoder) as TextEncoder)
+            : null,
+        }),
+    );
     tokenizerJson = buildWordLevelTokenizer(emojiVocabulary());
   }
   const tokenizer = new PromptTokenizer(tokenizerJson);
-  if (tokenizer.vocabSize > model.vlm.config.text_config.vocab_size) throw new Error(`tokenizer has ${tokenizer.vocabSize} tokens, the VLM's vocab_size is ${model.vlm.config.text_config.vocab_size}`);
-  if (cfg.scheduler) scheduler = parseSchedulerConfig({ ...scheduler, ...cfg.scheduler }, 'the stage config\'s scheduler');
+  if (tokenizer.vocabSize > model.vlm.config.text_config.vocab_size)
+    throw new Error(
+      `tokenizer has ${tokenizer.vocabSize} tokens, the VLM's vocab_size is ${model.vlm.config.text_config.vocab_size}`,
+    );
+  if (cfg.scheduler)
+    scheduler = parseSchedulerConfig({ ...scheduler, ...cfg.scheduler }, "the stage config's scheduler");
   return { model, tokenizerJson, tokenizer, scheduler };
 }
 
@@ -105,7 +154,10 @@ export function applyPlan(model: MumuModel, cfg: TrainConfig): void {
 
 // Trainable parameters split into the config's groups by regex over their full names. Every trainable parameter
 // must land in a group and every group must get one, so a config mistake fails loudly instead of freezing a part.
-export function paramGroups(model: Module, groups: GroupConfig[]): { group: GroupConfig; params: [string, Tensor][] }[] {
+export function paramGroups(
+  model: Module,
+  groups: GroupConfig[],
+): { group: GroupConfig; params: [string, Tensor][] }[] {
   const out = groups.map((group) => ({ group, re: new RegExp(group.match), params: [] as [string, Tensor][] }));
   const orphans: string[] = [];
   for (const [name, p] of model.namedParameters()) {
@@ -114,13 +166,19 @@ export function paramGroups(model: Module, groups: GroupConfig[]): { group: Grou
     if (g) g.params.push([name, p]);
     else orphans.push(name);
   }
-  if (orphans.length) throw new Error(`${orphans.length} trainable parameters match no optimizer group, e.g. ${orphans.slice(0, 3).join(', ')}`);
+  if (orphans.length)
+    throw new Error(
+      `${orphans.length} trainable parameters match no optimizer group, e.g. ${orphans.slice(0, 3).join(', ')}`,
+    );
   const empty = out.filter((o) => o.params.length === 0).map((o) => o.group.name);
   if (empty.length) throw new Error(`optimizer group(s) ${empty.join(', ')} match no trainable parameter`);
   return out.map(({ group, params }) => ({ group, params }));
 }
 
-export interface LossOut { loss: Tensor; parts: Record<string, Tensor> }
+export interface LossOut {
+  loss: Tensor;
+  parts: Record<string, Tensor>;
+}
 
 const TEXT_STAGES = new Set(['t2i-base', 'style-finetune']);
 
@@ -131,17 +189,27 @@ export class StageRunner {
   // the prompt side of those components: the trainer encodes its prompts with it
   readonly prompt: PromptSpec;
 
-  constructor(readonly cfg: TrainConfig, readonly built: Built, readonly device = 'cpu') {
+  constructor(
+    readonly cfg: TrainConfig,
+    readonly built: Built,
+    readonly device = 'cpu',
+  ) {
     this.schedule = scheduleFromConfig(built.scheduler);
     const c = componentsFromModel(built.model, {
-      tokenizer: built.tokenizer, scheduler: built.scheduler, name: cfg.stage, encoder: TEXT_STAGES.has(cfg.stage) ? 'text' : 'vlm', device,
+      tokenizer: built.tokenizer,
+      scheduler: built.scheduler,
+      name: cfg.stage,
+      encoder: TEXT_STAGES.has(cfg.stage) ? 'text' : 'vlm',
+      device,
     });
     this.components = cfg.data.reference_size ? c.atReferenceSize!(cfg.data.reference_size) : c;
     // the VLM stage captions images (one per prompt) even though the text-only components take none
     this.prompt = { ...this.components.prompt, maxImages: Math.max(this.components.prompt.maxImages, 4) };
   }
 
-  get model(): MumuModel { return this.built.model; }
+  get model(): MumuModel {
+    return this.built.model;
+  }
 
   // The items as tensors on the run's device.
   batch(items: Item[]): Batch {
@@ -152,17 +220,25 @@ export class StageRunner {
   }
 
   private context(b: Batch): Conditioning {
-    return this.components.encode({ inputIds: b.ids!, attentionMask: b.mask!, pixelValues: b.pixels, imagesPerPrompt: [] });
+    return this.components.encode({
+      inputIds: b.ids!,
+      attentionMask: b.mask!,
+      pixelValues: b.pixels,
+      imagesPerPrompt: [],
+    });
   }
 
   // What the stage's loss averages over, counted from the items alone, so the trainer can learn a step's count over
   // every micro-batch and rank before the first backward pass and weight each part by its share (the mean over
   // ranks is then the single-process mean): the caption loss's target tokens for the VLM, the prompt tokens for
   // adapter-align, items otherwise. Must match what loss() divides by.
-  get countsTokens(): boolean { return this.cfg.stage === 'vlm' || this.cfg.stage === 'adapter-align'; }
+  get countsTokens(): boolean {
+    return this.cfg.stage === 'vlm' || this.cfg.stage === 'adapter-align';
+  }
 
   lossCount(items: readonly Item[]): number {
-    if (this.cfg.stage === 'vlm') return items.reduce((n, it) => n + it.labels!.slice(1).filter((l) => l !== -100).length, 0);
+    if (this.cfg.stage === 'vlm')
+      return items.reduce((n, it) => n + it.labels!.slice(1).filter((l) => l !== -100).length, 0);
     if (this.cfg.stage === 'adapter-align') return items.reduce((n, it) => n + it.prompt!.inputIds.length, 0);
     return items.length;
   }
@@ -192,7 +268,12 @@ export class StageRunner {
         const target = noGrad(() => m.encodeText(b.ids!, b.mask));
         const pred = m.encodePrompt({ inputIds: b.ids!, pixelValues: null, attentionMask: b.mask });
         const w = b.mask!.unsqueeze(-1);
-        const loss = pred.sub(target).square().mul(w).sum().div(w.sum().mul(pred.size(-1)));
+        const loss = pred
+          .sub(target)
+          .square()
+          .mul(w)
+          .sum()
+          .div(w.sum().mul(pred.size(-1)));
         return { loss, parts: {} };
       }
       default: {
@@ -207,7 +288,12 @@ export class StageRunner {
         const xt = addNoise(this.schedule, x0, noise, t);
         const c = this.context(b);
         const pred = m.forward(xt, t, c.context, c.mask ?? null);
-        const loss = diffusionLoss(this.schedule, pred, { x0, noise, t }, { prediction: this.built.scheduler.prediction_type, snrGamma: this.cfg.loss.snr_gamma });
+        const loss = diffusionLoss(
+          this.schedule,
+          pred,
+          { x0, noise, t },
+          { prediction: this.built.scheduler.prediction_type, snrGamma: this.cfg.loss.snr_gamma },
+        );
         return { loss, parts: {} };
       }
     }
@@ -216,13 +302,15 @@ export class StageRunner {
   // ---- samples: fixed items (indices far past any run's data) and fixed seeds ----
   sampleItems(data: StageData): Promise<Item[]> {
     const base = 1_000_000_000 + this.cfg.samples.seed;
-    return Promise.all(Array.from({ length: this.cfg.samples.count }, async (_, i) => {
-      // the fixed prompts are never dropped (empty) ones
-      for (let k = 0; ; k++) {
-        const it = await data.item(base + i * 97 + k);
-        if (!it.dropped) return it;
-      }
-    }));
+    return Promise.all(
+      Array.from({ length: this.cfg.samples.count }, async (_, i) => {
+        // the fixed prompts are never dropped (empty) ones
+        for (let k = 0; ; k++) {
+          const it = await data.item(base + i * 97 + k);
+          if (!it.dropped) return it;
+        }
+      }),
+    );
   }
 
   // Rows of RGB images (each H x W x 3) showing the model now, or text lines for the VLM. Diffusion stages generate
@@ -234,28 +322,47 @@ export class StageRunner {
     const targets = b.images ? imagesFromTensor(b.images) : [];
     m.eval();
     try {
-      if (this.cfg.stage === 'vae') return noGrad(() => tidy(() => ({ rows: [targets, imagesFromTensor(m.vae.decode(m.vae.encode(b.images!).mode()))], text: [] })));
-      if (this.cfg.stage === 'vlm') return { rows: [], text: noGrad(() => tidy(() => items.map((it, i) => `${it.caption}  =>  ${this.greedyCaption(b, i)}`))) };
+      if (this.cfg.stage === 'vae')
+        return noGrad(() =>
+          tidy(() => ({ rows: [targets, imagesFromTensor(m.vae.decode(m.vae.encode(b.images!).mode()))], text: [] })),
+        );
+      if (this.cfg.stage === 'vlm')
+        return {
+          rows: [],
+          text: noGrad(() => tidy(() => items.map((it, i) => `${it.caption}  =>  ${this.greedyCaption(b, i)}`))),
+        };
       const pipe = new MumuPipeline(this.components);
       const o = this.cfg.samples;
       const generated: RgbImage[] = [];
       for (const [i, it] of items.entries()) {
-        const r = await pipe.generate(it.segments!, { steps: o.steps, guidanceScale: o.guidance_scale, seed: o.seed + i });
+        const r = await pipe.generate(it.segments!, {
+          steps: o.steps,
+          guidanceScale: o.guidance_scale,
+          seed: o.seed + i,
+        });
         generated.push(r.images[0]!);
       }
       const rows = [generated, targets];
       if (b.pixels) {
         // the first conditioning image of each prompt, scaled up to the target size (black where there is none)
-        rows.unshift(noGrad(() => tidy(() => {
-          let k = 0;
-          const firsts: Tensor[] = [];
-          for (const it of items) {
-            const n = it.prompt?.images.length ?? 0;
-            firsts.push(n ? F.interpolate(b.pixels!.narrow(0, k, 1), { size: [S, S], mode: 'nearest' }) : full([1, 3, S, S], -1, { device: this.device }));
-            k += n;
-          }
-          return imagesFromTensor(cat(firsts, 0));
-        })));
+        rows.unshift(
+          noGrad(() =>
+            tidy(() => {
+              let k = 0;
+              const firsts: Tensor[] = [];
+              for (const it of items) {
+                const n = it.prompt?.images.length ?? 0;
+                firsts.push(
+                  n
+                    ? F.interpolate(b.pixels!.narrow(0, k, 1), { size: [S, S], mode: 'nearest' })
+                    : full([1, 3, S, S], -1, { device: this.device }),
+                );
+                k += n;
+              }
+              return imagesFromTensor(cat(firsts, 0));
+            }),
+          ),
+        );
       }
       return { rows, text: [] };
     } finally {
@@ -267,8 +374,10 @@ export class StageRunner {
   private greedyCaption(b: Batch, i: number): string {
     const t = this.built.tokenizer;
     const labels = b.labels!.select(0, i).toList() as number[];
-    const ids = (b.ids!.select(0, i).toList() as number[]).slice(0, labels.findIndex((l) => l !== -100));
+    const ids = (b.ids!.select(0, i).toList() as number[]).slice(
+      0,
+      labels.findIndex((l) => l !== -100),
+    );
     return t.decode(this.model.vlm.greedy(ids, b.pixels!.narrow(0, i, 1), { eosId: t.eosId }));
   }
-
 }

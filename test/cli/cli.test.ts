@@ -12,16 +12,36 @@ import { mumu, BIN } from './helpers.ts';
 const oneLine = (s: string) => s.trimEnd().split('\n').length === 1 && !/\n\s+at /.test(s);
 
 let dir = '';
-before(async () => { dir = await makeFixtures(); });
+before(async () => {
+  dir = await makeFixtures();
+});
 
 test('help and version', async () => {
   const [top, gen, bare, ver, helpGen, info] = await Promise.all([
-    mumu(['--help']), mumu(['generate', '--help']), mumu([]), mumu(['--version']), mumu(['help', 'generate']), mumu(['info', '-h']),
+    mumu(['--help']),
+    mumu(['generate', '--help']),
+    mumu([]),
+    mumu(['--version']),
+    mumu(['help', 'generate']),
+    mumu(['info', '-h']),
   ]);
   assert.equal(top.code, 0);
   for (const c of ['generate', 'info', 'bootstrap', 'train', 'eval', '--debug']) assert.ok(top.stdout.includes(c), c);
   assert.equal(gen.code, 0);
-  for (const o of ['--out', '--n', '--seed', '--steps', '--guidance', '--negative', '--model', '--sampler', '--eta', '--device', '--no-progress']) assert.ok(gen.stdout.includes(o), o);
+  for (const o of [
+    '--out',
+    '--n',
+    '--seed',
+    '--steps',
+    '--guidance',
+    '--negative',
+    '--model',
+    '--sampler',
+    '--eta',
+    '--device',
+    '--no-progress',
+  ])
+    assert.ok(gen.stdout.includes(o), o);
   assert.equal(bare.code, 2);
   assert.match(bare.stdout, /Usage: mumu <command>/);
   assert.match(ver.stdout, /^mumu \d+\.\d+\.\d+\n$/);
@@ -44,13 +64,25 @@ const CASES: [string[], RegExp, number][] = [
   [['generate', '   '], /^mumu: prompt: is empty/, 1],
   [['generate', 'a <img:red.png dog'], /^mumu: prompt column 3: unclosed image tag "<img:red.png dog"/, 1],
   [['generate', 'a <img:> dog'], /^mumu: prompt column 3: empty image tag '<img:>'/, 1],
-  [['generate', 'a <b> dog'], /^mumu: prompt column 3: '<' opens an image tag, but "<b> dog" is not '<img:PATH>' \(write \\< for a literal '<'\)$/, 1],
+  [
+    ['generate', 'a <b> dog'],
+    /^mumu: prompt column 3: '<' opens an image tag, but "<b> dog" is not '<img:PATH>' \(write \\< for a literal '<'\)$/,
+    1,
+  ],
   [['generate', 'a <img:missing.png> dog'], /^mumu: prompt column 3: image file 'missing.png' not found/, 1],
   [['generate', 'a dog <img:folder.png>'], /^mumu: prompt column 7: image 'folder.png' is a folder, not a file$/, 1],
   [['generate', 'a <img:notes.txt> dog'], /^mumu: prompt column 3: 'notes.txt' is not an image sharp can read/, 1],
   [['generate', 'a <img:empty.png> dog'], /^mumu: prompt column 3: 'empty.png' is an empty file, not an image$/, 1],
-  [['generate', 'a <img:huge.png> dog'], /^mumu: prompt column 3: 'huge.png' is (over|20000x20000, over) the 100 megapixel limit$/, 1],
-  [['generate', 'a dog', '--negative', 'no <img:missing.png>'], /^mumu: negative prompt column 4: image file 'missing.png' not found/, 1],
+  [
+    ['generate', 'a <img:huge.png> dog'],
+    /^mumu: prompt column 3: 'huge.png' is (over|20000x20000, over) the 100 megapixel limit$/,
+    1,
+  ],
+  [
+    ['generate', 'a dog', '--negative', 'no <img:missing.png>'],
+    /^mumu: negative prompt column 4: image file 'missing.png' not found/,
+    1,
+  ],
   // an escaped '<' parses, so the run gets as far as loading the model
   [['generate', 'a \\<3 dog', '--model', 'nowhere'], /^mumu: --model nowhere: no such folder$/, 1],
   [['generate', 'a dog', '--model', 'nowhere'], /^mumu: --model nowhere: no such folder$/, 1],
@@ -88,7 +120,11 @@ test('works through an npm-style bin symlink, from another folder', async () => 
 
 test('subcommands from other modules: dispatched when their file exists, a clear line when not', async () => {
   const src = fileURLToPath(new URL('../../src/cli/', import.meta.url));
-  for (const [cmd, file] of [['bootstrap', 'bootstrap.ts'], ['train', 'train.ts'], ['eval', 'eval.ts']] as const) {
+  for (const [cmd, file] of [
+    ['bootstrap', 'bootstrap.ts'],
+    ['train', 'train.ts'],
+    ['eval', 'eval.ts'],
+  ] as const) {
     const r = await mumu([cmd, '--help']);
     if (existsSync(join(src, file))) {
       assert.equal(r.code, 0, r.stderr);

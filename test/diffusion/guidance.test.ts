@@ -3,8 +3,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tensor, randn, Generator, equal, allclose, zeros, type Tensor } from '../../src/torch/index.ts';
 import {
-  classifierFreeGuidance, catConditioning, makeSchedule, addNoise, velocity, diffusionLoss, splitPrediction, minSnrWeights, SD_SCHEDULE,
-  type CondModel, type Conditioning,
+  classifierFreeGuidance,
+  catConditioning,
+  makeSchedule,
+  addNoise,
+  velocity,
+  diffusionLoss,
+  splitPrediction,
+  minSnrWeights,
+  SD_SCHEDULE,
+  type CondModel,
+  type Conditioning,
 } from '../../src/diffusion/index.ts';
 
 const g = new Generator(0);
@@ -32,7 +41,7 @@ test('guidance scale 1 equals the conditional prediction, 0 the unconditional', 
   calls.length = 0;
   assert.ok(equal(classifierFreeGuidance(model, cond, uncond, 1)(x, 10), epsC));
   assert.ok(equal(classifierFreeGuidance(model, cond, uncond, 0)(x, 10), epsU));
-  assert.deepEqual(calls, [3, 3]);  // one plain call each: no wasted half batch
+  assert.deepEqual(calls, [3, 3]); // one plain call each: no wasted half batch
 });
 
 test('guidance batches [uncond, cond] into one call and extrapolates', () => {
@@ -51,11 +60,31 @@ test('guidance batches [uncond, cond] into one call and extrapolates', () => {
 });
 
 test('conditionings of different lengths are padded with a zero mask', () => {
-  const short: Conditioning = { context: tensor([[[1, 1], [2, 2]]]) };
-  const long: Conditioning = { context: tensor([[[1, 1], [2, 2], [3, 3]]]) };
+  const short: Conditioning = {
+    context: tensor([
+      [
+        [1, 1],
+        [2, 2],
+      ],
+    ]),
+  };
+  const long: Conditioning = {
+    context: tensor([
+      [
+        [1, 1],
+        [2, 2],
+        [3, 3],
+      ],
+    ]),
+  };
   const both = catConditioning([short, long], 2);
   assert.deepEqual(both.context.shape, [4, 3, 2]);
-  assert.deepEqual(both.mask!.toList(), [[1, 1, 0], [1, 1, 0], [1, 1, 1], [1, 1, 1]]);
+  assert.deepEqual(both.mask!.toList(), [
+    [1, 1, 0],
+    [1, 1, 0],
+    [1, 1, 1],
+    [1, 1, 1],
+  ]);
   assert.equal(catConditioning([long, long], 1).mask, null);
   assert.throws(() => catConditioning([{ context: zeros([2, 1, 2]) }], 3), /batch 2 does not match 3/);
 });
@@ -69,7 +98,16 @@ test('addNoise, velocity, v -> eps and the epsilon / v losses', () => {
   const per = (i: number, a: Tensor) => a.select(0, i);
   for (const [i, ti] of t.entries()) {
     const ab = s.alphasCumprod[ti]!;
-    assert.ok(allclose(per(i, xt), per(i, x0).mul(Math.sqrt(ab)).add(per(i, noise).mul(Math.sqrt(1 - ab))), 1e-6, 1e-6));
+    assert.ok(
+      allclose(
+        per(i, xt),
+        per(i, x0)
+          .mul(Math.sqrt(ab))
+          .add(per(i, noise).mul(Math.sqrt(1 - ab))),
+        1e-6,
+        1e-6,
+      ),
+    );
   }
   assert.ok(allclose(addNoise(s, x0, noise, tensor([0, 981], { dtype: 'int64' })), xt));
   // a perfect v prediction, split into x0 and eps, returns the true image and noise
@@ -91,11 +129,15 @@ test('Min-SNR-5 loss weights for eps and v (numpy values), and the weighted loss
   const eps = Array.from(minSnrWeights(s, [0, 500, 999], like, 5, 'epsilon').toArray() as Float32Array);
   const v = Array.from(minSnrWeights(s, [0, 500, 999], like, 5, 'v_prediction').toArray() as Float32Array);
   [0.004253615573237339, 1.0, 1.0].forEach((w, i) => assert.ok(Math.abs(eps[i]! - w) < 1e-6, `eps ${i}`));
-  [0.004250000000000087, 0.2763326838229746, 0.0046600985130772375].forEach((w, i) => assert.ok(Math.abs(v[i]! - w) < 1e-6, `v ${i}`));
-  const x0 = randn([2, 3, 2, 2], { generator: g }), noise = randn([2, 3, 2, 2], { generator: g });
+  [0.004250000000000087, 0.2763326838229746, 0.0046600985130772375].forEach((w, i) =>
+    assert.ok(Math.abs(v[i]! - w) < 1e-6, `v ${i}`),
+  );
+  const x0 = randn([2, 3, 2, 2], { generator: g }),
+    noise = randn([2, 3, 2, 2], { generator: g });
   const t = [0, 500];
   const pred = zeros([2, 3, 2, 2]);
   const w = [0.004253615573237339, 1.0];
-  const want = (w[0]! * noise.select(0, 0).square().mean().item() + w[1]! * noise.select(0, 1).square().mean().item()) / 2;
+  const want =
+    (w[0]! * noise.select(0, 0).square().mean().item() + w[1]! * noise.select(0, 1).square().mean().item()) / 2;
   assert.ok(Math.abs(diffusionLoss(s, pred, { x0, noise, t }, { snrGamma: 5 }).item() - want) < 1e-6);
 });

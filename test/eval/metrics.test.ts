@@ -7,7 +7,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setNumThreads } from '../../src/torch/index.ts';
 import {
-  cosine, pixelCorrelation, conceptPreservation, promptFollowing, conceptsPresent, styleAdherence, copyPaste, diversity, windows, Judge,
+  cosine,
+  pixelCorrelation,
+  conceptPreservation,
+  promptFollowing,
+  conceptsPresent,
+  styleAdherence,
+  copyPaste,
+  diversity,
+  windows,
+  Judge,
   COPY_PASTE_THRESHOLD,
 } from '../../src/eval/metrics.ts';
 import { newEvaluator, EmojiEvaluator } from '../../src/eval/evaluator.ts';
@@ -24,12 +33,17 @@ function picture(size: number, seed = 1): RgbImage {
       const p = (y * size + x) * 3;
       const inSquare = x > size * 0.1 && x < size * 0.45 && y > size * 0.2 && y < size * 0.6;
       data[p] = inSquare ? 250 : (x * 255) / size;
-      data[p + 1] = inSquare ? 240 : ((seed * 37 + y * 97) % 255);
+      data[p + 1] = inSquare ? 240 : (seed * 37 + y * 97) % 255;
       data[p + 2] = (x * y * seed) % 256;
     }
   return { width: size, height: size, channels: 3, data };
 }
-const solid = (size: number, v: number): RgbImage => ({ width: size, height: size, channels: 3, data: new Uint8Array(size * size * 3).fill(v) });
+const solid = (size: number, v: number): RgbImage => ({
+  width: size,
+  height: size,
+  channels: 3,
+  data: new Uint8Array(size * size * 3).fill(v),
+});
 const flip = (im: RgbImage) => hflip(im as RawImage) as RgbImage;
 
 test('cosine and pixel correlation: identical 1, negated -1, constant images', () => {
@@ -38,7 +52,13 @@ test('cosine and pixel correlation: identical 1, negated -1, constant images', (
   assert.equal(cosine([1, 2], [-1, -2]).toFixed(6), '-1.000000');
   const a = picture(16).data;
   assert.equal(pixelCorrelation(a, a).toFixed(6), '1.000000');
-  assert.equal(pixelCorrelation(a, a.map((v) => 255 - v)).toFixed(6), '-1.000000');
+  assert.equal(
+    pixelCorrelation(
+      a,
+      a.map((v) => 255 - v),
+    ).toFixed(6),
+    '-1.000000',
+  );
   assert.equal(pixelCorrelation(solid(8, 3).data, solid(8, 3).data), 1);
   assert.equal(pixelCorrelation(solid(8, 3).data, solid(8, 9).data), 0);
   assert.equal(pixelCorrelation(solid(16, 3).data, a), 0);
@@ -47,7 +67,10 @@ test('cosine and pixel correlation: identical 1, negated -1, constant images', (
 test('windows: 1 + 4 + 9 views of a square image, the first the whole image', () => {
   const w = windows(picture(64));
   assert.equal(w.length, 14);
-  assert.deepEqual(w.map((x) => x.width), [64, 48, 48, 48, 48, 32, 32, 32, 32, 32, 32, 32, 32, 32]);
+  assert.deepEqual(
+    w.map((x) => x.width),
+    [64, 48, 48, 48, 48, 32, 32, 32, 32, 32, 32, 32, 32, 32],
+  );
   assert.deepEqual(w[0]!.data, picture(64).data);
 });
 
@@ -70,8 +93,20 @@ test('copy-paste: identical 1; the reference pasted into a bigger image ~1; flip
 
 test('concept preservation: the best window wins; identical embedding 1, orthogonal 0', () => {
   const ref = [1, 0, 0];
-  assert.equal(conceptPreservation(ref, [[0, 1, 0], [1, 0, 0]]), 1);
-  assert.equal(conceptPreservation(ref, [[0, 1, 0], [0, 0, 1]]), 0);
+  assert.equal(
+    conceptPreservation(ref, [
+      [0, 1, 0],
+      [1, 0, 0],
+    ]),
+    1,
+  );
+  assert.equal(
+    conceptPreservation(ref, [
+      [0, 1, 0],
+      [0, 0, 1],
+    ]),
+    0,
+  );
   assert.ok(Math.abs(conceptPreservation(ref, [[1, 1, 0]]) - Math.SQRT1_2) < 1e-12);
 });
 
@@ -85,7 +120,10 @@ test('objects present: confident detections only', () => {
 test('prompt following: named concepts found in the top K of the vocabulary, best window per concept', () => {
   const vocab = [0, 1, 2, 3];
   // window 0 shows concept 2, window 1 concept 0: both named concepts are found
-  const wins = [[0, 0, 5, 0], [5, 0, 0, 0]];
+  const wins = [
+    [0, 0, 5, 0],
+    [5, 0, 0, 0],
+  ];
   assert.equal(promptFollowing([0, 2], wins, vocab), 1);
   assert.equal(promptFollowing([1], wins, vocab), 0);
   // K = 2 but concept 3 is nowhere: one of two found
@@ -102,10 +140,23 @@ test('style adherence: the top style and its probability', () => {
 });
 
 test('diversity: identical outputs 0, orthogonal embeddings 1', () => {
-  const d0 = diversity([[1, 0], [1, 0], [1, 0]], [picture(16), picture(16)]);
+  const d0 = diversity(
+    [
+      [1, 0],
+      [1, 0],
+      [1, 0],
+    ],
+    [picture(16), picture(16)],
+  );
   assert.equal(d0.embedding, 0);
   assert.ok(Math.abs(d0.pixel) < 1e-9);
-  assert.equal(diversity([[1, 0], [0, 1]]).embedding, 1);
+  assert.equal(
+    diversity([
+      [1, 0],
+      [0, 1],
+    ]).embedding,
+    1,
+  );
   assert.ok(diversity([], [picture(16), picture(16, 5)]).pixel > 0.1);
 });
 
@@ -114,7 +165,8 @@ test('the evaluator: same image -> cosine 1, save/load round trip gives the same
   const scene = renderScene(['dog-face', 'rocket'], 'noto', 'blue', 64, 3);
   const ref = cropObject(scene, 0);
   const judge = new Judge(m);
-  const e1 = judge.embed(ref).embedding, e2 = judge.embed({ ...ref, data: ref.data.slice() }).embedding;
+  const e1 = judge.embed(ref).embedding,
+    e2 = judge.embed({ ...ref, data: ref.data.slice() }).embedding;
   assert.ok(cosine(e1, e2) > 0.9999);
   const dir = mkdtempSync(join(tmpdir(), 'mumu-evaluator-'));
   m.save(dir);
@@ -124,6 +176,11 @@ test('the evaluator: same image -> cosine 1, save/load round trip gives the same
   // preservation of a reference against the scene it was cut from is at least its cosine with the whole scene
   const v = judge.views(scene.image);
   assert.equal(v.windows.length, 14);
-  assert.ok(conceptPreservation(e1, v.windows.map((w) => w.embedding)) >= cosine(e1, v.whole.embedding));
+  assert.ok(
+    conceptPreservation(
+      e1,
+      v.windows.map((w) => w.embedding),
+    ) >= cosine(e1, v.whole.embedding),
+  );
   assert.deepEqual(Object.keys(judge.describe(ref, ['dog-face', 'sun'])).sort(), ['concept', 'style']);
 });

@@ -10,13 +10,20 @@ test('crc32 matches the standard check value', () => {
 
 test('text metadata round trip: Latin-1 in tEXt, anything else in iTXt; pixels untouched', async () => {
   const data = Uint8Array.from({ length: 4 * 3 * 3 }, (_, i) => (i * 37) % 256);
-  const text = { prompt: 'a <img:dog.png> dog, caf\u00e9 \\< 2', negative_prompt: 'blurry \u{1F436} \u72ac', seed: '42', steps: '50', guidance_scale: '6', model: 'models/emoji-default' };
+  const text = {
+    prompt: 'a <img:dog.png> dog, caf\u00e9 \\< 2',
+    negative_prompt: 'blurry \u{1F436} \u72ac',
+    seed: '42',
+    steps: '50',
+    guidance_scale: '6',
+    model: 'models/emoji-default',
+  };
   const png = await encodePng({ width: 4, height: 3, channels: 3, data }, text);
   assert.deepEqual(readText(png), text);
   const types = readChunks(png).map((c) => c.type);
   assert.deepEqual(types.slice(0, 1), ['IHDR']);
   assert.ok(types.includes('tEXt') && types.includes('iTXt'));
-  const back = await sharp(png).raw().toBuffer({ resolveWithObject: true });  // libpng checks every CRC
+  const back = await sharp(png).raw().toBuffer({ resolveWithObject: true }); // libpng checks every CRC
   assert.deepEqual([back.info.width, back.info.height, back.info.channels], [4, 3, 3]);
   assert.deepEqual(new Uint8Array(back.data), data);
   // adding more text to a PNG that has some keeps both

@@ -5,8 +5,22 @@ import os from 'node:os';
 import path from 'node:path';
 import { Tensor, randn, equal, allclose, noGrad, normal_, loadSafetensors, F } from '../../src/torch/index.ts';
 import {
-  Module, Linear, Conv2d, Attention, seeded, injectLora, mergeLora, unmergeLora, unloadLora, loraLayers, saveLora, loadLora,
-  mergeLoraInto, LoraLinear, LoraConv2d, type LoraConfig,
+  Module,
+  Linear,
+  Conv2d,
+  Attention,
+  seeded,
+  injectLora,
+  mergeLora,
+  unmergeLora,
+  unloadLora,
+  loraLayers,
+  saveLora,
+  loadLora,
+  mergeLoraInto,
+  LoraLinear,
+  LoraConv2d,
+  type LoraConfig,
 } from '../../src/nn/index.ts';
 
 class Net extends Module {
@@ -22,28 +36,64 @@ class Net extends Module {
   }
 }
 
-const cfg: LoraConfig = { r: 4, lora_alpha: 8, lora_dropout: 0, target_modules: ['to_q', 'to_v', 'to_out.0', 'conv_in', 'proj'] };
-const randomizeB = (m: Module) => noGrad(() => { for (const [, l] of loraLayers(m)) normal_(l.lora_B.weight, 0, 0.5); });
+const cfg: LoraConfig = {
+  r: 4,
+  lora_alpha: 8,
+  lora_dropout: 0,
+  target_modules: ['to_q', 'to_v', 'to_out.0', 'conv_in', 'proj'],
+};
+const randomizeB = (m: Module) =>
+  noGrad(() => {
+    for (const [, l] of loraLayers(m)) normal_(l.lora_B.weight, 0, 0.5);
+  });
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'mumu-lora-'));
 
 test('target selection by name: list suffixes, regex, exclusions; a missed target is an error', () => {
   const m = seeded(0, () => new Net());
   const names = injectLora(m, cfg);
-  assert.deepEqual(names, ['conv_in', 'proj', 'attn.0.to_q', 'attn.0.to_v', 'attn.0.to_out.0', 'attn.1.to_q', 'attn.1.to_v', 'attn.1.to_out.0']);
-  assert.ok(m.conv_in instanceof LoraConv2d && m.attn[0]!.to_q instanceof LoraLinear && !(m.attn[0]!.to_k instanceof LoraLinear));
+  assert.deepEqual(names, [
+    'conv_in',
+    'proj',
+    'attn.0.to_q',
+    'attn.0.to_v',
+    'attn.0.to_out.0',
+    'attn.1.to_q',
+    'attn.1.to_v',
+    'attn.1.to_out.0',
+  ]);
+  assert.ok(
+    m.conv_in instanceof LoraConv2d &&
+      m.attn[0]!.to_q instanceof LoraLinear &&
+      !(m.attn[0]!.to_k instanceof LoraLinear),
+  );
   const r = seeded(0, () => new Net());
-  assert.deepEqual(injectLora(r, { ...cfg, target_modules: 'attn\\.\\d+\\.to_[qk]', exclude_modules: ['attn.1.to_k'] }), ['attn.0.to_q', 'attn.0.to_k', 'attn.1.to_q']);
-  assert.throws(() => injectLora(seeded(0, () => new Net()), { ...cfg, target_modules: ['to_qq'] }), /no Linear or Conv2d module matches/);
+  assert.deepEqual(
+    injectLora(r, { ...cfg, target_modules: 'attn\\.\\d+\\.to_[qk]', exclude_modules: ['attn.1.to_k'] }),
+    ['attn.0.to_q', 'attn.0.to_k', 'attn.1.to_q'],
+  );
+  assert.throws(
+    () =>
+      injectLora(
+        seeded(0, () => new Net()),
+        { ...cfg, target_modules: ['to_qq'] },
+      ),
+    /no Linear or Conv2d module matches/,
+  );
 });
 
 test('zero-initialised B gives the base output exactly; keys are the base keys plus PEFT lora keys', () => {
-  const base = seeded(0, () => new Net()), m = seeded(0, () => new Net());
+  const base = seeded(0, () => new Net()),
+    m = seeded(0, () => new Net());
   const x = randn([2, 3, 4, 4]);
   const before = base.forward(x);
   injectLora(m, cfg);
   assert.ok(equal(m.forward(x), before));
   const keys = Object.keys(m.stateDict());
-  assert.ok(keys.includes('attn.0.to_q.weight') && keys.includes('attn.0.to_q.lora_A.weight') && keys.includes('attn.0.to_out.0.lora_B.weight'));
+  assert.ok(
+    keys.includes('attn.0.to_q.weight') &&
+      keys.includes('attn.0.to_q.lora_A.weight') &&
+      keys.includes('attn.0.to_out.0.lora_B.weight'),
+  );
   assert.deepEqual(m.attn[0]!.to_q instanceof LoraLinear && m.attn[0]!.to_q.lora_A.weight.shape, [4, 8]);
 });
 
@@ -51,7 +101,10 @@ test('gradients reach exactly the LoRA weights', () => {
   const m = seeded(0, () => new Net());
   injectLora(m, cfg);
   randomizeB(m);
-  m.forward(randn([2, 3, 4, 4])).square().mean().backward();
+  m.forward(randn([2, 3, 4, 4]))
+    .square()
+    .mean()
+    .backward();
   for (const [k, p] of m.namedParameters()) {
     const isLoraKey = /lora_[AB]/.test(k);
     assert.equal(p.requiresGrad, isLoraKey, k);
@@ -61,7 +114,8 @@ test('gradients reach exactly the LoRA weights', () => {
 
 test('merged == unmerged within 1e-5; unmerge restores the base weights; unload keeps the merged function', () => {
   const m = seeded(0, () => new Net());
-  const w0 = m.conv_in.weight.clone(), q0 = m.attn[1]!.to_q.weight.clone();
+  const w0 = m.conv_in.weight.clone(),
+    q0 = m.attn[1]!.to_q.weight.clone();
   injectLora(m, cfg);
   randomizeB(m);
   const x = randn([2, 3, 4, 4]);
@@ -102,7 +156,10 @@ test('PEFT round trip: adapter_config.json + adapter_model.safetensors with base
   assert.equal(conf.lora_alpha, 8);
   const keys = Object.keys(loadSafetensors(path.join(dir, 'adapter_model.safetensors')).tensors).sort();
   assert.equal(keys.length, 16);
-  assert.ok(keys.includes('base_model.model.attn.0.to_q.lora_A.weight') && keys.includes('base_model.model.conv_in.lora_B.weight'));
+  assert.ok(
+    keys.includes('base_model.model.attn.0.to_q.lora_A.weight') &&
+      keys.includes('base_model.model.conv_in.lora_B.weight'),
+  );
   assert.ok(!keys.some((k) => k.endsWith('to_q.weight')), 'only LoRA weights are saved');
   const fresh = seeded(0, () => new Net()); // the same base, LoRA injected from the saved config
   loadLora(fresh, dir);

@@ -3,10 +3,37 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Tensor, randn, tensor, equal, allclose, saveSafetensors, loadSafetensors, cat } from '../../src/torch/index.ts';
 import {
-  Module, Linear, Conv2d, LayerNorm, Dropout, Attention, seeded, StateDictError, timestepEmbedding, rotaryTables, applyRotary,
-  repeatKV, splitHeads, attend, FeedForward, SwiGLU, MLP, GroupNorm, RMSNorm, Embedding,
+  Tensor,
+  randn,
+  tensor,
+  equal,
+  allclose,
+  saveSafetensors,
+  loadSafetensors,
+  cat,
+} from '../../src/torch/index.ts';
+import {
+  Module,
+  Linear,
+  Conv2d,
+  LayerNorm,
+  Dropout,
+  Attention,
+  seeded,
+  StateDictError,
+  timestepEmbedding,
+  rotaryTables,
+  applyRotary,
+  repeatKV,
+  splitHeads,
+  attend,
+  FeedForward,
+  SwiGLU,
+  MLP,
+  GroupNorm,
+  RMSNorm,
+  Embedding,
 } from '../../src/nn/index.ts';
 import { assertClose } from '../helpers.ts';
 
@@ -34,7 +61,9 @@ test('parameter names come from property names, arrays give numeric segments', (
 });
 
 test('seeded init is reproducible and seed-dependent', () => {
-  const a = seeded(7, () => new Linear(5, 3)), b = seeded(7, () => new Linear(5, 3)), c = seeded(8, () => new Linear(5, 3));
+  const a = seeded(7, () => new Linear(5, 3)),
+    b = seeded(7, () => new Linear(5, 3)),
+    c = seeded(8, () => new Linear(5, 3));
   assert.ok(equal(a.weight, b.weight) && equal(a.bias!, b.bias!));
   assert.ok(!equal(a.weight, c.weight));
   // PyTorch's default bound 1/sqrt(fan_in)
@@ -58,7 +87,8 @@ test('train/eval reach every submodule; requiresGrad_ freezes; to(dtype) keeps n
 });
 
 test('state dict round trip through safetensors', () => {
-  const a = seeded(1, () => new Toy()), b = seeded(2, () => new Toy());
+  const a = seeded(1, () => new Toy()),
+    b = seeded(2, () => new Toy());
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mumu-nn-'));
   saveSafetensors(path.join(dir, 'm.safetensors'), a.stateDict());
   const report = b.loadStateDict(loadSafetensors(path.join(dir, 'm.safetensors')).tensors);
@@ -74,14 +104,20 @@ test('strict loader reports every missing, unexpected and wrong-shape key in one
   delete sd['scale'];
   sd['blocks.0.norm.gamma'] = randn([4]);
   sd['conv_in.weight'] = randn([4, 1, 1, 1]);
-  assert.throws(() => m.loadStateDict(sd), (e: unknown) => {
-    assert.ok(e instanceof StateDictError);
-    assert.deepEqual(e.report.missing, ['blocks.0.norm.weight', 'scale']);
-    assert.deepEqual(e.report.unexpected, ['blocks.0.norm.gamma']);
-    assert.deepEqual(e.report.mismatched, [{ key: 'conv_in.weight', expected: [4, 1, 3, 3], got: [4, 1, 1, 1] }]);
-    assert.match(e.message, /missing keys \(2\)[\s\S]*unexpected keys \(1\)[\s\S]*conv_in\.weight: model \[4,1,3,3\], checkpoint \[4,1,1,1\]/);
-    return true;
-  });
+  assert.throws(
+    () => m.loadStateDict(sd),
+    (e: unknown) => {
+      assert.ok(e instanceof StateDictError);
+      assert.deepEqual(e.report.missing, ['blocks.0.norm.weight', 'scale']);
+      assert.deepEqual(e.report.unexpected, ['blocks.0.norm.gamma']);
+      assert.deepEqual(e.report.mismatched, [{ key: 'conv_in.weight', expected: [4, 1, 3, 3], got: [4, 1, 1, 1] }]);
+      assert.match(
+        e.message,
+        /missing keys \(2\)[\s\S]*unexpected keys \(1\)[\s\S]*conv_in\.weight: model \[4,1,3,3\], checkpoint \[4,1,1,1\]/,
+      );
+      return true;
+    },
+  );
   const before = m.conv_in.weight.clone();
   const report = m.loadStateDict(sd, { strict: false });
   assert.equal(report.missing.length, 2);
@@ -115,8 +151,10 @@ test('timestep embedding follows diffusers get_timestep_embedding', () => {
 
 test('rotary embedding makes q.k depend only on the relative position', () => {
   const { cos, sin } = rotaryTables(8, 4, 10000);
-  const q = randn([1, 1, 1, 4]).expand(1, 1, 8, 4), k = randn([1, 1, 1, 4]).expand(1, 1, 8, 4);
-  const qr = applyRotary(q, cos, sin), kr = applyRotary(k, cos, sin);
+  const q = randn([1, 1, 1, 4]).expand(1, 1, 8, 4),
+    k = randn([1, 1, 1, 4]).expand(1, 1, 8, 4);
+  const qr = applyRotary(q, cos, sin),
+    kr = applyRotary(k, cos, sin);
   const dot = (i: number, j: number) => qr.select(2, i).mul(kr.select(2, j)).sum().item();
   assert.ok(Math.abs(dot(5, 3) - dot(2, 0)) < 1e-5);
   assert.ok(Math.abs(dot(7, 7) - dot(0, 0)) < 1e-5);
@@ -127,7 +165,8 @@ test('causal attention: perturbing a later token leaves earlier outputs unchange
   const x = randn([1, 6, 8]);
   const x2 = cat([x.narrow(1, 0, 4), randn([1, 2, 8])], 1);
   for (const keyMask of [null, tensor([[1, 1, 1, 1, 1, 1]])]) {
-    const a = attn.forward(x, null, { causal: true, keyMask }), b = attn.forward(x2, null, { causal: true, keyMask });
+    const a = attn.forward(x, null, { causal: true, keyMask }),
+      b = attn.forward(x2, null, { causal: true, keyMask });
     assert.ok(allclose(a.narrow(1, 0, 4), b.narrow(1, 0, 4), 1e-5, 1e-6));
     assert.ok(!allclose(a.narrow(1, 4, 2), b.narrow(1, 4, 2)));
   }
@@ -137,21 +176,38 @@ test('causal attention: perturbing a later token leaves earlier outputs unchange
 
 test('padding mask hides padded keys; fully masked rows stay finite', () => {
   const attn = seeded(0, () => new Attention(8, { heads: 2, dimHead: 4, crossAttentionDim: 6 }));
-  const x = randn([2, 3, 8]), ctx = randn([2, 5, 6]);
-  const keyMask = tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]);
+  const x = randn([2, 3, 8]),
+    ctx = randn([2, 5, 6]);
+  const keyMask = tensor([
+    [1, 1, 1, 0, 0],
+    [1, 1, 1, 1, 1],
+  ]);
   const ctx2 = cat([ctx.narrow(1, 0, 3), randn([2, 2, 6])], 1);
-  const a = attn.forward(x, ctx, { keyMask }), b = attn.forward(x, ctx2, { keyMask });
+  const a = attn.forward(x, ctx, { keyMask }),
+    b = attn.forward(x, ctx2, { keyMask });
   assert.ok(allclose(a.select(0, 0), b.select(0, 0), 1e-5, 1e-6));
   assert.ok(!allclose(a.select(0, 1), b.select(0, 1)));
   // left padding under a causal mask: position 0 of the first row sees no real key
-  const y = attn.forward(x, x.narrow(2, 0, 6), { keyMask: tensor([[0, 1, 1], [1, 1, 1]]), causal: true });
+  const y = attn.forward(x, x.narrow(2, 0, 6), {
+    keyMask: tensor([
+      [0, 1, 1],
+      [1, 1, 1],
+    ]),
+    causal: true,
+  });
   assert.ok(y.isfinite().all().item());
 });
 
 test('grouped-query attention equals attention with repeated KV heads', () => {
-  const q = randn([1, 4, 5, 3]), k = randn([1, 2, 5, 3]), v = randn([1, 2, 5, 3]);
+  const q = randn([1, 4, 5, 3]),
+    k = randn([1, 2, 5, 3]),
+    v = randn([1, 2, 5, 3]);
   const kk = repeatKV(k, 2);
-  assert.ok(equal(kk.select(1, 0), k.select(1, 0)) && equal(kk.select(1, 1), k.select(1, 0)) && equal(kk.select(1, 2), k.select(1, 1)));
+  assert.ok(
+    equal(kk.select(1, 0), k.select(1, 0)) &&
+      equal(kk.select(1, 1), k.select(1, 0)) &&
+      equal(kk.select(1, 2), k.select(1, 1)),
+  );
   const out = attend(q, kk, repeatKV(v, 2), { causal: true });
   assert.deepEqual(out.shape, [1, 4, 5, 3]);
   assert.deepEqual(splitHeads(randn([2, 7, 12]), 3).shape, [2, 3, 7, 4]);

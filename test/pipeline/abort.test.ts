@@ -10,11 +10,23 @@ test('an abort during sampling stops after that step; an aborted signal stops be
     const pipe = new MumuPipeline(components);
     const ac = new AbortController();
     const seen: number[] = [];
-    const run = pipe.generate('a dog', { steps: 6, seed: 1, sampler, signal: ac.signal, onStep: ({ step }) => {
-      seen.push(step);
-      if (step === 2) ac.abort();
-    } });
-    await assert.rejects(run, (e: unknown) => e instanceof GenerationAbortedError && (e as Error).name === 'AbortError' && /aborted/.test((e as Error).message));
+    const run = pipe.generate('a dog', {
+      steps: 6,
+      seed: 1,
+      sampler,
+      signal: ac.signal,
+      onStep: ({ step }) => {
+        seen.push(step);
+        if (step === 2) ac.abort();
+      },
+    });
+    await assert.rejects(
+      run,
+      (e: unknown) =>
+        e instanceof GenerationAbortedError &&
+        (e as Error).name === 'AbortError' &&
+        /aborted/.test((e as Error).message),
+    );
     assert.deepEqual(seen, [0, 1, 2], sampler);
     assert.equal(calls.unet.length, 3, sampler);
   }

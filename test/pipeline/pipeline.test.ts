@@ -17,8 +17,14 @@ test('encoder once per call, one UNet call per step on [uncond x n, cond x n]', 
   assert.deepEqual(calls.unet, [6, 6, 6, 6, 6]);
   assert.deepEqual(steps, [801, 601, 401, 201, 1]);
   assert.equal(r.images.length, 3);
-  assert.deepEqual([r.images[0]!.width, r.images[0]!.height, r.images[0]!.channels, r.images[0]!.data.length], [16, 16, 3, 16 * 16 * 3]);
-  assert.deepEqual(r.images.map((i) => i.seed), [1, 2, 3]);
+  assert.deepEqual(
+    [r.images[0]!.width, r.images[0]!.height, r.images[0]!.channels, r.images[0]!.data.length],
+    [16, 16, 3, 16 * 16 * 3],
+  );
+  assert.deepEqual(
+    r.images.map((i) => i.seed),
+    [1, 2, 3],
+  );
   assert.equal(r.timings.unetCalls, 5);
   assert.ok(r.timings.unet <= r.timings.denoise && r.timings.denoise <= r.timings.total);
   // guidance 1: no unconditional half at all
@@ -59,12 +65,23 @@ test('the prompt, its images and the negative prompt all reach the output', asyn
   const neg = await pipe.generate('a dog', { ...o, negativePrompt: 'blurry' });
   assert.notEqual(pixels(neg)[0], base);
   assert.equal(neg.negativePrompt, 'blurry');
-  assert.equal(pixels(await pipe.generate('a dog', { ...o, negativePrompt: 'blurry', guidanceScale: 1 }))[0],
-    pixels(await pipe.generate('a dog', { ...o, guidanceScale: 1 }))[0]);
+  assert.equal(
+    pixels(await pipe.generate('a dog', { ...o, negativePrompt: 'blurry', guidanceScale: 1 }))[0],
+    pixels(await pipe.generate('a dog', { ...o, guidanceScale: 1 }))[0],
+  );
   const info = generationInfo(neg, neg.images[0]!, 'toy');
   assert.deepEqual(info, {
-    prompt: 'a dog', negative_prompt: 'blurry', seed: '5', steps: '3', guidance_scale: '6', sampler: 'ddim', model: 'toy', size: '16x16', software: 'mumu',
-    parameters: 'a dog\nNegative prompt: blurry\nSteps: 3, Sampler: DDIM, CFG scale: 6, Seed: 5, Size: 16x16, Model: toy',
+    prompt: 'a dog',
+    negative_prompt: 'blurry',
+    seed: '5',
+    steps: '3',
+    guidance_scale: '6',
+    sampler: 'ddim',
+    model: 'toy',
+    size: '16x16',
+    software: 'mumu',
+    parameters:
+      'a dog\nNegative prompt: blurry\nSteps: 3, Sampler: DDIM, CFG scale: 6, Seed: 5, Size: 16x16, Model: toy',
   });
 });
 
@@ -76,7 +93,10 @@ test('bad options and prompts are refused before any work', async () => {
   await assert.rejects(pipe.generate('a dog', { seed: -1 }), /seed must be a non-negative integer/);
   await assert.rejects(pipe.generate('a dog', { guidanceScale: NaN }), /guidanceScale must be a number/);
   await assert.rejects(pipe.generate('', {}), /^PromptError: prompt: is empty/);
-  await assert.rejects(pipe.generate('a dog', { negativePrompt: 'x <img:>' }), /negative prompt column 3: empty image tag/);
+  await assert.rejects(
+    pipe.generate('a dog', { negativePrompt: 'x <img:>' }),
+    /negative prompt column 3: empty image tag/,
+  );
   const img = { image: { width: 1, height: 1, data: new Uint8Array(4) } };
   await assert.rejects(pipe.generate([img, img, img]), /prompt segment 3: has 3 images; this model takes at most 2/);
   assert.deepEqual(calls.unet, []);

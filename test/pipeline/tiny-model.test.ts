@@ -9,9 +9,11 @@ import { MumuPipeline } from '../../src/pipeline.ts';
 import { makeTinyModel } from './tiny-model.ts';
 import { solid } from '../prompt/fixtures.ts';
 
-setNumThreads(1);  // tiny tensors: threads only add contention with the other test processes
+setNumThreads(1); // tiny tensors: threads only add contention with the other test processes
 let dir = '';
-before(async () => { dir = await makeTinyModel(); });
+before(async () => {
+  dir = await makeTinyModel();
+});
 const b64 = (r: { images: { data: Uint8Array }[] }) => r.images.map((i) => Buffer.from(i.data).toString('base64'));
 
 test('loads the folder; same seed gives the same pixels across loads; image i = seed + i', async () => {
@@ -47,14 +49,20 @@ test('images reach the output in order; the model limit is enforced', async () =
   const text = b64(await pipe.generate('a dog and a cat', o))[0];
   assert.notEqual(rb, br);
   assert.notEqual(rb, text);
-  await assert.rejects(pipe.generate([{ image: red }, { image: red }, { image: red }, 'and', { image: blue }], o), /prompt segment 5: has 4 images; this model takes at most 3/);
+  await assert.rejects(
+    pipe.generate([{ image: red }, { image: red }, { image: red }, 'and', { image: blue }], o),
+    /prompt segment 5: has 4 images; this model takes at most 3/,
+  );
 });
 
 test('a tokenizer that disagrees with the VLM about <image> is refused at load', async () => {
   const bad = await makeTinyModel();
   const file = join(bad, 'vlm', 'config.json');
   writeFileSync(file, readFileSync(file, 'utf8').replace('"image_token_id": 4', '"image_token_id": 5'));
-  await assert.rejects(MumuPipeline.fromPretrained(bad), /the tokenizer's <image> is id 4 but vlm\/config.json says image_token_id 5/);
+  await assert.rejects(
+    MumuPipeline.fromPretrained(bad),
+    /the tokenizer's <image> is id 4 but vlm\/config.json says image_token_id 5/,
+  );
 });
 
 test("inside the real VLM, the k-th image's tokens sit at the k-th tag", async () => {
@@ -62,14 +70,27 @@ test("inside the real VLM, the k-th image's tokens sit at the k-th tag", async (
   const { noGrad } = await import('../../src/torch/index.ts');
   const pipe = await MumuPipeline.fromPretrained(dir);
   const spec = pipe.components.prompt;
-  const [red, blue, green] = await Promise.all([[255, 0, 0], [0, 0, 255], [0, 255, 0]].map((c) => solid(8, 8, c as [number, number, number]).png().toBuffer()));
+  const [red, blue, green] = await Promise.all(
+    [
+      [255, 0, 0],
+      [0, 0, 255],
+      [0, 255, 0],
+    ].map((c) =>
+      solid(8, 8, c as [number, number, number])
+        .png()
+        .toBuffer(),
+    ),
+  );
   const hidden = async (second: Buffer) => {
     const e = await encodePrompt(['a', { image: red }, 'dog and a', { image: second }, 'cat'], spec);
     const b = collatePrompts([e], spec);
     return { spans: e.imageSpans, h: noGrad(() => pipe.components.encode(b).context) };
   };
   const [a, b] = [await hidden(blue), await hidden(green)];
-  assert.deepEqual(a.spans, [{ start: 2, length: 4 }, { start: 9, length: 4 }]);
+  assert.deepEqual(a.spans, [
+    { start: 2, length: 4 },
+    { start: 9, length: 4 },
+  ]);
   // The encoder's last layer is the non-causal adapter, so compare the causal VLM's states instead: identical before
   // the second image's run, different from its first token on.
   const { MumuModel } = await import('../../src/models/index.ts');
@@ -80,8 +101,11 @@ test("inside the real VLM, the k-th image's tokens sit at the k-th tag", async (
     return noGrad(() => vlm.forward(bt.inputIds, bt.pixelValues, { attentionMask: bt.attentionMask }).lastHiddenState);
   };
   const [sa, sb] = [await states(blue), await states(green)];
-  const diff = sa.sub(sb).abs().amax(2).select(0, 0).toList() as number[];  // per position
-  assert.ok(diff.slice(0, 9).every((d) => d === 0), `positions before the 2nd image changed: ${diff}`);
+  const diff = sa.sub(sb).abs().amax(2).select(0, 0).toList() as number[]; // per position
+  assert.ok(
+    diff.slice(0, 9).every((d) => d === 0),
+    `positions before the 2nd image changed: ${diff}`,
+  );
   assert.ok(diff[9]! > 0, 'the 2nd image run did not change');
   assert.notDeepEqual(a.h.toList(), b.h.toList());
 });
@@ -89,7 +113,7 @@ test("inside the real VLM, the k-th image's tokens sit at the k-th tag", async (
 test('references at another side: more placeholders per image, still generates; bad sides are refused', async () => {
   const red = await solid(4, 2, [255, 0, 0]).png().toBuffer();
   const prompt = ['a', { image: red }, 'dog'];
-  const native = await MumuPipeline.fromPretrained(dir);  // ViT: 16 px, patch 8 -> 4 tokens
+  const native = await MumuPipeline.fromPretrained(dir); // ViT: 16 px, patch 8 -> 4 tokens
   const big = await MumuPipeline.fromPretrained(dir, { referenceSize: 32 });
   assert.deepEqual([big.components.prompt.imageSize, big.components.prompt.tokensPerImage], [32, 16]);
   const o = { steps: 2, seed: 3 };
@@ -101,6 +125,9 @@ test('references at another side: more placeholders per image, still generates; 
   assert.deepEqual(b64(await new MumuPipeline(native.components.atReferenceSize!(16)).generate(prompt, o)), b64(a));
   assert.equal(native.components.atReferenceSize!(8).prompt.tokensPerImage, 1);
   assert.equal(native.components.atReferenceSize!(24).prompt.tokensPerImage, 9);
-  await assert.rejects(MumuPipeline.fromPretrained(dir, { referenceSize: 20 }), /reference size 20 px: must be a multiple of the ViT's patch size 8 px between 8 and 64/);
+  await assert.rejects(
+    MumuPipeline.fromPretrained(dir, { referenceSize: 20 }),
+    /reference size 20 px: must be a multiple of the ViT's patch size 8 px between 8 and 64/,
+  );
   assert.throws(() => native.components.atReferenceSize!(72), /between 8 and 64/);
 });

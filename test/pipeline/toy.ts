@@ -6,7 +6,9 @@ import { SD_SCHEDULER_CONFIG, scheduleFromConfig } from '../../src/diffusion/ind
 import type { MumuComponents } from '../../src/pipeline.ts';
 
 export function toyComponents() {
-  const tokenizer = new PromptTokenizer(buildWordLevelTokenizer(['a', 'dog', 'cat', 'and', 'rocket', 'blurry']) as object);
+  const tokenizer = new PromptTokenizer(
+    buildWordLevelTokenizer(['a', 'dog', 'cat', 'and', 'rocket', 'blurry']) as object,
+  );
   const g = new Generator(0);
   const emb = randn([tokenizer.vocabSize, 6], { generator: g });
   const calls = { encode: [] as number[], unet: [] as number[] };
@@ -14,16 +16,26 @@ export function toyComponents() {
     prompt: { tokenizer, imageSize: 8, tokensPerImage: 4, maxImages: 2 },
     encode(batch) {
       calls.encode.push(batch.inputIds.size(0));
-      let ctx = F.embedding(emb, batch.inputIds);  // (B, T, 6)
+      let ctx = F.embedding(emb, batch.inputIds); // (B, T, 6)
       if (batch.pixelValues) ctx = ctx.add(batch.pixelValues.mean().item());
       return { context: ctx, mask: batch.attentionMask };
     },
     unet(x: Tensor, t: number, cond) {
       calls.unet.push(x.size(0));
-      const m = cond.context.mul(cond.mask!.unsqueeze(-1)).sum([1, 2]).div(cond.mask!.sum(1).mul(6)).reshape(x.size(0), 1, 1, 1);
-      return x.mul(0.5 + t / 4000).add(m.mul(0.05)).add(x.sin().mul(0.1));
+      const m = cond.context
+        .mul(cond.mask!.unsqueeze(-1))
+        .sum([1, 2])
+        .div(cond.mask!.sum(1).mul(6))
+        .reshape(x.size(0), 1, 1, 1);
+      return x
+        .mul(0.5 + t / 4000)
+        .add(m.mul(0.05))
+        .add(x.sin().mul(0.1));
     },
-    decode: (lat) => F.interpolate(lat.narrow(1, 0, 3), { size: [16, 16], mode: 'nearest' }).mul(0.5).tanh(),
+    decode: (lat) =>
+      F.interpolate(lat.narrow(1, 0, 3), { size: [16, 16], mode: 'nearest' })
+        .mul(0.5)
+        .tanh(),
     latentShape: [4, 4, 4],
     scheduler: SD_SCHEDULER_CONFIG,
     schedule: scheduleFromConfig(SD_SCHEDULER_CONFIG),

@@ -13,8 +13,13 @@ export function hugePngHeader(width: number, height: number): Buffer {
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(width, 0);
   ihdr.writeUInt32BE(height, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8);  // 8-bit RGB
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), encodeChunk('IHDR', ihdr), encodeChunk('IDAT', Buffer.from([0x78, 0x9c, 3, 0, 0, 0, 0, 1])), encodeChunk('IEND', Buffer.alloc(0))]);
+  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    encodeChunk('IHDR', ihdr),
+    encodeChunk('IDAT', Buffer.from([0x78, 0x9c, 3, 0, 0, 0, 0, 1])),
+    encodeChunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 export async function makeFixtures(): Promise<string> {

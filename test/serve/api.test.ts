@@ -13,7 +13,10 @@ import { solid, hugePngHeader } from '../prompt/fixtures.ts';
 import { readText } from '../../src/image/index.ts';
 import { MumuPipeline } from '../../src/pipeline.ts';
 
-let model = '', out = '', s: Served, api = '';
+let model = '',
+  out = '',
+  s: Served,
+  api = '';
 let red: Buffer, blue: Buffer, green: Buffer;
 before(async () => {
   model = await makeTinyModel();
@@ -36,26 +39,67 @@ const rawPixels = async (png: Buffer | Uint8Array) => (await sharp(png).raw().to
 const getBytes = async (url: string) => Buffer.from(await (await fetch(url)).arrayBuffer());
 
 test('health, model, the OpenAPI file and the page', async () => {
-  assert.match(s.stdout(), new RegExp(`^mumu serve: http://127\\.0\\.0\\.1:\\d+ \\(model ${model.split('/').pop()} loaded in [\\d.]+ s; jobs in ${out}, the last 1000 kept up to 30 days; queue 2\\)\\n$`));
+  assert.match(
+    s.stdout(),
+    new RegExp(
+      `^mumu serve: http://127\\.0\\.0\\.1:\\d+ \\(model ${model.split('/').pop()} loaded in [\\d.]+ s; jobs in ${out}, the last 1000 kept up to 30 days; queue 2\\)\\n$`,
+    ),
+  );
   const h = await call(`${api}/health`);
   assert.equal(h.status, 200);
-  assert.deepEqual({ ...h.body, uptimeSeconds: 0 }, { status: 'ok', model: model.split('/').pop(), running: null, queued: 0, queueCapacity: 2, jobs: 0, uptimeSeconds: 0 });
+  assert.deepEqual(
+    { ...h.body, uptimeSeconds: 0 },
+    {
+      status: 'ok',
+      model: model.split('/').pop(),
+      running: null,
+      queued: 0,
+      queueCapacity: 2,
+      jobs: 0,
+      uptimeSeconds: 0,
+    },
+  );
   const m = await call(`${api}/model`);
   assert.deepEqual(m.body, {
-    name: model.split('/').pop(), maxImages: 3, tokensPerImage: 4, referenceSize: 16, output: { width: 16, height: 16 },
-    limits: { steps: 1000, n: 64, guidance: 100, seed: 2 ** 48, uploadBytes: 262144, uploadPixels: 100_000_000, bodyBytes: 4 * 262144 + 2 ** 20 },
+    name: model.split('/').pop(),
+    maxImages: 3,
+    tokensPerImage: 4,
+    referenceSize: 16,
+    output: { width: 16, height: 16 },
+    limits: {
+      steps: 1000,
+      n: 64,
+      guidance: 100,
+      seed: 2 ** 48,
+      uploadBytes: 262144,
+      uploadPixels: 100_000_000,
+      bodyBytes: 4 * 262144 + 2 ** 20,
+    },
     defaults: { steps: 50, guidance: 6, n: 1, sampler: 'ddim' },
   });
   const o = await call(`${api}/openapi.json`);
   assert.equal(o.body.openapi, '3.0.3');
   assert.deepEqual(Object.keys(o.body.paths).sort(), [
-    '/api/generations', '/api/generations/{id}', '/api/generations/{id}/events', '/api/generations/{id}/images/{k}',
-    '/api/generations/{id}/references/{name}', '/api/health', '/api/model', '/api/session',
+    '/api/generations',
+    '/api/generations/{id}',
+    '/api/generations/{id}/events',
+    '/api/generations/{id}/images/{k}',
+    '/api/generations/{id}/references/{name}',
+    '/api/health',
+    '/api/model',
+    '/api/session',
   ]);
   const body = o.body.paths['/api/generations'].post.requestBody.content;
   assert.deepEqual(Object.keys(body).sort(), ['application/json', 'multipart/form-data']);
   assert.equal(body['application/json'].schema.properties.steps.maximum, 1000);
-  assert.deepEqual(Object.keys(o.body.paths['/api/generations'].post.responses).sort(), ['202', '400', '401', '404', '413', '429']);
+  assert.deepEqual(Object.keys(o.body.paths['/api/generations'].post.responses).sort(), [
+    '202',
+    '400',
+    '401',
+    '404',
+    '413',
+    '429',
+  ]);
   const page = await fetch(`${s.url}/`);
   assert.equal(page.status, 200);
   assert.match(page.headers.get('content-security-policy')!, /default-src 'none'; script-src 'self'/);
@@ -72,8 +116,19 @@ test('JSON with base64 images: 202 at once, progress per step, then done; PNG me
   const ahead = await post({ prompt: [{ text: 'a cat' }], steps: 1000, seed: 1 });
   assert.equal(ahead.status, 202);
   await events(`${s.url}${ahead.body.events}`, { until: (e) => e.event === 'progress' });
-  const r = await post({ prompt: [{ text: 'a ' }, { image: b64(red) }, { text: ' dog and a ' }, { image: `data:image/jpeg;base64,${b64(blue)}` }, { text: ' cat' }],
-    negativePrompt: [{ text: 'blurry ' }, { image: b64(green) }], steps: 6, seed: 42, guidance: 4.5 });
+  const r = await post({
+    prompt: [
+      { text: 'a ' },
+      { image: b64(red) },
+      { text: ' dog and a ' },
+      { image: `data:image/jpeg;base64,${b64(blue)}` },
+      { text: ' cat' },
+    ],
+    negativePrompt: [{ text: 'blurry ' }, { image: b64(green) }],
+    steps: 6,
+    seed: 42,
+    guidance: 4.5,
+  });
   assert.equal(r.status, 202, JSON.stringify(r.body));
   assert.equal(r.headers.get('location'), `/api/generations/${r.body.id}`);
   assert.match(r.body.id, /^[0-9a-z]{9}-[0-9a-f]{6}$/);
@@ -87,15 +142,27 @@ test('JSON with base64 images: 202 at once, progress per step, then done; PNG me
   const evs = await stream;
   assert.equal(evs[0]!.event, 'state');
   assert.equal(evs[0]!.data.state, 'queued');
-  assert.deepEqual(evs.filter((e) => e.event === 'progress').map((e) => e.data), [0, 1, 2, 3, 4, 5, 6].map((step) => ({ step, steps: 6 })));
-  assert.deepEqual(evs.filter((e) => e.event === 'state').map((e) => e.data.state), ['queued', 'running', 'done']);
+  assert.deepEqual(
+    evs.filter((e) => e.event === 'progress').map((e) => e.data),
+    [0, 1, 2, 3, 4, 5, 6].map((step) => ({ step, steps: 6 })),
+  );
+  assert.deepEqual(
+    evs.filter((e) => e.event === 'state').map((e) => e.data.state),
+    ['queued', 'running', 'done'],
+  );
   const last = evs[evs.length - 1]!;
   assert.equal(last.event, 'state');
   assert.equal(last.data.state, 'done');
   const job = (await call(`${api}/generations/${id}`)).body;
   assert.deepEqual(job, last.data);
   const refs = (n: string) => `/api/generations/${id}/references/${n}`;
-  assert.deepEqual(job.prompt, [{ text: 'a ' }, { image: refs('prompt-1.png') }, { text: ' dog and a ' }, { image: refs('prompt-2.png') }, { text: ' cat' }]);
+  assert.deepEqual(job.prompt, [
+    { text: 'a ' },
+    { image: refs('prompt-1.png') },
+    { text: ' dog and a ' },
+    { image: refs('prompt-2.png') },
+    { text: ' cat' },
+  ]);
   assert.deepEqual(job.negativePrompt, [{ text: 'blurry ' }, { image: refs('negative-1.png') }]);
   assert.deepEqual(job.settings, { steps: 6, guidance: 4.5, seed: 42, n: 1, sampler: 'ddim' });
   assert.deepEqual(job.images, [`/api/generations/${id}/images/1.png`]);
@@ -107,32 +174,78 @@ test('JSON with base64 images: 202 at once, progress per step, then done; PNG me
   const text = readText(png);
   const name = model.split('/').pop()!;
   assert.deepEqual(
-    [text.prompt, text.negative_prompt, text.seed, text.steps, text.guidance_scale, text.model, text.software, text.mumu_job],
-    ['a <img:prompt-1.png> dog and a <img:prompt-2.png> cat', 'blurry <img:negative-1.png>', '42', '6', '4.5', name, 'mumu', id],
+    [
+      text.prompt,
+      text.negative_prompt,
+      text.seed,
+      text.steps,
+      text.guidance_scale,
+      text.model,
+      text.software,
+      text.mumu_job,
+    ],
+    [
+      'a <img:prompt-1.png> dog and a <img:prompt-2.png> cat',
+      'blurry <img:negative-1.png>',
+      '42',
+      '6',
+      '4.5',
+      name,
+      'mumu',
+      id,
+    ],
   );
   assert.ok(!Object.values(text).some((v) => v.includes(model) || v.includes(out)), 'no server path in the metadata');
-  assert.deepEqual(JSON.parse(text.references!), { 'prompt-1.png': refs('prompt-1.png'), 'prompt-2.png': refs('prompt-2.png'), 'negative-1.png': refs('negative-1.png') });
-  assert.deepEqual(JSON.parse(text.mumu_segments!).negativePrompt, [{ text: 'blurry ' }, { reference: 'negative-1.png' }]);
+  assert.deepEqual(JSON.parse(text.references!), {
+    'prompt-1.png': refs('prompt-1.png'),
+    'prompt-2.png': refs('prompt-2.png'),
+    'negative-1.png': refs('negative-1.png'),
+  });
+  assert.deepEqual(JSON.parse(text.mumu_segments!).negativePrompt, [
+    { text: 'blurry ' },
+    { reference: 'negative-1.png' },
+  ]);
 
   // the stored references are the uploads' pixels, and remake the image exactly through the pipeline itself
-  const [r1, r2, n1] = await Promise.all(['prompt-1.png', 'prompt-2.png', 'negative-1.png'].map((n) => getBytes(`${s.url}${refs(n)}`)));
+  const [r1, r2, n1] = await Promise.all(
+    ['prompt-1.png', 'prompt-2.png', 'negative-1.png'].map((n) => getBytes(`${s.url}${refs(n)}`)),
+  );
   assert.equal(await rawPixels(r1!), await rawPixels(red));
   assert.equal(await rawPixels(n1!), await rawPixels(green));
   const pipe = await MumuPipeline.fromPretrained(model);
-  const direct = await pipe.generate(['a ', { image: r1! }, ' dog and a ', { image: r2! }, ' cat'], { steps: 6, seed: 42, guidanceScale: 4.5, negativePrompt: ['blurry ', { image: n1! }] });
-  assert.equal((await sharp(png).raw().toBuffer()).toString('base64'), Buffer.from(direct.images[0]!.data).toString('base64'));
+  const direct = await pipe.generate(['a ', { image: r1! }, ' dog and a ', { image: r2! }, ' cat'], {
+    steps: 6,
+    seed: 42,
+    guidanceScale: 4.5,
+    negativePrompt: ['blurry ', { image: n1! }],
+  });
+  assert.equal(
+    (await sharp(png).raw().toBuffer()).toString('base64'),
+    Buffer.from(direct.images[0]!.data).toString('base64'),
+  );
 });
 
 test('multipart: the same request in a `request` field, images as file parts at two positions', async () => {
   const form = new FormData();
-  form.set('request', JSON.stringify({ prompt: [{ text: 'a ' }, { upload: 'dog' }, { text: ' dog and a ' }, { upload: 'rocket' }, { text: ' rocket' }], steps: 3, seed: 7, n: 2 }));
-  form.set('dog', new Blob([new Uint8Array(red)]), '../../etc/evil name.png');  // the client's file name is never used
+  form.set(
+    'request',
+    JSON.stringify({
+      prompt: [{ text: 'a ' }, { upload: 'dog' }, { text: ' dog and a ' }, { upload: 'rocket' }, { text: ' rocket' }],
+      steps: 3,
+      seed: 7,
+      n: 2,
+    }),
+  );
+  form.set('dog', new Blob([new Uint8Array(red)]), '../../etc/evil name.png'); // the client's file name is never used
   form.set('rocket', new Blob([new Uint8Array(blue)]), 'rocket.jpg');
   const r = await call(`${api}/generations`, { method: 'POST', body: form });
   assert.equal(r.status, 202, JSON.stringify(r.body));
   const job = await waitFor(s.url, r.body.id, ['done', 'failed']);
   assert.equal(job.state, 'done', job.error);
-  assert.deepEqual(job.prompt.map((p: any) => p.text ?? p.image.split('/').pop()), ['a ', 'prompt-1.png', ' dog and a ', 'prompt-2.png', ' rocket']);
+  assert.deepEqual(
+    job.prompt.map((p: any) => p.text ?? p.image.split('/').pop()),
+    ['a ', 'prompt-1.png', ' dog and a ', 'prompt-2.png', ' rocket'],
+  );
   assert.equal(job.images.length, 2);
   assert.deepEqual(readdirSync(join(out, 'jobs', job.id)).sort(), ['1.png', '2.png', 'job.json', 'refs']);
   assert.deepEqual(readdirSync(join(out, 'jobs', job.id, 'refs')).sort(), ['prompt-1.png', 'prompt-2.png']);
@@ -155,7 +268,7 @@ test('text segments are taken literally: no <img:...> tag is read, and the API r
   assert.match(asImage.body.error, /^prompt segment 1: image is not base64 data .*the API reads no server file\)$/);
 });
 
-test('bad requests: one line each, with the CLI\'s image checks and messages', async () => {
+test("bad requests: one line each, with the CLI's image checks and messages", async () => {
   const stored = readdirSync(join(out, 'jobs')).length;
   const cases: [unknown, number, string | RegExp][] = [
     [{}, 400, "body must have required property 'prompt'"],
@@ -174,14 +287,37 @@ test('bad requests: one line each, with the CLI\'s image checks and messages', a
     [{ prompt: 'a <img:x.png> dog' }, 400, 'body/prompt must be array'],
     [{ prompt: [{ text: 'a' }], steps: '5' }, 400, 'body/steps must be integer'],
     [{ prompt: [{ image: '!!not base64!!' }] }, 400, /^prompt segment 1: image is not base64 data/],
-    [{ prompt: [{ image: b64(Buffer.from('this is not an image\n')) }] }, 400, 'prompt segment 1: the image data is not an image sharp can read (PNG, JPEG, WebP, GIF, TIFF, AVIF or SVG)'],
-    [{ prompt: [{ text: 'a' }, { image: '' }] }, 400, 'prompt segment 2: the image data is an empty file, not an image'],
-    [{ prompt: [{ image: b64(hugePngHeader(20000, 20000)) }] }, 400, 'prompt segment 1: the image data is over the 100 megapixel limit'],
-    [{ prompt: [{ image: b64(red) }, { image: b64(red) }, { text: 'x' }, { image: b64(red) }, { image: b64(red) }] }, 400,
-      'prompt segment 5: has 4 images; this model takes at most 3 (the first one too many is here)'],
-    [{ prompt: [{ text: 'a' }], negativePrompt: [{ text: 'x' }, { image: b64(Buffer.from('nope')) }] }, 400, /^negative prompt segment 2: the image data is not an image/],
+    [
+      { prompt: [{ image: b64(Buffer.from('this is not an image\n')) }] },
+      400,
+      'prompt segment 1: the image data is not an image sharp can read (PNG, JPEG, WebP, GIF, TIFF, AVIF or SVG)',
+    ],
+    [
+      { prompt: [{ text: 'a' }, { image: '' }] },
+      400,
+      'prompt segment 2: the image data is an empty file, not an image',
+    ],
+    [
+      { prompt: [{ image: b64(hugePngHeader(20000, 20000)) }] },
+      400,
+      'prompt segment 1: the image data is over the 100 megapixel limit',
+    ],
+    [
+      { prompt: [{ image: b64(red) }, { image: b64(red) }, { text: 'x' }, { image: b64(red) }, { image: b64(red) }] },
+      400,
+      'prompt segment 5: has 4 images; this model takes at most 3 (the first one too many is here)',
+    ],
+    [
+      { prompt: [{ text: 'a' }], negativePrompt: [{ text: 'x' }, { image: b64(Buffer.from('nope')) }] },
+      400,
+      /^negative prompt segment 2: the image data is not an image/,
+    ],
     [{ prompt: [{ upload: 'x' }] }, 400, "prompt segment 1: no file part named 'x' in this request"],
-    [{ prompt: [{ image: b64(Buffer.alloc(300 * 1024)) }] }, 413, 'prompt segment 1: the image is 300 KiB, over the 256 KiB limit per image'],
+    [
+      { prompt: [{ image: b64(Buffer.alloc(300 * 1024)) }] },
+      413,
+      'prompt segment 1: the image is 300 KiB, over the 256 KiB limit per image',
+    ],
     [{ prompt: [{ text: 'x'.repeat(10_001) }] }, 400, 'body/prompt/0/text must NOT have more than 10000 characters'],
   ];
   for (const [json, status, msg] of cases) {
@@ -192,29 +328,49 @@ test('bad requests: one line each, with the CLI\'s image checks and messages', a
     else assert.match(r.body.error, msg);
     assert.doesNotMatch(r.body.error, /\n|    at /);
   }
-  const raw = async (body: BodyInit, type?: string) => call(`${api}/generations`, { method: 'POST', body, headers: type ? { 'content-type': type } : {} });
+  const raw = async (body: BodyInit, type?: string) =>
+    call(`${api}/generations`, { method: 'POST', body, headers: type ? { 'content-type': type } : {} });
   const tooBig = await raw(JSON.stringify({ prompt: [{ text: 'x'.repeat(2.1 * 2 ** 20) }] }), 'application/json');
   assert.deepEqual([tooBig.status, tooBig.body], [413, { error: 'the request body is over the 2 MiB limit' }]);
   const notJson = await raw('{"prompt": [', 'application/json');
   assert.equal(notJson.status, 400);
   assert.match(notJson.body.error, /JSON/);
-  assert.deepEqual((await raw('a dog', 'text/plain')).body, { error: "content type 'text/plain' is not accepted: send application/json or multipart/form-data" });
+  assert.deepEqual((await raw('a dog', 'text/plain')).body, {
+    error: "content type 'text/plain' is not accepted: send application/json or multipart/form-data",
+  });
   assert.equal((await raw('a dog', 'text/plain')).status, 415);
 
   const form = (request: string | undefined, files: Record<string, Buffer | Buffer[]>) => {
     const f = new FormData();
     if (request !== undefined) f.set('request', request);
-    for (const [k, v] of Object.entries(files)) for (const b of [v].flat()) f.append(k, new Blob([new Uint8Array(b)]), "x.png");
+    for (const [k, v] of Object.entries(files))
+      for (const b of [v].flat()) f.append(k, new Blob([new Uint8Array(b)]), 'x.png');
     return f;
   };
   const multipartCases: [FormData, number, string | RegExp][] = [
     [form(undefined, { a: red }), 400, "body must have required property 'request'"],
     [form('{nope', { a: red }), 400, /^the 'request' field is not JSON \(/],
     [form(JSON.stringify({ prompt: [{ upload: 'a' }], steps: 0 }), { a: red }), 400, 'request/steps must be >= 1'],
-    [form(JSON.stringify({ prompt: [{ upload: 'a' }] }), { a: red, b: red }), 400, "file part 'b' is not named by any { upload } segment"],
-    [form(JSON.stringify({ prompt: [{ upload: 'a' }] }), { a: [red, red] }), 400, "the multipart body has 2 parts named 'a'; give each upload its own name"],
-    [form(JSON.stringify({ prompt: [{ upload: 'a' }] }), { a: Buffer.alloc(300 * 1024) }), 413, 'an uploaded file is over the 256 KiB limit per image'],
-    [form(JSON.stringify({ prompt: [{ upload: 'a' }] }), { a: Buffer.from('GIF89a nope') }), 400, /^prompt segment 1: the image data is not an image sharp can read/],
+    [
+      form(JSON.stringify({ prompt: [{ upload: 'a' }] }), { a: red, b: red }),
+      400,
+      "file part 'b' is not named by any { upload } segment",
+    ],
+    [
+      form(JSON.stringify({ prompt: [{ upload: 'a' }] }), { a: [red, red] }),
+      400,
+      "the multipart body has 2 parts named 'a'; give each upload its own name",
+    ],
+    [
+      form(JSON.stringify({ prompt: [{ upload: 'a' }] }), { a: Buffer.alloc(300 * 1024) }),
+      413,
+      'an uploaded file is over the 256 KiB limit per image',
+    ],
+    [
+      form(JSON.stringify({ prompt: [{ upload: 'a' }] }), { a: Buffer.from('GIF89a nope') }),
+      400,
+      /^prompt segment 1: the image data is not an image sharp can read/,
+    ],
   ];
   for (const [body, status, msg] of multipartCases) {
     const r = await raw(body);
@@ -228,15 +384,24 @@ test('bad requests: one line each, with the CLI\'s image checks and messages', a
   assert.equal(jobs.length, stored);
 
   for (const [url, status] of [
-    ['/generations/0000000aa-000000', 404], ['/generations/../../etc/passwd', 404], ['/generations/NOT-AN-ID', 404],
-    [`/generations/${jobs[0].id}/images/9.png`, 404], [`/generations/${jobs[0].id}/images/..%2Fjob.json`, 404],
-    [`/generations/${jobs[0].id}/references/secret.png`, 404], ['/generations?limit=0', 400], ['/generations?before=x', 400], ['/nothing', 404],
+    ['/generations/0000000aa-000000', 404],
+    ['/generations/../../etc/passwd', 404],
+    ['/generations/NOT-AN-ID', 404],
+    [`/generations/${jobs[0].id}/images/9.png`, 404],
+    [`/generations/${jobs[0].id}/images/..%2Fjob.json`, 404],
+    [`/generations/${jobs[0].id}/references/secret.png`, 404],
+    ['/generations?limit=0', 400],
+    ['/generations?before=x', 400],
+    ['/nothing', 404],
   ] as const) {
     const r = await call(`${api}${url}`);
     assert.equal(r.status, status, `${url}: ${JSON.stringify(r.body)}`);
     assert.equal(typeof r.body.error, 'string');
   }
-  assert.equal((await call(`${api}/generations/0000000aa-000000`)).body.error, "no generation '0000000aa-000000' (never made, deleted, or past the retention limit)");
+  assert.equal(
+    (await call(`${api}/generations/0000000aa-000000`)).body.error,
+    "no generation '0000000aa-000000' (never made, deleted, or past the retention limit)",
+  );
 });
 
 test('a full queue answers 429 with Retry-After; cancel a queued job (200) and a running one (202, stops between steps)', async () => {
@@ -260,7 +425,7 @@ test('a full queue answers 429 with Retry-After; cancel a queued job (200) and a
   const stream = events(`${s.url}${running.body.events}`);
   const c0 = await call(`${api}/generations/${running.body.id}`, { method: 'DELETE' });
   assert.equal(c0.status, 202);
-  assert.ok(['running', 'cancelled'].includes(c0.body.state), c0.body.state);  // it may stop before the answer leaves
+  assert.ok(['running', 'cancelled'].includes(c0.body.state), c0.body.state); // it may stop before the answer leaves
   const evs = await stream;
   const end = evs[evs.length - 1]!.data;
   assert.equal(end.state, 'cancelled');
@@ -282,11 +447,20 @@ test('the gallery: newest first, paged; DELETE of a finished job removes it and 
   const all = (await call(`${api}/generations?limit=100`)).body;
   assert.equal(all.next, null);
   const sorted = [...all.items.map((j: any) => j.id)].sort().reverse();
-  assert.deepEqual(all.items.map((j: any) => j.id), sorted);
-  assert.deepEqual(all.items.slice(0, 3).map((j: any) => j.id), [...ids].reverse());
+  assert.deepEqual(
+    all.items.map((j: any) => j.id),
+    sorted,
+  );
+  assert.deepEqual(
+    all.items.slice(0, 3).map((j: any) => j.id),
+    [...ids].reverse(),
+  );
   const p1 = (await call(`${api}/generations?limit=2`)).body;
   const p2 = (await call(`${api}/generations?limit=2&before=${p1.next}`)).body;
-  assert.deepEqual([...p1.items, ...p2.items].map((j: any) => j.id), all.items.slice(0, 4).map((j: any) => j.id));
+  assert.deepEqual(
+    [...p1.items, ...p2.items].map((j: any) => j.id),
+    all.items.slice(0, 4).map((j: any) => j.id),
+  );
   const del = await call(`${api}/generations/${ids[1]}`, { method: 'DELETE' });
   assert.equal(del.status, 204);
   assert.ok(!existsSync(join(out, 'jobs', ids[1]!)));

@@ -26,7 +26,8 @@ const alive = (pid: number) => {
   }
 };
 async function gone(pid: number, ms = 10_000): Promise<boolean> {
-  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) if (!alive(pid)) return true;
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 50)))
+    if (!alive(pid)) return true;
   return false;
 }
 const long = { prompt: [{ text: 'a dog' }], steps: 1000, seed: 1 };
@@ -78,12 +79,18 @@ test('a dead generation process fails its job and is restarted; a killed server 
   assert.match(b.stderr(), /mumu serve: SIGINT, stopping/);
   assert.ok(await gone(worker3));
   const told = await stream;
-  assert.deepEqual([told[told.length - 1]!.data.state, told[told.length - 1]!.data.error], ['failed', 'the server stopped while this job was running; submit it again']);
+  assert.deepEqual(
+    [told[told.length - 1]!.data.state, told[told.length - 1]!.data.error],
+    ['failed', 'the server stopped while this job was running; submit it again'],
+  );
   const c = await start(['--model', model, '--out', out, '--keep', '2', '--queue', '0']);
   assert.doesNotMatch(c.stderr(), /in flight/);
   const list = (await call(`${c.url}/api/generations?limit=100`)).body.items;
   // --keep 2: the two newest finished jobs stay, the rest are gone from disk too
-  assert.deepEqual(list.map((j: any) => j.id), [c1.body.id, queued.body.id]);
+  assert.deepEqual(
+    list.map((j: any) => j.id),
+    [c1.body.id, queued.body.id],
+  );
   assert.equal(list[0].error, 'the server stopped while this job was running; submit it again');
   assert.deepEqual(readdirSync(join(out, 'jobs')).sort(), [queued.body.id, c1.body.id].sort());
   assert.ok(!existsSync(join(out, 'jobs', done.body.id)));

@@ -12,10 +12,14 @@ import { makeTinyModel } from '../pipeline/tiny-model.ts';
 
 const TOKEN = 'correct horse battery';
 const ORIGIN = 'http://localhost:3000';
-let model = '', s: Served, api = '';
+let model = '',
+  s: Served,
+  api = '';
 before(async () => {
   model = await makeTinyModel();
-  s = await serve(['--model', model, '--out', mkdtempSync(join(tmpdir(), 'mumu-serve-')), '--cors', ORIGIN], { env: { MUMU_TOKEN: TOKEN } });
+  s = await serve(['--model', model, '--out', mkdtempSync(join(tmpdir(), 'mumu-serve-')), '--cors', ORIGIN], {
+    env: { MUMU_TOKEN: TOKEN },
+  });
   api = `${s.url}/api`;
 });
 after(async () => {
@@ -40,13 +44,28 @@ function rawGet(path: string, headers: Record<string, string>): Promise<{ status
 
 test('the token: 401 without it or with a wrong one, on every API route; Bearer works; the page itself is public', async () => {
   assert.match(s.stdout(), /; token required\)$/m);
-  for (const [method, path] of [['GET', '/health'], ['GET', '/model'], ['GET', '/openapi.json'], ['GET', '/generations'], ['POST', '/generations'],
-    ['GET', '/generations/0000000aa-000000'], ['DELETE', '/generations/0000000aa-000000'], ['GET', '/generations/0000000aa-000000/events']] as const) {
-    for (const headers of [{}, { authorization: 'Bearer wrong token' }, { authorization: TOKEN }, { cookie: 'mumu_token=wrong' }] as Record<string, string>[]) {
+  for (const [method, path] of [
+    ['GET', '/health'],
+    ['GET', '/model'],
+    ['GET', '/openapi.json'],
+    ['GET', '/generations'],
+    ['POST', '/generations'],
+    ['GET', '/generations/0000000aa-000000'],
+    ['DELETE', '/generations/0000000aa-000000'],
+    ['GET', '/generations/0000000aa-000000/events'],
+  ] as const) {
+    for (const headers of [
+      {},
+      { authorization: 'Bearer wrong token' },
+      { authorization: TOKEN },
+      { cookie: 'mumu_token=wrong' },
+    ] as Record<string, string>[]) {
       const r = await call(`${api}${path}`, { method, headers });
       assert.equal(r.status, 401, `${method} ${path} ${JSON.stringify(headers)}`);
       assert.equal(r.headers.get('www-authenticate'), 'Bearer');
-      assert.deepEqual(r.body, { error: 'this server needs its token: send Authorization: Bearer TOKEN, or sign in on the page' });
+      assert.deepEqual(r.body, {
+        error: 'this server needs its token: send Authorization: Bearer TOKEN, or sign in on the page',
+      });
     }
   }
   assert.equal((await call(`${api}/health`, { headers: bearer })).status, 200);
@@ -64,7 +83,10 @@ test('the session cookie: HttpOnly, SameSite=Strict; it opens the API, the event
   const setCookie = ok.headers.get('set-cookie')!;
   assert.match(setCookie, /^mumu_token=[^;]+; Path=\/; HttpOnly; SameSite=Strict$/);
   const cookie = { cookie: setCookie.split(';')[0]! };
-  const job = await call(`${api}/generations`, { headers: cookie, json: { prompt: [{ text: 'a dog' }], steps: 2, seed: 1 } });
+  const job = await call(`${api}/generations`, {
+    headers: cookie,
+    json: { prompt: [{ text: 'a dog' }], steps: 2, seed: 1 },
+  });
   assert.equal(job.status, 202, JSON.stringify(job.body));
   const evs = await events(`${s.url}${job.body.events}`, { headers: cookie });
   assert.equal(evs[evs.length - 1]!.data.state, 'done');
@@ -74,7 +96,14 @@ test('the session cookie: HttpOnly, SameSite=Strict; it opens the API, the event
 });
 
 test('CORS only for the --cors origin; writes from any other origin refused; foreign Host headers refused', async () => {
-  const pre = await fetch(`${api}/generations`, { method: 'OPTIONS', headers: { origin: ORIGIN, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' } });
+  const pre = await fetch(`${api}/generations`, {
+    method: 'OPTIONS',
+    headers: {
+      origin: ORIGIN,
+      'access-control-request-method': 'POST',
+      'access-control-request-headers': 'authorization,content-type',
+    },
+  });
   assert.equal(pre.status, 204);
   assert.equal(pre.headers.get('access-control-allow-origin'), ORIGIN);
   assert.match(pre.headers.get('access-control-allow-methods')!, /POST/);
@@ -82,26 +111,52 @@ test('CORS only for the --cors origin; writes from any other origin refused; for
   assert.equal(get.headers.get('access-control-allow-origin'), ORIGIN);
   const other = await fetch(`${api}/health`, { headers: { ...bearer, origin: 'http://evil.example' } });
   assert.equal(other.headers.get('access-control-allow-origin'), null);
-  const post = await call(`${api}/generations`, { headers: { ...bearer, origin: 'http://evil.example' }, json: { prompt: [{ text: 'a dog' }], steps: 1 } });
-  assert.deepEqual([post.status, post.body], [403, { error: 'cross-origin request from http://evil.example refused (start the server with --cors http://evil.example to allow one)' }]);
-  const allowed = await call(`${api}/generations`, { headers: { ...bearer, origin: ORIGIN }, json: { prompt: [{ text: 'a dog' }], steps: 1 } });
+  const post = await call(`${api}/generations`, {
+    headers: { ...bearer, origin: 'http://evil.example' },
+    json: { prompt: [{ text: 'a dog' }], steps: 1 },
+  });
+  assert.deepEqual(
+    [post.status, post.body],
+    [
+      403,
+      {
+        error:
+          'cross-origin request from http://evil.example refused (start the server with --cors http://evil.example to allow one)',
+      },
+    ],
+  );
+  const allowed = await call(`${api}/generations`, {
+    headers: { ...bearer, origin: ORIGIN },
+    json: { prompt: [{ text: 'a dog' }], steps: 1 },
+  });
   assert.equal(allowed.status, 202);
   await waitFor(s.url, allowed.body.id, ['done'], { headers: bearer });
   const port = new URL(s.url).port;
   assert.equal((await rawGet('/api/health', { ...bearer, host: `localhost:${port}` })).status, 200);
   const rebound = await rawGet('/', { host: `attacker.example:${port}` });
   assert.equal(rebound.status, 403);
-  assert.deepEqual(JSON.parse(rebound.body), { error: `Host 'attacker.example:${port}' refused: this server answers to 127.0.0.1 and localhost only` });
+  assert.deepEqual(JSON.parse(rebound.body), {
+    error: `Host 'attacker.example:${port}' refused: this server answers to 127.0.0.1 and localhost only`,
+  });
 });
 
 test('the CLI refuses an open bind without a token, bad flags and a missing model, in one line', async () => {
   const open = await mumu(['serve', '--model', model, '--host', '0.0.0.0']);
-  assert.deepEqual([open.code, open.stderr.trim()], [2, 'mumu serve: --host 0.0.0.0 would let other machines in: give a --token (or MUMU_TOKEN) too, or bind 127.0.0.1 (see mumu serve --help)']);
+  assert.deepEqual(
+    [open.code, open.stderr.trim()],
+    [
+      2,
+      'mumu serve: --host 0.0.0.0 would let other machines in: give a --token (or MUMU_TOKEN) too, or bind 127.0.0.1 (see mumu serve --help)',
+    ],
+  );
   const flags: [string[], string][] = [
     [['--port', '70000'], 'mumu serve: --port must be between 0 and 65535, got 70000 (see mumu serve --help)'],
     [['--queue', 'x'], "mumu serve: --queue must be a whole number, got 'x' (see mumu serve --help)"],
     [['--token', 'short'], 'mumu serve: --token must be at least 8 characters (see mumu serve --help)'],
-    [['--cors', '*'], "mumu serve: --cors must be an origin such as http://localhost:3000, got '*' (see mumu serve --help)"],
+    [
+      ['--cors', '*'],
+      "mumu serve: --cors must be an origin such as http://localhost:3000, got '*' (see mumu serve --help)",
+    ],
     [['--model', '/nonexistent'], 'mumu: --model /nonexistent: no such folder'],
     [['extra'], "mumu serve: Unexpected argument 'extra' (see mumu serve --help)"],
   ];
@@ -114,10 +169,16 @@ test('the CLI refuses an open bind without a token, bad flags and a missing mode
   const broken = mkdtempSync(join(tmpdir(), 'mumu-broken-'));
   writeFileSync(join(broken, 'model_index.json'), '{}');
   const bad = await mumu(['serve', '--model', broken, '--port', '0']);
-  assert.deepEqual([bad.code, bad.stderr.trim().split('\n').pop()], [1, `mumu: ${broken} has no tokenizer/tokenizer.json`]);
+  assert.deepEqual(
+    [bad.code, bad.stderr.trim().split('\n').pop()],
+    [1, `mumu: ${broken} has no tokenizer/tokenizer.json`],
+  );
   const port = new URL(s.url).port;
   const busy = await mumu(['serve', '--model', model, '--port', port]);
-  assert.deepEqual([busy.code, busy.stderr.trim().split('\n').pop()], [1, `mumu: port ${port} on 127.0.0.1 is in use (another mumu serve?): pick another with --port`]);
+  assert.deepEqual(
+    [busy.code, busy.stderr.trim().split('\n').pop()],
+    [1, `mumu: port ${port} on 127.0.0.1 is in use (another mumu serve?): pick another with --port`],
+  );
   const help = await mumu(['serve', '--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^Usage: mumu serve /);

@@ -23,5 +23,9 @@ test('promptText writes what the CLI parses back to the same segments, and parse
   // the one lossy case: a space keeps the backslash from escaping the tag
   assert.equal(promptText(cases[2]!), 'ends in a backslash \\ <img:prompt-1.png> dog');
   // PNGs from `mumu generate` name their references by path
-  assert.deepEqual(parsePromptText('a <img:examples/dog-face.png> dog face'), [{ text: 'a ' }, { reference: 'examples/dog-face.png' }, { text: ' dog face' }]);
+  assert.deepEqual(parsePromptText('a <img:examples/dog-face.png> dog face'), [
+    { text: 'a ' },
+    { reference: 'examples/dog-face.png' },
+    { text: ' dog face' },
+  ]);
 });

@@ -23,11 +23,17 @@ test('ops, autograd and AdamW on cuda match the CPU', { skip }, () => {
     opt.stepOnce();
     return { out: out.cpu(), gx: xd.grad!.cpu(), w: wd.detach().cpu() };
   };
-  const cpu = run('cpu'), gpu = run('cuda');
+  const cpu = run('cpu'),
+    gpu = run('cuda');
   assert.equal(t.randn([2], { device: 'cuda' }).device, 'cuda:0');
   assertClose(gpu.out, cpu.out, 1e-4);
   assertClose(gpu.gx, cpu.gx, 1e-3);
   assertClose(gpu.w, cpu.w, 1e-4);
   // a seed gives the same noise on every device
-  assert.ok(t.equal(t.randn([5], { generator: new t.Generator(3), device: 'cuda' }).cpu(), t.randn([5], { generator: new t.Generator(3) })));
+  assert.ok(
+    t.equal(
+      t.randn([5], { generator: new t.Generator(3), device: 'cuda' }).cpu(),
+      t.randn([5], { generator: new t.Generator(3) }),
+    ),
+  );
 });

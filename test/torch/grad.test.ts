@@ -7,7 +7,10 @@ import { gradCheck, assertClose } from '../helpers.ts';
 
 const g = new t.Generator(11);
 const r = (...shape: number[]) => t.randn(shape, { generator: g, dtype: 'float64' });
-const pos = (...shape: number[]) => r(...shape).abs().add(0.5);
+const pos = (...shape: number[]) =>
+  r(...shape)
+    .abs()
+    .add(0.5);
 
 test('gradients of elementwise math', () => {
   gradCheck((a, b) => a.add(b).mul(a).sub(b.div(2)), [r(3, 4), r(4)]);
@@ -35,7 +38,20 @@ test('gradients of shape ops', () => {
   gradCheck((a, b) => t.cat([a, b], 1).mul(t.stack([a, a], 0).sum(0).repeat(1, 2).narrow(1, 0, 6)), [r(2, 3), r(2, 3)]);
   gradCheck((a) => a.unsqueeze(1).expand(3, 2, 4).slice(2, 1, 3), [r(3, 4)]);
   gradCheck((a) => a.indexSelect(0, t.tensor([2, 0, 2], { dtype: 'int64' })), [r(3, 2)]);
-  gradCheck((a) => a.gather(1, t.tensor([[1, 0], [2, 2]], { dtype: 'int64' })), [r(2, 3)]);
+  gradCheck(
+    (a) =>
+      a.gather(
+        1,
+        t.tensor(
+          [
+            [1, 0],
+            [2, 2],
+          ],
+          { dtype: 'int64' },
+        ),
+      ),
+    [r(2, 3)],
+  );
   gradCheck((a) => F.pad(a, [1, 2], 'constant').flip(0).roll(1, 1), [r(2, 3)]);
   gradCheck((a) => a.maskedFill(t.tensor([true, false, true]), 0), [r(3)]);
   gradCheck((a) => a.split(1, 0)[1]!.add(a.chunk(2, 1)[0]!.sum()), [r(2, 4)]);
@@ -47,15 +63,40 @@ test('gradients of products and nn ops', () => {
   gradCheck((x, w, b) => F.linear(x, w, b), [r(2, 3), r(4, 3), r(4)]);
   gradCheck((x, w, b) => F.conv2d(x, w, b, { padding: 1, stride: 2 }), [r(1, 2, 5, 5), r(3, 2, 3, 3), r(3)]);
   gradCheck((x, w) => F.conv2d(x, w, null, { groups: 2 }), [r(1, 4, 3, 3), r(2, 2, 2, 2)]);
-  gradCheck((x, w) => F.convTranspose2d(x, w, null, { stride: 2, padding: 1, outputPadding: 1 }), [r(1, 2, 3, 3), r(2, 3, 3, 3)]);
+  gradCheck(
+    (x, w) => F.convTranspose2d(x, w, null, { stride: 2, padding: 1, outputPadding: 1 }),
+    [r(1, 2, 3, 3), r(2, 3, 3, 3)],
+  );
   gradCheck((x, w, b) => F.groupNorm(x, 2, w, b), [r(2, 4, 3, 3), r(4), r(4)]);
   gradCheck((x, w, b) => F.layerNorm(x, [5], w, b), [r(3, 5), r(5), r(5)]);
   gradCheck((x, w) => F.rmsNorm(x, w), [r(3, 5), r(5)]);
-  gradCheck((w) => F.embedding(w, t.tensor([[0, 2], [2, 1]], { dtype: 'int64' })), [r(3, 4)]);
-  gradCheck((x) => F.interpolate(x, { size: [5, 3], mode: 'bilinear' }).add(F.interpolate(x, { scaleFactor: 2 }).mean()), [r(1, 2, 3, 4)]);
+  gradCheck(
+    (w) =>
+      F.embedding(
+        w,
+        t.tensor(
+          [
+            [0, 2],
+            [2, 1],
+          ],
+          { dtype: 'int64' },
+        ),
+      ),
+    [r(3, 4)],
+  );
+  gradCheck(
+    (x) => F.interpolate(x, { size: [5, 3], mode: 'bilinear' }).add(F.interpolate(x, { scaleFactor: 2 }).mean()),
+    [r(1, 2, 3, 4)],
+  );
   gradCheck((x) => F.avgPool2d(x, 2), [r(1, 1, 4, 4)]);
-  gradCheck((q, k, v) => F.scaledDotProductAttention(q, k, v, { isCausal: true }), [r(1, 2, 3, 4), r(1, 2, 3, 4), r(1, 2, 3, 4)]);
-  gradCheck((q, k, v) => F.scaledDotProductAttention(q, k, v, { mask: t.tensor([[true, false, true]]) }), [r(1, 1, 2, 4), r(1, 1, 3, 4), r(1, 1, 3, 4)]);
+  gradCheck(
+    (q, k, v) => F.scaledDotProductAttention(q, k, v, { isCausal: true }),
+    [r(1, 2, 3, 4), r(1, 2, 3, 4), r(1, 2, 3, 4)],
+  );
+  gradCheck(
+    (q, k, v) => F.scaledDotProductAttention(q, k, v, { mask: t.tensor([[true, false, true]]) }),
+    [r(1, 1, 2, 4), r(1, 1, 3, 4), r(1, 1, 3, 4)],
+  );
   gradCheck((a, b) => F.mseLoss(a, b), [r(3, 2), r(3, 2)]);
   gradCheck((a) => F.crossEntropy(a, t.tensor([1, 0, 3], { dtype: 'int64' }), { labelSmoothing: 0.1 }), [r(3, 4)]);
 });
@@ -85,7 +126,10 @@ test('autograd bookkeeping: accumulation, zeroing, noGrad, detach, retainGraph',
 test('clipGradNorm scales gradients to the max norm and returns the old norm', () => {
   const a = t.zeros([2]).requiresGrad_();
   const b = t.zeros([1]).requiresGrad_();
-  a.mul(t.tensor([3, 0])).sum().add(b.mul(4).sum()).backward();
+  a.mul(t.tensor([3, 0]))
+    .sum()
+    .add(b.mul(4).sum())
+    .backward();
   const norm = t.clipGradNorm([a, b], 1);
   assertClose([norm], [5], 1e-6);
   assertClose(a.grad!, [0.6, 0], 1e-5);

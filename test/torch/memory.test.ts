@@ -10,11 +10,20 @@ import { F } from '../../src/torch/index.ts';
 function smallModel(seed: number) {
   const g = new t.Generator(seed);
   const w1 = t.randn([8, 3, 3, 3], { generator: g }).mul(0.2).requiresGrad_();
-  const w2 = t.randn([8 * 8 * 8, 10], { generator: g }).mul(0.05).requiresGrad_();
+  const w2 = t
+    .randn([8 * 8 * 8, 10], { generator: g })
+    .mul(0.05)
+    .requiresGrad_();
   const params = [w1, w2];
   const data = t.randn([16, 3, 16, 16], { generator: g });
   const labels = t.randint(0, 10, [16], { generator: g });
-  const loss = () => F.crossEntropy(F.avgPool2d(F.conv2d(data, w1, null, { padding: 1 }).relu(), 2).flatten(1).matmul(w2), labels);
+  const loss = () =>
+    F.crossEntropy(
+      F.avgPool2d(F.conv2d(data, w1, null, { padding: 1 }).relu(), 2)
+        .flatten(1)
+        .matmul(w2),
+      labels,
+    );
   return { params, loss, opt: new t.AdamW(params, { lr: 1e-3 }) };
 }
 

@@ -4,8 +4,13 @@ import assert from 'node:assert/strict';
 import * as t from '../../src/torch/index.ts';
 import { assertClose } from '../helpers.ts';
 
-function referenceAdamW(p: number[], grads: number[][], o: { lr: number; b1: number; b2: number; eps: number; wd: number }): number[] {
-  const m = p.map(() => 0), v = p.map(() => 0);
+function referenceAdamW(
+  p: number[],
+  grads: number[][],
+  o: { lr: number; b1: number; b2: number; eps: number; wd: number },
+): number[] {
+  const m = p.map(() => 0),
+    v = p.map(() => 0);
   p = p.slice();
   grads.forEach((g, k) => {
     const step = k + 1;
@@ -13,7 +18,8 @@ function referenceAdamW(p: number[], grads: number[][], o: { lr: number; b1: num
       p[i]! *= 1 - o.lr * o.wd;
       m[i] = o.b1 * m[i]! + (1 - o.b1) * g[i]!;
       v[i] = o.b2 * v[i]! + (1 - o.b2) * g[i]! * g[i]!;
-      const mHat = m[i]! / (1 - o.b1 ** step), vHat = v[i]! / (1 - o.b2 ** step);
+      const mHat = m[i]! / (1 - o.b1 ** step),
+        vHat = v[i]! / (1 - o.b2 ** step);
       p[i]! -= (o.lr * mHat) / (Math.sqrt(vHat) + o.eps);
     }
   });
@@ -22,7 +28,11 @@ function referenceAdamW(p: number[], grads: number[][], o: { lr: number; b1: num
 
 test('AdamW matches the reference update over several steps and per-group rates', () => {
   const init = [0.5, -1.5, 2.0];
-  const grads = [[0.1, -0.2, 0.3], [0.4, 0.1, -0.5], [-0.3, 0.2, 0.05]];
+  const grads = [
+    [0.1, -0.2, 0.3],
+    [0.4, 0.1, -0.5],
+    [-0.3, 0.2, 0.05],
+  ];
   const a = t.tensor(init, { dtype: 'float64' }).requiresGrad_();
   const b = t.tensor(init, { dtype: 'float64' }).requiresGrad_();
   const opt = new t.AdamW([

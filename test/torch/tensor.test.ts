@@ -5,8 +5,16 @@ import { assertClose } from '../helpers.ts';
 
 test('seeded generators reproduce PyTorch CPU streams', () => {
   // torch.randn(5, generator=torch.Generator().manual_seed(42)) etc., computed once with PyTorch 1.13.
-  assertClose(t.randn([5], { generator: new t.Generator(42) }), [0.33669036626815796, 0.12880940735340118, 0.23446236550807953, 0.23033303022384644, -1.1228563785552979], 1e-7);
-  assertClose(t.rand([3], { generator: new t.Generator(7) }), [0.5349225401878357, 0.19880318641662598, 0.6592116951942444], 1e-7);
+  assertClose(
+    t.randn([5], { generator: new t.Generator(42) }),
+    [0.33669036626815796, 0.12880940735340118, 0.23446236550807953, 0.23033303022384644, -1.1228563785552979],
+    1e-7,
+  );
+  assertClose(
+    t.rand([3], { generator: new t.Generator(7) }),
+    [0.5349225401878357, 0.19880318641662598, 0.6592116951942444],
+    1e-7,
+  );
   assert.deepEqual(t.randint(0, 10, [6], { generator: new t.Generator(3) }).toList(), [6, 8, 7, 7, 0, 0]);
   assert.deepEqual(t.randperm(6, { generator: new t.Generator(1) }).toList(), [1, 5, 2, 0, 3, 4]);
 });
@@ -32,8 +40,17 @@ test('factories: shapes, dtypes and values', () => {
   assert.equal(t.arange(5).dtype, 'int64');
   assertClose(t.arange(0, 1, 0.25), [0, 0.25, 0.5, 0.75]);
   assertClose(t.linspace(-1, 1, 5), [-1, -0.5, 0, 0.5, 1]);
-  assert.deepEqual(t.eye(2, 3).toList(), [[1, 0, 0], [0, 1, 0]]);
-  assert.deepEqual(t.tensor([[1, 2], [3, 4]]).shape, [2, 2]);
+  assert.deepEqual(t.eye(2, 3).toList(), [
+    [1, 0, 0],
+    [0, 1, 0],
+  ]);
+  assert.deepEqual(
+    t.tensor([
+      [1, 2],
+      [3, 4],
+    ]).shape,
+    [2, 2],
+  );
   assert.throws(() => t.tensor([[1, 2], [3]]), /ragged/);
 });
 
@@ -53,7 +70,10 @@ test('every dtype converts to and from typed arrays', () => {
   const f = new Float32Array([1, 2, 3, 4, 5, 6]);
   const y = t.tensor(f, { shape: [2, 3] });
   f[0] = 100; // the tensor holds its own copy
-  assert.deepEqual(y.toList(), [[1, 2, 3], [4, 5, 6]]);
+  assert.deepEqual(y.toList(), [
+    [1, 2, 3],
+    [4, 5, 6],
+  ]);
   const out = y.toArray() as Float32Array;
   out[0] = -1; // and toArray() never aliases tensor memory
   assert.equal(y.select(0, 0).select(0, 0).item(), 1);
@@ -61,8 +81,24 @@ test('every dtype converts to and from typed arrays', () => {
 });
 
 test('toString prints like PyTorch', () => {
-  assert.equal(String(t.randn([2, 3], { generator: new t.Generator(0) })), 'tensor([[ 1.5410, -0.2934, -2.1788],\n        [ 0.5684, -1.0845, -1.3986]])');
-  assert.equal(String(t.tensor([[1, 2], [3, 4]], { dtype: 'float64' }).requiresGrad_()), 'tensor([[1., 2.],\n        [3., 4.]], dtype=torch.float64, requires_grad=True)');
+  assert.equal(
+    String(t.randn([2, 3], { generator: new t.Generator(0) })),
+    'tensor([[ 1.5410, -0.2934, -2.1788],\n        [ 0.5684, -1.0845, -1.3986]])',
+  );
+  assert.equal(
+    String(
+      t
+        .tensor(
+          [
+            [1, 2],
+            [3, 4],
+          ],
+          { dtype: 'float64' },
+        )
+        .requiresGrad_(),
+    ),
+    'tensor([[1., 2.],\n        [3., 4.]], dtype=torch.float64, requires_grad=True)',
+  );
   assert.equal(String(t.arange(3)), 'tensor([0, 1, 2])');
   assert.equal(String(t.tensor(3.5)), 'tensor(3.5000)');
   assert.equal(String(t.tensor([true, false])), 'tensor([ True, False])');
@@ -72,16 +108,25 @@ test('toString prints like PyTorch', () => {
 });
 
 test('item, to, contiguous, clone and detach', () => {
-  const x = t.tensor([[1, 2], [3, 4]]);
+  const x = t.tensor([
+    [1, 2],
+    [3, 4],
+  ]);
   assert.equal(x.sum().item(), 10);
   assert.throws(() => x.item(), /one element/);
   const tr = x.transpose(0, 1);
   assert.equal(tr.isContiguous, false);
   assert.equal(tr.contiguous().isContiguous, true);
-  assert.deepEqual(tr.toList(), [[1, 3], [2, 4]]);
+  assert.deepEqual(tr.toList(), [
+    [1, 3],
+    [2, 4],
+  ]);
   const c = x.clone();
   c.add_(1);
-  assert.deepEqual(x.toList(), [[1, 2], [3, 4]]);
+  assert.deepEqual(x.toList(), [
+    [1, 2],
+    [3, 4],
+  ]);
   assert.equal(x.to('cpu').device, 'cpu');
   assert.equal(x.to({ dtype: 'float64', device: 'cpu' }).dtype, 'float64');
 });

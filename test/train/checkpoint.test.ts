@@ -13,14 +13,25 @@ import { tinyConfig, tinyRaw } from './helpers.ts';
 
 const BIN = new URL('../../bin/mumu.js', import.meta.url).pathname;
 const tmp = (p: string) => fs.mkdtempSync(path.join(os.tmpdir(), p));
-const losses = (dir: string) => fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as MetricRecord).loss);
+const losses = (dir: string) =>
+  fs
+    .readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as MetricRecord).loss);
 
 test('SIGKILL mid-training, then --resume: the same loss sequence as an uninterrupted run', async () => {
   const root = tmp('mumu-kill-');
   // the richest state: LoRA + adapter, EMA, CFG dropout, noise/timestep RNG, grad accumulation
   const cfgFile = path.join(root, 'cfg.json');
-  fs.writeFileSync(cfgFile, JSON.stringify(tinyRaw('mumu-stage1', { steps: 30, grad_accum: 2, ema: { decay: 0.9 }, checkpoint: { every: 5, keep: 2 } })));
-  const run = (out: string, ...extra: string[]) => spawnSync('node', [BIN, 'train', '--config', cfgFile, '--out', out, ...extra], { encoding: 'utf8' });
+  fs.writeFileSync(
+    cfgFile,
+    JSON.stringify(
+      tinyRaw('mumu-stage1', { steps: 30, grad_accum: 2, ema: { decay: 0.9 }, checkpoint: { every: 5, keep: 2 } }),
+    ),
+  );
+  const run = (out: string, ...extra: string[]) =>
+    spawnSync('node', [BIN, 'train', '--config', cfgFile, '--out', out, ...extra], { encoding: 'utf8' });
 
   const whole = path.join(root, 'whole');
   const r1 = run(whole);
@@ -57,12 +68,18 @@ test('a truncated or corrupt checkpoint is reported and the previous one is used
   await train(cfg, { out, stopAt: 6, log: () => {}, progress: false });
   const first = losses(out);
   const ck = listCheckpoints(path.join(out, 'checkpoints'));
-  assert.deepEqual(ck.map((c) => c.step), [6, 3]);
+  assert.deepEqual(
+    ck.map((c) => c.step),
+    [6, 3],
+  );
   const w = path.join(ck[0]!.dir, 'weights.safetensors');
   fs.truncateSync(w, fs.statSync(w).size - 100);
   const lines: string[] = [];
   const r = await train(cfg, { out, resume: true, log: (l) => lines.push(l), progress: false });
-  assert.ok(lines.some((l) => /ckpt-00000006: weights\.safetensors is \d+ bytes.*truncated.*trying the previous one/.test(l)), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => /ckpt-00000006: weights\.safetensors is \d+ bytes.*truncated.*trying the previous one/.test(l)),
+    lines.join('\n'),
+  );
   assert.equal(r.resumedFrom, 3);
   const after = losses(out);
   assert.equal(after.length, 9);
@@ -72,7 +89,9 @@ test('a truncated or corrupt checkpoint is reported and the previous one is used
 test('loadCheckpoint verifies every file: flipped byte, missing file, bad state.json', () => {
   const root = tmp('mumu-ck-');
   const dir = saveCheckpoint(root, {
-    weights: { a: tensor([1, 2, 3]) }, ema: null, optimizer: { 'g.0.exp_avg': tensor([0, 0, 0]) },
+    weights: { a: tensor([1, 2, 3]) },
+    ema: null,
+    optimizer: { 'g.0.exp_avg': tensor([0, 0, 0]) },
     state: { step: 1, microStep: 1, optimizer: { step: 1, groups: [] }, rng: { generator: '' }, extra: {} },
   });
   assert.deepEqual(loadCheckpoint(dir).weights.a!.toList(), [1, 2, 3]);
@@ -80,14 +99,20 @@ test('loadCheckpoint verifies every file: flipped byte, missing file, bad state.
   const bytes = fs.readFileSync(f);
   bytes[bytes.length - 1] ^= 0xff;
   fs.writeFileSync(f, bytes);
-  assert.throws(() => loadCheckpoint(dir), (e: Error) => e instanceof CorruptCheckpointError && /sha256/.test(e.message));
+  assert.throws(
+    () => loadCheckpoint(dir),
+    (e: Error) => e instanceof CorruptCheckpointError && /sha256/.test(e.message),
+  );
   fs.rmSync(f);
   assert.throws(() => loadCheckpoint(dir), /optimizer\.safetensors is missing/);
   fs.writeFileSync(path.join(dir, 'state.json'), '{"vers');
   assert.throws(() => loadCheckpoint(dir), /state\.json unreadable/);
   // a killed write leaves only a .tmp- folder, which is never listed
   fs.mkdirSync(path.join(root, '.tmp-ckpt-00000002-1'));
-  assert.deepEqual(listCheckpoints(root).map((c) => c.step), [1]);
+  assert.deepEqual(
+    listCheckpoints(root).map((c) => c.step),
+    [1],
+  );
 });
 
 test('SIGTERM: the step in flight finishes, then a checkpoint and the model are written and the run exits 0', async () => {
@@ -107,7 +132,10 @@ test('SIGTERM: the step in flight finishes, then a checkpoint and the model are 
     }, 5);
   });
   assert.equal(await exited, 0);
-  const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8')) as { steps: number; stopped_early: boolean };
+  const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8')) as {
+    steps: number;
+    stopped_early: boolean;
+  };
   assert.equal(summary.stopped_early, true);
   assert.equal(listCheckpoints(path.join(out, 'checkpoints'))[0]!.step, summary.steps);
   assert.ok(fs.existsSync(path.join(out, 'model', 'model_index.json')));

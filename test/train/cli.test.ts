@@ -9,7 +9,8 @@ import { tinyRaw } from './helpers.ts';
 
 async function capture(fn: () => Promise<number>): Promise<{ code: number; out: string; err: string }> {
   const [ow, ew] = [process.stdout.write.bind(process.stdout), process.stderr.write.bind(process.stderr)];
-  let out = '', err = '';
+  let out = '',
+    err = '';
   process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
   process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
   try {

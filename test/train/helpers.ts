@@ -7,7 +7,10 @@ export const TINY_SLUGS = ['dog-face', 'cat-face', 'rocket', 'red-apple', 'banan
 
 const GROUPS: Record<StageName, { name: string; match: string; lr: number; weight_decay: number }[]> = {
   vae: [{ name: 'vae', match: '^vae\\.', lr: 1e-3, weight_decay: 0 }],
-  't2i-base': [{ name: 'unet', match: '^unet\\.', lr: 1e-3, weight_decay: 0.01 }, { name: 'text_encoder', match: '^text_encoder\\.', lr: 5e-4, weight_decay: 0.01 }],
+  't2i-base': [
+    { name: 'unet', match: '^unet\\.', lr: 1e-3, weight_decay: 0.01 },
+    { name: 'text_encoder', match: '^text_encoder\\.', lr: 5e-4, weight_decay: 0.01 },
+  ],
   'style-finetune': [{ name: 'unet', match: '^unet\\.', lr: 1e-3, weight_decay: 0.01 }],
   vlm: [{ name: 'vlm', match: '^vlm\\.', lr: 1e-3, weight_decay: 0.01 }],
   'adapter-align': [{ name: 'adapter', match: '^adapter\\.', lr: 1e-3, weight_decay: 0.01 }],
@@ -35,8 +38,19 @@ const PLANS: Record<StageName, object> = {
 
 export function tinyRaw(stage: StageName, over: Record<string, unknown> = {}): Record<string, unknown> {
   return {
-    stage, model_configs: FIXTURE_MODELS, seed: 0, steps: 20, batch_size: 2,
-    data: { seed: 3, size: 16, concepts: { slugs: TINY_SLUGS }, prompt_dropout: 0.25, prefetch: 1, ...(stage === 'style-finetune' ? { styles: ['openmoji'] } : {}) },
+    stage,
+    model_configs: FIXTURE_MODELS,
+    seed: 0,
+    steps: 20,
+    batch_size: 2,
+    data: {
+      seed: 3,
+      size: 16,
+      concepts: { slugs: TINY_SLUGS },
+      prompt_dropout: 0.25,
+      prefetch: 1,
+      ...(stage === 'style-finetune' ? { styles: ['openmoji'] } : {}),
+    },
     optimizer: { groups: GROUPS[stage] },
     schedule: { kind: 'cosine', warmup_steps: 2, min_lr_ratio: 0.1 },
     train: PLANS[stage],
@@ -47,4 +61,5 @@ export function tinyRaw(stage: StageName, over: Record<string, unknown> = {}): R
   };
 }
 
-export const tinyConfig = (stage: StageName, over: Record<string, unknown> = {}): TrainConfig => parseTrainConfig(tinyRaw(stage, over));
+export const tinyConfig = (stage: StageName, over: Record<string, unknown> = {}): TrainConfig =>
+  parseTrainConfig(tinyRaw(stage, over));

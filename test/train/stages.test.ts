@@ -29,18 +29,27 @@ for (const stage of STAGES) {
     applyPlan(built.model, cfg);
     const runner = new StageRunner(cfg, built);
     const groups = paramGroups(built.model, cfg.optimizer.groups);
-    const opt = new AdamW(groups.map((g) => ({ name: g.group.name, params: g.params.map(([, p]) => p), lr: g.group.lr, weightDecay: g.group.weight_decay })));
+    const opt = new AdamW(
+      groups.map((g) => ({
+        name: g.group.name,
+        params: g.params.map(([, p]) => p),
+        lr: g.group.lr,
+        weightDecay: g.group.weight_decay,
+      })),
+    );
     const m = built.model;
     const data = await StageData.open(cfg, runner.prompt);
     const items = await data.batchItems(0);
     const before = new Map(m.namedParameters().map(([n, p]) => [n, Buffer.from(p.toBytes())]));
     const losses: number[] = [];
     for (let i = 0; i < 8; i++) {
-      losses.push(tidy(() => {
-        const { loss } = runner.loss(runner.batch(items)); // the items' own draws: the same noise and timesteps every step
-        loss.backward();
-        return loss.item();
-      }));
+      losses.push(
+        tidy(() => {
+          const { loss } = runner.loss(runner.batch(items)); // the items' own draws: the same noise and timesteps every step
+          loss.backward();
+          return loss.item();
+        }),
+      );
       opt.stepOnce();
       opt.zeroGrad();
     }
@@ -52,8 +61,21 @@ for (const stage of STAGES) {
       else assert.ok(same, `${stage}: frozen ${n} changed`);
     }
     // every intended part moved (LoRA B starts at zero, so A moves from the second step on)
-    const moved = [...trainable].filter((n) => !before.get(n)!.equals(Buffer.from(m.namedParameters().find(([k]) => k === n)![1].toBytes())));
-    assert.ok(moved.length >= trainable.size * 0.9, `${stage}: only ${moved.length} of ${trainable.size} trainable tensors changed`);
+    const moved = [...trainable].filter(
+      (n) =>
+        !before.get(n)!.equals(
+          Buffer.from(
+            m
+              .namedParameters()
+              .find(([k]) => k === n)![1]
+              .toBytes(),
+          ),
+        ),
+    );
+    assert.ok(
+      moved.length >= trainable.size * 0.9,
+      `${stage}: only ${moved.length} of ${trainable.size} trainable tensors changed`,
+    );
   });
 }
 
@@ -61,18 +83,30 @@ test('mumu-stage1: paper Table 1 structure in groups (ViT frozen, LoRA on connec
   const cfg = tinyConfig('mumu-stage1');
   const built = await buildModel(cfg);
   applyPlan(built.model, cfg);
-  const groups = Object.fromEntries(paramGroups(built.model, cfg.optimizer.groups).map((g) => [g.group.name, g.params.map(([n]) => n)]));
+  const groups = Object.fromEntries(
+    paramGroups(built.model, cfg.optimizer.groups).map((g) => [g.group.name, g.params.map(([n]) => n)]),
+  );
   assert.ok(groups.adapter!.length > 0 && groups.adapter!.every((n) => n.startsWith('adapter.')));
-  assert.ok(groups.unet!.length > 0 && groups.unet!.every((n) => /^unet\..*\.(to_q|to_k|to_v|to_out\.0)\.lora_[AB]\.weight$/.test(n)));
-  assert.ok(groups.vlm!.some((n) => n.startsWith('vlm.model.connector.')) && groups.vlm!.some((n) => n.startsWith('vlm.model.text_model.')));
+  assert.ok(
+    groups.unet!.length > 0 &&
+      groups.unet!.every((n) => /^unet\..*\.(to_q|to_k|to_v|to_out\.0)\.lora_[AB]\.weight$/.test(n)),
+  );
+  assert.ok(
+    groups.vlm!.some((n) => n.startsWith('vlm.model.connector.')) &&
+      groups.vlm!.some((n) => n.startsWith('vlm.model.text_model.')),
+  );
   assert.ok(groups.vlm!.every((n) => /lora_[AB]/.test(n) && !n.includes('vision_model')));
   assert.equal(built.model.vlm.model.vision_model.numParameters({ trainableOnly: true }), 0);
 
   // full-training switch: same groups, whole parts
-  const full = tinyConfig('mumu-stage1', { train: { vision_model: 'frozen', connector: 'full', text_model: 'full', adapter: 'full', unet: 'full' } });
+  const full = tinyConfig('mumu-stage1', {
+    train: { vision_model: 'frozen', connector: 'full', text_model: 'full', adapter: 'full', unet: 'full' },
+  });
   const b2 = await buildModel(full);
   applyPlan(b2.model, full);
-  const g2 = Object.fromEntries(paramGroups(b2.model, full.optimizer.groups).map((g) => [g.group.name, g.params.length]));
+  const g2 = Object.fromEntries(
+    paramGroups(b2.model, full.optimizer.groups).map((g) => [g.group.name, g.params.length]),
+  );
   assert.equal(g2.unet, b2.model.unet.parameters().length);
   assert.equal(b2.model.vlm.model.vision_model.numParameters({ trainableOnly: true }), 0);
 });
@@ -83,7 +117,8 @@ test('learning rates: per group, warm-up then cosine, as recorded in metrics', a
   const r = await train(cfg, { out, log: () => {}, progress: false });
   for (const m of r.metrics) {
     const f = lrFactor(cfg.schedule, m.step - 1, cfg.steps);
-    for (const g of cfg.optimizer.groups) assert.ok(Math.abs(m.lr[g.name]! - g.lr * f) < 1e-12, `step ${m.step} ${g.name}`);
+    for (const g of cfg.optimizer.groups)
+      assert.ok(Math.abs(m.lr[g.name]! - g.lr * f) < 1e-12, `step ${m.step} ${g.name}`);
   }
   assert.ok(r.metrics[0]!.lr.adapter! > r.metrics[0]!.lr.unet! && r.metrics[0]!.lr.unet! > r.metrics[0]!.lr.vlm!);
   assert.equal(lrFactor(cfg.schedule, 0, 6), 0.5);
@@ -97,7 +132,9 @@ test('configs: unknown keys, unmatched groups and bad rates are refused', async 
   assert.throws(() => parseTrainConfig({ ...tinyRaw('vae'), stepz: 3 }), /unknown key 'stepz'/);
   assert.throws(() => parseTrainConfig({ ...tinyRaw('vae'), data: { sise: 3 } }), /unknown key 'sise'/);
   assert.throws(() => parseTrainConfig({ ...tinyRaw('vae'), stage: 'gan' }), /stage must be one of/);
-  const cfg = tinyConfig('t2i-base', { optimizer: { groups: [{ name: 'unet', match: '^unet\\.', lr: 1e-3, weight_decay: 0 }] } });
+  const cfg = tinyConfig('t2i-base', {
+    optimizer: { groups: [{ name: 'unet', match: '^unet\\.', lr: 1e-3, weight_decay: 0 }] },
+  });
   const built = await buildModel(cfg);
   applyPlan(built.model, cfg);
   assert.throws(() => paramGroups(built.model, cfg.optimizer.groups), /match no optimizer group/);
@@ -107,7 +144,19 @@ test('mumu-stage1 from bootstrap shards: epochs in a seeded order, prompts inter
   const { runShards } = await import('../../src/data/shards/run.ts');
   const { defaultConfig } = await import('../../src/data/bootstrap/rules.ts');
   const shards = fs.mkdtempSync(path.join(os.tmpdir(), 'mumu-shards-'));
-  await runShards({ source: 'emoji-world', n: 5, seed: 2, size: 16, stage: 1, samplesPerShard: 3, config: defaultConfig(1, 8), renderScale: 2 }, shards);
+  await runShards(
+    {
+      source: 'emoji-world',
+      n: 5,
+      seed: 2,
+      size: 16,
+      stage: 1,
+      samplesPerShard: 3,
+      config: defaultConfig(1, 8),
+      renderScale: 2,
+    },
+    shards,
+  );
   const cfg = tinyConfig('mumu-stage1', { steps: 4, data: { ...(tinyRaw('mumu-stage1').data as object), shards } });
   const built = await buildModel(cfg);
   const m = built.model;
@@ -126,7 +175,10 @@ test('mumu-stage1 from bootstrap shards: epochs in a seeded order, prompts inter
 });
 
 test('mumu-stage2 at data.reference_size 2x the ViT side: 4x tokens per crop, and the exported model keeps that side', async () => {
-  const cfg = tinyConfig('mumu-stage2', { steps: 2, data: { ...(tinyRaw('mumu-stage2').data as object), reference_size: 16 } });
+  const cfg = tinyConfig('mumu-stage2', {
+    steps: 2,
+    data: { ...(tinyRaw('mumu-stage2').data as object), reference_size: 16 },
+  });
   const built = await buildModel(cfg);
   const m = built.model;
   const native = m.vlm.config.vision_config.image_size;
@@ -138,7 +190,10 @@ test('mumu-stage2 at data.reference_size 2x the ViT side: 4x tokens per crop, an
   for (const it of withCrops) {
     assert.equal(it.prompt!.images.length, 1, 'stage 2: one crop per prompt');
     assert.equal(it.prompt!.images[0]!.size, 16);
-    assert.equal(it.prompt!.inputIds.filter((id) => id === m.vlm.config.image_token_id).length, 4 * m.vlm.tokensPerImage);
+    assert.equal(
+      it.prompt!.inputIds.filter((id) => id === m.vlm.config.image_token_id).length,
+      4 * m.vlm.tokensPerImage,
+    );
   }
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'mumu-stage2-ref-'));
   await train(cfg, { out, log: () => {}, progress: false });
@@ -152,7 +207,14 @@ test('mumu-stage2 at data.reference_size 2x the ViT side: 4x tokens per crop, an
   const img = { width: 8, height: 8, channels: 3 as const, data: new Uint8Array(8 * 8 * 3).fill(200) };
   const r = await new MumuPipeline(comps).generate(['a', { image: img }, 'dog face'], { steps: 1, seed: 0 });
   assert.equal(r.images.length, 1);
-  assert.throws(() => parseTrainConfig({ ...tinyRaw('mumu-stage2'), data: { ...(tinyRaw('mumu-stage2').data as object), reference_size: 2.5 } }), /data\.reference_size/);
+  assert.throws(
+    () =>
+      parseTrainConfig({
+        ...tinyRaw('mumu-stage2'),
+        data: { ...(tinyRaw('mumu-stage2').data as object), reference_size: 2.5 },
+      }),
+    /data\.reference_size/,
+  );
 });
 
 test("the stage's scheduler config drives the loss (v target, zero terminal SNR, Min-SNR) and is exported; EMA warms up", async () => {
@@ -161,7 +223,13 @@ test("the stage's scheduler config drives the loss (v target, zero terminal SNR,
   const { itemDrawSeed } = await import('../../src/train/draws.ts');
   const { emaDecay } = await import('../../src/train/config.ts');
   const scheduler = { prediction_type: 'v_prediction', rescale_betas_zero_snr: true, timestep_spacing: 'trailing' };
-  const cfg = tinyConfig('t2i-base', { steps: 2, scheduler, loss: { snr_gamma: 5 }, ema: { decay: 0.99, warmup: true }, samples: { every: 2, count: 2, steps: 2, guidance_scale: 2, seed: 3 } });
+  const cfg = tinyConfig('t2i-base', {
+    steps: 2,
+    scheduler,
+    loss: { snr_gamma: 5 },
+    ema: { decay: 0.99, warmup: true },
+    samples: { every: 2, count: 2, steps: 2, guidance_scale: 2, seed: 3 },
+  });
   const built = await buildModel(cfg);
   assert.equal(built.scheduler.prediction_type, 'v_prediction');
   const runner = new StageRunner(cfg, built);
@@ -175,29 +243,47 @@ test("the stage's scheduler config drives the loss (v target, zero terminal SNR,
     const gens = b.indices.map((j) => new Generator(itemDrawSeed(cfg.seed, j)));
     const post = m.vae.encode(b.images!);
     const L = post.mean.shape.slice(1);
-    const x0 = m.vae.scaleLatents(post.mean.add(post.std.mul(cat(gens.map((g) => randn([1, ...L], { generator: g }))))));
+    const x0 = m.vae.scaleLatents(
+      post.mean.add(post.std.mul(cat(gens.map((g) => randn([1, ...L], { generator: g }))))),
+    );
     const noise = cat(gens.map((g) => randn([1, ...L], { generator: g })));
     const t = cat(gens.map((g) => randint(0, runner.schedule.config.numTrainTimesteps, [1], { generator: g })));
     const pred = m.forward(addNoise(runner.schedule, x0, noise, t), t, m.encodeText(b.ids!, b.mask), b.mask);
-    return pred.sub(velocity(runner.schedule, x0, noise, t)).square().mul(minSnrWeights(runner.schedule, t, pred, 5, 'v_prediction')).mean().item();
+    return pred
+      .sub(velocity(runner.schedule, x0, noise, t))
+      .square()
+      .mul(minSnrWeights(runner.schedule, t, pred, 5, 'v_prediction'))
+      .mean()
+      .item();
   });
   const got = noGrad(() => runner.loss(b).loss.item());
   assert.ok(Math.abs(got - want) < 1e-6 * Math.max(1, want), `${got} vs ${want}`);
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'mumu-sched-'));
   await train(cfg, { out, log: () => {}, progress: false });
   const exported = JSON.parse(fs.readFileSync(path.join(out, 'model', 'scheduler', 'scheduler_config.json'), 'utf8'));
-  assert.deepEqual([exported.prediction_type, exported.rescale_betas_zero_snr, exported.timestep_spacing], ['v_prediction', true, 'trailing']);
+  assert.deepEqual(
+    [exported.prediction_type, exported.rescale_betas_zero_snr, exported.timestep_spacing],
+    ['v_prediction', true, 'trailing'],
+  );
   assert.ok(fs.existsSync(path.join(out, 'samples', 'step-000002.png')), 'sample grid drawn through the pipeline');
-  assert.deepEqual([0, 1, 100, 1000].map((k) => emaDecay(cfg.ema!, k)), [0.1, 2 / 11, 101 / 110, 0.99]);
+  assert.deepEqual(
+    [0, 1, 100, 1000].map((k) => emaDecay(cfg.ema!, k)),
+    [0.1, 2 / 11, 101 / 110, 0.99],
+  );
   assert.equal(emaDecay({ decay: 0.9, warmup: false }, 0), 0.9);
-  await assert.rejects(buildModel(tinyConfig('t2i-base', { scheduler: { rescale_betas_zero_snr: true } })), /needs prediction_type 'v_prediction'/);
+  await assert.rejects(
+    buildModel(tinyConfig('t2i-base', { scheduler: { rescale_betas_zero_snr: true } })),
+    /needs prediction_type 'v_prediction'/,
+  );
 });
 
 test("'fresh' parts: new weights (the init's architecture, with overrides) while the other parts keep the init's", async () => {
   const { TextTimeEmbedding } = await import('../../src/nn/index.ts');
   const { equal } = await import('../../src/torch/index.ts');
   // no init: model_configs with the overrides
-  const a = await buildModel(tinyConfig('t2i-base', { fresh: { unet: { addition_embed_type: 'text', addition_embed_type_num_heads: 2 } } }));
+  const a = await buildModel(
+    tinyConfig('t2i-base', { fresh: { unet: { addition_embed_type: 'text', addition_embed_type_num_heads: 2 } } }),
+  );
   assert.ok(a.model.unet.add_embedding instanceof TextTimeEmbedding);
   // an init folder: the same VAE, a new UNet of the init's architecture
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'mumu-fresh-'));
@@ -209,7 +295,10 @@ test("'fresh' parts: new weights (the init's architecture, with overrides) while
   assert.ok(!equal(b.model.unet.conv_in.weight, kept.model.unet.conv_in.weight), 'UNet drawn anew');
   assert.deepEqual(b.model.unet.config, kept.model.unet.config);
   const again = await buildModel(tinyConfig('t2i-base', { init, fresh: { unet: {} }, seed: 7 }));
-  assert.ok(equal(again.model.unet.conv_in.weight, b.model.unet.conv_in.weight), 'the same seed draws the same fresh part');
+  assert.ok(
+    equal(again.model.unet.conv_in.weight, b.model.unet.conv_in.weight),
+    'the same seed draws the same fresh part',
+  );
   assert.throws(() => tinyConfig('t2i-base', { fresh: { unet2: {} } }), /fresh\.unet2: not a model part/);
   // `from`: a part trained elsewhere (here: the fresh-UNet model's UNet) joined to the init's other parts
   const other = fs.mkdtempSync(path.join(os.tmpdir(), 'mumu-from-'));
@@ -222,5 +311,8 @@ test("'fresh' parts: new weights (the init's architecture, with overrides) while
   // or from a component folder itself (a shipped model's base_unet/)
   const d = await buildModel(tinyConfig('t2i-base', { init, from: { unet: path.join(other, 'unet') } }));
   assert.ok(equal(d.model.unet.conv_in.weight, b.model.unet.conv_in.weight), 'UNet from the component folder');
-  await assert.rejects(buildModel(tinyConfig('t2i-base', { init, from: { unet: path.join(out, 'checkpoints') } })), /neither a model folder nor a component folder/);
+  await assert.rejects(
+    buildModel(tinyConfig('t2i-base', { init, from: { unet: path.join(out, 'checkpoints') } })),
+    /neither a model folder nor a component folder/,
+  );
 });

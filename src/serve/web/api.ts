@@ -16,7 +16,10 @@ export interface ModelInfo {
 }
 
 export class ApiError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -32,12 +35,16 @@ function signIn(): Promise<void> {
     const msg = dialog.querySelector<HTMLElement>('.login-error')!;
     form.onsubmit = async (e) => {
       e.preventDefault();
-      const r = await fetch('/api/session', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: input.value }) });
+      const r = await fetch('/api/session', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ token: input.value }),
+      });
       if (r.ok) {
         dialog.close();
         signingIn = null;
         resolve();
-      } else msg.textContent = 'That token is not this server\'s.';
+      } else msg.textContent = "That token is not this server's.";
     };
     dialog.showModal();
     input.focus();
@@ -60,13 +67,18 @@ export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
 }
 
 // Follows a job's event stream until it ends; returns a function that stops following.
-export function follow(job: Job, on: { state(j: Job): void; progress(p: { step: number; steps: number }): void }): () => void {
+export function follow(
+  job: Job,
+  on: { state(j: Job): void; progress(p: { step: number; steps: number }): void },
+): () => void {
   const es = new EventSource(job.events);
   es.addEventListener('state', (e) => {
     const j = JSON.parse((e as MessageEvent<string>).data) as Job;
     on.state(j);
     if (['done', 'failed', 'cancelled'].includes(j.state)) es.close();
   });
-  es.addEventListener('progress', (e) => on.progress(JSON.parse((e as MessageEvent<string>).data) as { step: number; steps: number }));
+  es.addEventListener('progress', (e) =>
+    on.progress(JSON.parse((e as MessageEvent<string>).data) as { step: number; steps: number }),
+  );
   return () => es.close();
 }

@@ -25,7 +25,10 @@ const isImageFile = (f: File) => f.type.startsWith('image/');
 export class PromptEditor {
   private blobs = new Map<string, { blob: Blob; url: string }>();
 
-  constructor(readonly el: HTMLElement, private onError: (msg: string) => void = () => {}) {
+  constructor(
+    readonly el: HTMLElement,
+    private onError: (msg: string) => void = () => {},
+  ) {
     el.addEventListener('dragover', (e) => {
       const types = [...(e.dataTransfer?.types ?? [])];
       if (types.includes('Files') || types.includes(CHIP_TYPE)) {
@@ -39,7 +42,7 @@ export class PromptEditor {
     el.addEventListener('drop', (e) => this.onDrop(e));
     el.addEventListener('paste', (e) => this.onPaste(e));
     el.addEventListener('keydown', (e) => {
-      if (e.key === 'Enter') e.preventDefault();  // one line, as the model reads it; Ctrl+Enter generates (main.ts)
+      if (e.key === 'Enter') e.preventDefault(); // one line, as the model reads it; Ctrl+Enter generates (main.ts)
     });
   }
 
@@ -83,8 +86,9 @@ export class PromptEditor {
     }
     const files = [...dt.files];
     const images = files.filter(isImageFile);
-    if (files.length > images.length) this.onError(`left out ${files.length - images.length} file(s) that are not images`);
-    for (const f of images.reverse()) this.insertImage(f, range);  // each at the same point: reversed keeps their order
+    if (files.length > images.length)
+      this.onError(`left out ${files.length - images.length} file(s) that are not images`);
+    for (const f of images.reverse()) this.insertImage(f, range); // each at the same point: reversed keeps their order
   }
 
   private onPaste(e: ClipboardEvent): void {
@@ -144,7 +148,7 @@ export class PromptEditor {
     });
     chip.append(img, remove);
     at.insertNode(chip);
-    this.el.normalize();  // no empty or split text nodes left around the thumbnail
+    this.el.normalize(); // no empty or split text nodes left around the thumbnail
     this.placeCaretAfter(chip);
     return chip;
   }

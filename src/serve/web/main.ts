@@ -7,7 +7,11 @@ import { parsePromptText } from '../segments.ts';
 import type { StoredSegment } from '../protocol.ts';
 
 const $ = <T extends HTMLElement = HTMLElement>(sel: string) => document.querySelector<T>(sel)!;
-const el = <K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLElementTagNameMap[K]> = {}, ...kids: (Node | string)[]) => {
+const el = <K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: Partial<HTMLElementTagNameMap[K]> = {},
+  ...kids: (Node | string)[]
+) => {
   const e = Object.assign(document.createElement(tag), props);
   e.append(...kids);
   return e;
@@ -28,16 +32,22 @@ let model: ModelInfo;
 export function buildRequest(p: EditorSegment[], neg: EditorSegment[]): FormData {
   const form = new FormData();
   let k = 0;
-  const toJson = (segs: EditorSegment[]) => segs.map((s) => {
-    if ('text' in s) return { text: s.text };
-    const name = `image${++k}`;
-    form.append(name, s.image, name);
-    return { upload: name };
-  });
+  const toJson = (segs: EditorSegment[]) =>
+    segs.map((s) => {
+      if ('text' in s) return { text: s.text };
+      const name = `image${++k}`;
+      form.append(name, s.image, name);
+      return { upload: name };
+    });
   const num = (name: string) => (field(name).value.trim() === '' ? undefined : Number(field(name).value));
   const request = {
-    prompt: toJson(p), ...(neg.length ? { negativePrompt: toJson(neg) } : {}),
-    steps: num('steps'), guidance: num('guidance'), seed: num('seed'), n: num('n'), sampler: field('sampler').value,
+    prompt: toJson(p),
+    ...(neg.length ? { negativePrompt: toJson(neg) } : {}),
+    steps: num('steps'),
+    guidance: num('guidance'),
+    seed: num('seed'),
+    n: num('n'),
+    sampler: field('sampler').value,
   };
   form.set('request', JSON.stringify(request));
   return form;
@@ -45,7 +55,8 @@ export function buildRequest(p: EditorSegment[], neg: EditorSegment[]): FormData
 
 async function generate(): Promise<void> {
   const p = prompt.segments();
-  if (!p.some((s) => 'image' in s || s.text.trim())) return message('Write a prompt or drop an image into it first.', 'error');
+  if (!p.some((s) => 'image' in s || s.text.trim()))
+    return message('Write a prompt or drop an image into it first.', 'error');
   message('');
   try {
     const job = await api<Job>('/api/generations', { method: 'POST', body: buildRequest(p, negative.segments()) });
@@ -60,7 +71,14 @@ function watch(job: Job): void {
   const bar = el('progress', { max: job.settings.steps, value: 0 });
   const label = el('span', { className: 'state', textContent: 'queued' });
   const cancel = el('button', { type: 'button', className: 'cancel', textContent: 'Cancel' });
-  const li = el('li', { className: 'job' }, el('span', { className: 'job-prompt', textContent: describe(job) }), bar, label, cancel);
+  const li = el(
+    'li',
+    { className: 'job' },
+    el('span', { className: 'job-prompt', textContent: describe(job) }),
+    bar,
+    label,
+    cancel,
+  );
   li.dataset.id = job.id;
   $('#active').prepend(li);
   cancel.onclick = async () => {
@@ -91,35 +109,71 @@ function watch(job: Job): void {
   });
 }
 
-const describe = (j: Job) => j.prompt.map((s) => s.text ?? ' [image] ').join('').replace(/\s+/g, ' ').trim();
+const describe = (j: Job) =>
+  j.prompt
+    .map((s) => s.text ?? ' [image] ')
+    .join('')
+    .replace(/\s+/g, ' ')
+    .trim();
 
 // --- the gallery --------------------------------------------------------------------------------------------------
 function promptView(segs: Job['prompt']): HTMLElement {
-  return el('span', { className: 'prompt-view' }, ...segs.map((s) => (s.image ? el('img', { src: s.image, alt: 'reference', className: 'ref' }) : s.text ?? '')));
+  return el(
+    'span',
+    { className: 'prompt-view' },
+    ...segs.map((s) => (s.image ? el('img', { src: s.image, alt: 'reference', className: 'ref' }) : (s.text ?? ''))),
+  );
 }
 
 function card(j: Job): HTMLElement {
   const s = j.settings;
-  const images = j.images.map((src, i) => el('a', { href: src, target: '_blank' }, el('img', { src, alt: `result ${i + 1}`, className: 'result', draggable: true })));
+  const images = j.images.map((src, i) =>
+    el(
+      'a',
+      { href: src, target: '_blank' },
+      el('img', { src, alt: `result ${i + 1}`, className: 'result', draggable: true }),
+    ),
+  );
   const use = el('button', { type: 'button', textContent: 'Use prompt' });
-  use.onclick = () => loadSegments(j.prompt.map(viewToStored), j.negativePrompt.map(viewToStored), (name) => fetchRef(name), s);
+  use.onclick = () =>
+    loadSegments(j.prompt.map(viewToStored), j.negativePrompt.map(viewToStored), (name) => fetchRef(name), s);
   const del = el('button', { type: 'button', textContent: 'Delete' });
   del.onclick = async () => {
     await api(`/api/generations/${j.id}`, { method: 'DELETE' }).catch((e: Error) => message(e.message, 'error'));
     c.remove();
   };
   const settings = `seed ${s.seed} · ${s.steps} steps · guidance ${s.guidance} · ${s.sampler}${s.n > 1 ? ` · ${s.n} images` : ''}${j.seconds !== undefined ? ` · ${j.seconds.toFixed(1)} s` : ''}`;
-  const c = el('figure', { className: `card ${j.state}` },
-    el('div', { className: 'results' }, ...(images.length ? images : [el('div', { className: 'no-image', textContent: j.state === 'failed' ? `failed: ${j.error ?? ''}` : j.state })])),
-    el('figcaption', {}, promptView(j.prompt),
+  const c = el(
+    'figure',
+    { className: `card ${j.state}` },
+    el(
+      'div',
+      { className: 'results' },
+      ...(images.length
+        ? images
+        : [
+            el('div', {
+              className: 'no-image',
+              textContent: j.state === 'failed' ? `failed: ${j.error ?? ''}` : j.state,
+            }),
+          ]),
+    ),
+    el(
+      'figcaption',
+      {},
+      promptView(j.prompt),
       ...(j.negativePrompt.length ? [el('div', { className: 'negative' }, 'not: ', promptView(j.negativePrompt))] : []),
-      el('div', { className: 'settings', textContent: settings }), el('div', { className: 'actions' }, use, del)));
+      el('div', { className: 'settings', textContent: settings }),
+      el('div', { className: 'actions' }, use, del),
+    ),
+  );
   c.dataset.id = j.id;
   return c;
 }
 
 // A job view's segment (references by URL) as a stored segment (references by that URL too).
-const viewToStored = (s: Job['prompt'][number]): StoredSegment => (s.image ? { reference: s.image } : { text: s.text ?? '' });
+const viewToStored = (s: Job['prompt'][number]): StoredSegment =>
+  s.image ? { reference: s.image } : { text: s.text ?? '' };
 
 async function fetchRef(url: string): Promise<Blob | null> {
   const r = await fetch(url, { credentials: 'same-origin' });
@@ -128,7 +182,9 @@ async function fetchRef(url: string): Promise<Blob | null> {
 
 let next: string | null = null;
 async function loadGallery(more = false): Promise<void> {
-  const page = await api<{ items: Job[]; next: string | null }>(`/api/generations?limit=12${more && next ? `&before=${next}` : ''}`);
+  const page = await api<{ items: Job[]; next: string | null }>(
+    `/api/generations?limit=12${more && next ? `&before=${next}` : ''}`,
+  );
   if (!more) $('#gallery').replaceChildren();
   for (const j of page.items) {
     if (j.state === 'queued' || j.state === 'running') {
@@ -141,7 +197,9 @@ async function loadGallery(more = false): Promise<void> {
 
 // --- loading a prompt back ----------------------------------------------------------------------------------------
 async function loadSegments(
-  p: StoredSegment[], neg: StoredSegment[], resolve: (name: string) => Promise<Blob | null>,
+  p: StoredSegment[],
+  neg: StoredSegment[],
+  resolve: (name: string) => Promise<Blob | null>,
   settings: Partial<Job['settings']>,
 ): Promise<void> {
   const missing: string[] = [];
@@ -159,23 +217,32 @@ async function loadSegments(
   };
   prompt.load(await toEditor(p));
   negative.load(await toEditor(neg));
-  for (const [k, v] of Object.entries(settings)) if (v !== undefined && document.querySelector(`#settings [name=${k}]`)) field(k).value = String(v);
-  message(missing.length ? `Loaded, without ${missing.length} reference(s) this server no longer has: ${missing.join(', ')}` : 'Prompt, references and settings loaded.', missing.length ? 'error' : 'info');
+  for (const [k, v] of Object.entries(settings))
+    if (v !== undefined && document.querySelector(`#settings [name=${k}]`)) field(k).value = String(v);
+  message(
+    missing.length
+      ? `Loaded, without ${missing.length} reference(s) this server no longer has: ${missing.join(', ')}`
+      : 'Prompt, references and settings loaded.',
+    missing.length ? 'error' : 'info',
+  );
 }
 
 // A PNG made by mumu (by this server, or by `mumu generate`): its prompt, references and settings.
 async function loadPng(file: File): Promise<void> {
   const text = await pngText(await file.arrayBuffer());
-  if (!text || text.software !== 'mumu') return message(`${file.name} is not a PNG made by mumu (no mumu settings in it).`, 'error');
+  if (!text || text.software !== 'mumu')
+    return message(`${file.name} is not a PNG made by mumu (no mumu settings in it).`, 'error');
   const segs = text.mumu_segments
     ? (JSON.parse(text.mumu_segments) as { prompt: StoredSegment[]; negativePrompt: StoredSegment[] })
     : { prompt: parsePromptText(text.prompt ?? ''), negativePrompt: parsePromptText(text.negative_prompt ?? '') };
   const urls = JSON.parse(text.references ?? '{}') as Record<string, string>;
   const sampler = text.sampler;
   await loadSegments(segs.prompt, segs.negativePrompt, async (name) => (urls[name] ? fetchRef(urls[name]) : null), {
-    seed: text.seed !== undefined ? Number(text.seed) : undefined, steps: text.steps !== undefined ? Number(text.steps) : undefined,
+    seed: text.seed !== undefined ? Number(text.seed) : undefined,
+    steps: text.steps !== undefined ? Number(text.steps) : undefined,
     guidance: text.guidance_scale !== undefined ? Number(text.guidance_scale) : undefined,
-    n: text.n !== undefined ? Number(text.n) : 1, sampler: sampler === 'ddim' || sampler === 'euler' || sampler === 'euler_a' ? sampler : undefined,
+    n: text.n !== undefined ? Number(text.n) : 1,
+    sampler: sampler === 'ddim' || sampler === 'euler' || sampler === 'euler_a' ? sampler : undefined,
   });
 }
 
@@ -207,7 +274,8 @@ $('#more').onclick = () => void loadGallery(true);
 
 async function init(): Promise<void> {
   model = await api<ModelInfo>('/api/model');
-  $('#model').textContent = `${model.name} · up to ${model.maxImages} images per prompt · ${model.output.width}×${model.output.height} px`;
+  $('#model').textContent =
+    `${model.name} · up to ${model.maxImages} images per prompt · ${model.output.width}×${model.output.height} px`;
   const set = (name: string, v: number | string, max?: number) => {
     const f = field(name);
     if (f.value === '') f.value = String(v);

@@ -14,7 +14,7 @@ export async function pngText(buf: ArrayBuffer): Promise<Record<string, string> 
   const latin1 = new TextDecoder('latin1');
   const utf8 = new TextDecoder('utf-8');
   const out: Record<string, string> = {};
-  for (let off = 8; off + 12 <= b.length; ) {
+  for (let off = 8; off + 12 <= b.length;) {
     const len = view.getUint32(off);
     const type = latin1.decode(b.subarray(off + 4, off + 8));
     const data = b.subarray(off + 8, off + 8 + len);
@@ -27,8 +27,8 @@ export async function pngText(buf: ArrayBuffer): Promise<Record<string, string> 
     else if (type === 'zTXt') out[key] = latin1.decode(await inflate(data.subarray(z + 2)));
     else if (type === 'iTXt') {
       const compressed = data[z + 1] === 1;
-      let p = data.indexOf(0, z + 3);  // end of the language tag
-      p = data.indexOf(0, p + 1);      // end of the translated key
+      let p = data.indexOf(0, z + 3); // end of the language tag
+      p = data.indexOf(0, p + 1); // end of the translated key
       const body = data.subarray(p + 1);
       out[key] = utf8.decode(compressed ? await inflate(body) : body);
     }
