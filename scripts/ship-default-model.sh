@@ -16,11 +16,7 @@ keep=$(mktemp -d)
 rm -rf $dst.new && cp -r "$src" $dst.new
 if [ -n "${2:-}" ]; then
   [ -f "$2/unet/config.json" ] || { echo "ship-default-model: $2 has no unet/" >&2; exit 2; }
-  node --import tsx -e "
-    const { loadComponent, saveComponent } = await import('./src/models/pretrained.ts');
-    const u = loadComponent('$2/unet', 'UNet2DConditionModel');
-    u.to('float16');
-    saveComponent('$dst.new/base_unet', u);"
+  node --import tsx scripts/export-parts.ts "$2" $dst.new unet=base_unet
 fi
 [ -f "$keep/README.md" ] && cp "$keep/README.md" $dst.new/
 [ -d "$keep/examples" ] && cp -r "$keep/examples" $dst.new/

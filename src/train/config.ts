@@ -189,7 +189,6 @@ export function parseTrainConfig(raw: unknown, where = 'train config'): TrainCon
   }
   if (c.from !== null) {
     if (!isObj(c.from)) throw new Error(`${where}: from must be null or {part: model folder}`);
-    if (!c.init) throw new Error(`${where}: from needs an init model folder to join the parts to`);
     for (const [k, v] of Object.entries(c.from)) {
       if (!['vlm', 'adapter', 'unet', 'vae', 'text_encoder'].includes(k))
         throw new Error(`${where}: from.${k}: not a model part (vlm, adapter, unet, vae, text_encoder)`);

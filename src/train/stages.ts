@@ -90,6 +90,12 @@ function partFrom(name: string, dir: string, tokenizerJson: object) {
   return MumuModel.load(dir)[name as keyof MumuParts];
 }
 
+function withParts(model: MumuModel, parts: Partial<MumuParts>): MumuModel {
+  if (!Object.keys(parts).length) return model;
+  const { vlm, adapter, unet, vae, text_encoder } = model;
+  return new MumuModel({ vlm, adapter, unet, vae, text_encoder, ...parts });
+}
+
 export async function buildModel(cfg: TrainConfig): Promise<Built> {
   let model: MumuModel,
     tokenizerJson: object,
@@ -109,15 +115,7 @@ export async function buildModel(cfg: TrainConfig): Promise<Built> {
     for (const [name, dir] of Object.entries(cfg.from ?? {})) {
       (parts as Record<string, unknown>)[name] = partFrom(name, dir, tokenizerJson);
     }
-    if (Object.keys(parts).length)
-      model = new MumuModel({
-        vlm: model.vlm,
-        adapter: model.adapter,
-        unet: model.unet,
-        vae: model.vae,
-        text_encoder: model.text_encoder,
-        ...parts,
-      });
+    model = withParts(model, parts);
   } else {
     const has = (name: string) => fs.existsSync(path.join(cfg.model_configs, `${name}.json`));
     model = seeded(
@@ -134,6 +132,13 @@ export async function buildModel(cfg: TrainConfig): Promise<Built> {
         }),
     );
     tokenizerJson = buildWordLevelTokenizer(emojiVocabulary());
+    // `from` without init: a committed stage's parts (models/stages/<stage>/<part>) on fresh others, so a fresh
+    // machine continues the recipe from the repository
+    const tok = tokenizerJson;
+    model = withParts(
+      model,
+      Object.fromEntries(Object.entries(cfg.from ?? {}).map(([n, d]) => [n, partFrom(n, d, tok)])),
+    );
   }
   const tokenizer = new PromptTokenizer(tokenizerJson);
   if (tokenizer.vocabSize > model.vlm.config.text_config.vocab_size)

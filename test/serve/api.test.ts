@@ -104,7 +104,8 @@ test('health, model, the OpenAPI file and the page', async () => {
   assert.equal(page.status, 200);
   assert.match(page.headers.get('content-security-policy')!, /default-src 'none'; script-src 'self'/);
   const html = await page.text();
-  assert.match(html, /<div id="prompt" class="editor" contenteditable="true"/);
+  // attributes as the formatter may wrap them: one element with id prompt, class editor, contenteditable
+  assert.match(html, /<div\s+id="prompt"\s+class="editor"\s+contenteditable="true"/);
   assert.doesNotMatch(html, /https?:\/\//, 'the page loads nothing from another host');
   const js = await fetch(`${s.url}/app.js`);
   assert.equal(js.headers.get('content-type'), 'text/javascript; charset=utf-8');

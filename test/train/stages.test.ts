@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { AdamW, Generator, tidy } from '../../src/torch/index.ts';
@@ -307,7 +308,25 @@ test("'fresh' parts: new weights (the init's architecture, with overrides) while
   const c = await buildModel(tinyConfig('t2i-base', { init, from: { unet: other } }));
   assert.ok(equal(c.model.unet.conv_in.weight, b.model.unet.conv_in.weight), 'UNet from the other folder');
   assert.ok(equal(c.model.vae.encoder.conv_in.weight, kept.model.vae.encoder.conv_in.weight), 'VAE from init');
-  assert.throws(() => tinyConfig('t2i-base', { from: { unet: other } }), /from needs an init/);
+  // a committed stage: scripts/export-parts.ts writes the part in float16; without init, `from` joins it to parts
+  // built fresh from model_configs, read back as float32 with the float16-rounded values
+  const stage = path.join(out, 'stages');
+  const ex = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/export-parts.ts', init, stage, 'vae'], {
+    encoding: 'utf8',
+  });
+  assert.equal(ex.status, 0, ex.stderr);
+  const e = await buildModel(tinyConfig('t2i-base', { from: { vae: path.join(stage, 'vae') } }));
+  const w = e.model.vae.encoder.conv_in.weight;
+  assert.equal(w.dtype, 'float32');
+  assert.ok(equal(w, kept.model.vae.encoder.conv_in.weight.to('float16').to('float32')), 'VAE from the stage folder');
+  const plain = await buildModel(tinyConfig('t2i-base'));
+  assert.ok(equal(e.model.unet.conv_in.weight, plain.model.unet.conv_in.weight), 'UNet as drawn without init');
+  assert.ok(!equal(e.model.vae.encoder.conv_in.weight, plain.model.vae.encoder.conv_in.weight), 'the VAE is not');
+  const bad = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/export-parts.ts', init, stage, 'vea'], {
+    encoding: 'utf8',
+  });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /vea is not a model part/);
   // or from a component folder itself (a shipped model's base_unet/)
   const d = await buildModel(tinyConfig('t2i-base', { init, from: { unet: path.join(other, 'unet') } }));
   assert.ok(equal(d.model.unet.conv_in.weight, b.model.unet.conv_in.weight), 'UNet from the component folder');
