@@ -3,7 +3,7 @@
 // A config's `from: { <part>: "models/stages/<stage>/<part>" }` reads them back (as float32 for training), so a fresh
 // machine continues the recipe from the repository.
 //   node --import tsx scripts/export-parts.ts <model folder> <out folder> <part>[=<name>] ...
-//   e.g. runs/t2i-base/model models/stages/t2i-base unet text_encoder   |   runs/t2i-base/model models/x unet=base_unet
+//   e.g. runs/t2i-base/model models/stages/t2i-base unet text_encoder scheduler   |   runs/t2i-base/model models/x unet=base_unet
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadComponent, saveComponent } from '../src/models/pretrained.ts';
@@ -19,7 +19,7 @@ const CLASS = {
 const [src, out, ...specs] = process.argv.slice(2);
 if (!src || !out || !specs.length) {
   console.error(
-    'usage: export-parts.ts <model folder> <out folder> <part>[=<name>] ...  (parts: vlm adapter unet vae text_encoder)',
+    'usage: export-parts.ts <model folder> <out folder> <part>[=<name>] ...  (parts: vlm adapter unet vae text_encoder scheduler)',
   );
   process.exit(2);
 }
@@ -29,6 +29,16 @@ if (!fs.existsSync(path.join(src, 'model_index.json'))) {
 }
 for (const spec of specs) {
   const [part, name = part] = spec.split('=') as [string, string?];
+  if (part === 'scheduler') {
+    // the schedule and target the stage trained with, for the next stage's `from.scheduler`
+    fs.mkdirSync(path.join(out, name), { recursive: true });
+    fs.copyFileSync(
+      path.join(src, 'scheduler', 'scheduler_config.json'),
+      path.join(out, name, 'scheduler_config.json'),
+    );
+    console.log(`${src}/scheduler -> ${path.join(out, name)}`);
+    continue;
+  }
   if (!(part in CLASS)) {
     console.error(`export-parts: ${part} is not a model part (${Object.keys(CLASS).join(', ')})`);
     process.exit(2);

@@ -34,8 +34,9 @@ export interface TrainConfig {
   // "text_encoder": {} } starts a new base on a trained VAE
   fresh: Partial<Record<'vlm' | 'adapter' | 'unet' | 'vae' | 'text_encoder', Record<string, unknown>>> | null;
   // parts taken from other model folders instead of init (e.g. { "vlm": "runs/vlm/model" }: a VLM trained on its own,
-  // joined to a base); their tokenizer must be init's
-  from: Partial<Record<'vlm' | 'adapter' | 'unet' | 'vae' | 'text_encoder', string>> | null;
+  // joined to a base; their tokenizer must be init's) or from component folders (a committed stage's
+  // models/stages/<stage>/<part>); "scheduler" names a folder with the scheduler_config.json to train with (the base's)
+  from: Partial<Record<'vlm' | 'adapter' | 'unet' | 'vae' | 'text_encoder' | 'scheduler', string>> | null;
   seed: number;
   steps: number;
   batch_size: number;
@@ -190,8 +191,8 @@ export function parseTrainConfig(raw: unknown, where = 'train config'): TrainCon
   if (c.from !== null) {
     if (!isObj(c.from)) throw new Error(`${where}: from must be null or {part: model folder}`);
     for (const [k, v] of Object.entries(c.from)) {
-      if (!['vlm', 'adapter', 'unet', 'vae', 'text_encoder'].includes(k))
-        throw new Error(`${where}: from.${k}: not a model part (vlm, adapter, unet, vae, text_encoder)`);
+      if (!['vlm', 'adapter', 'unet', 'vae', 'text_encoder', 'scheduler'].includes(k))
+        throw new Error(`${where}: from.${k}: not a model part (vlm, adapter, unet, vae, text_encoder, scheduler)`);
       if (typeof v !== 'string') throw new Error(`${where}: from.${k} must be a model folder path`);
       if (c.fresh && k in c.fresh) throw new Error(`${where}: ${k} is both fresh and from ${v}`);
     }

@@ -90,6 +90,10 @@ function partFrom(name: string, dir: string, tokenizerJson: object) {
   return MumuModel.load(dir)[name as keyof MumuParts];
 }
 
+function partsFrom(dirs: Record<string, string>, tokenizerJson: object): Partial<MumuParts> {
+  return Object.fromEntries(Object.entries(dirs).map(([n, d]) => [n, partFrom(n, d, tokenizerJson)]));
+}
+
 function withParts(model: MumuModel, parts: Partial<MumuParts>): MumuModel {
   if (!Object.keys(parts).length) return model;
   const { vlm, adapter, unet, vae, text_encoder } = model;
@@ -100,6 +104,7 @@ export async function buildModel(cfg: TrainConfig): Promise<Built> {
   let model: MumuModel,
     tokenizerJson: object,
     scheduler: SchedulerConfig = SD_SCHEDULER_CONFIG;
+  const { scheduler: schedulerDir, ...fromParts } = cfg.from ?? {};
   if (cfg.init) {
     if (!fs.existsSync(path.join(cfg.init, 'model_index.json')))
       throw new Error(`init ${cfg.init} is not a model folder (run the previous stage first)`);
@@ -112,10 +117,7 @@ export async function buildModel(cfg: TrainConfig): Promise<Built> {
     const parts: Partial<MumuParts> = seeded(cfg.seed, () =>
       Object.fromEntries(fresh.map(([name, over]) => [name, freshComponent(cfg, name, over)])),
     );
-    for (const [name, dir] of Object.entries(cfg.from ?? {})) {
-      (parts as Record<string, unknown>)[name] = partFrom(name, dir, tokenizerJson);
-    }
-    model = withParts(model, parts);
+    model = withParts(model, { ...parts, ...partsFrom(fromParts, tokenizerJson) });
   } else {
     const has = (name: string) => fs.existsSync(path.join(cfg.model_configs, `${name}.json`));
     model = seeded(
@@ -134,11 +136,12 @@ export async function buildModel(cfg: TrainConfig): Promise<Built> {
     tokenizerJson = buildWordLevelTokenizer(emojiVocabulary());
     // `from` without init: a committed stage's parts (models/stages/<stage>/<part>) on fresh others, so a fresh
     // machine continues the recipe from the repository
-    const tok = tokenizerJson;
-    model = withParts(
-      model,
-      Object.fromEntries(Object.entries(cfg.from ?? {}).map(([n, d]) => [n, partFrom(n, d, tok)])),
-    );
+    model = withParts(model, partsFrom(fromParts, tokenizerJson));
+  }
+  if (schedulerDir) {
+    const file = path.join(schedulerDir, 'scheduler_config.json');
+    if (!fs.existsSync(file)) throw new Error(`from.scheduler: ${schedulerDir} has no scheduler_config.json`);
+    scheduler = await readSchedulerConfig(file);
   }
   const tokenizer = new PromptTokenizer(tokenizerJson);
   if (tokenizer.vocabSize > model.vlm.config.text_config.vocab_size)

@@ -311,11 +311,25 @@ test("'fresh' parts: new weights (the init's architecture, with overrides) while
   // a committed stage: scripts/export-parts.ts writes the part in float16; without init, `from` joins it to parts
   // built fresh from model_configs, read back as float32 with the float16-rounded values
   const stage = path.join(out, 'stages');
-  const ex = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/export-parts.ts', init, stage, 'vae'], {
-    encoding: 'utf8',
-  });
+  const v = await buildModel(
+    tinyConfig('t2i-base', { init, scheduler: { prediction_type: 'v_prediction', rescale_betas_zero_snr: true } }),
+  );
+  v.model.save(path.join(out, 'v'));
+  fs.cpSync(path.join(init, 'tokenizer'), path.join(out, 'v', 'tokenizer'), { recursive: true });
+  const { writeSchedulerConfig } = await import('../../src/diffusion/index.ts');
+  fs.mkdirSync(path.join(out, 'v', 'scheduler'), { recursive: true });
+  await writeSchedulerConfig(path.join(out, 'v', 'scheduler', 'scheduler_config.json'), v.scheduler);
+  const ex = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', 'scripts/export-parts.ts', path.join(out, 'v'), stage, 'vae', 'scheduler'],
+    { encoding: 'utf8' },
+  );
   assert.equal(ex.status, 0, ex.stderr);
-  const e = await buildModel(tinyConfig('t2i-base', { from: { vae: path.join(stage, 'vae') } }));
+  const e = await buildModel(
+    tinyConfig('t2i-base', { from: { vae: path.join(stage, 'vae'), scheduler: path.join(stage, 'scheduler') } }),
+  );
+  assert.equal(e.scheduler.prediction_type, 'v_prediction', "the base's schedule and target, not SD's");
+  assert.equal(e.scheduler.rescale_betas_zero_snr, true);
   const w = e.model.vae.encoder.conv_in.weight;
   assert.equal(w.dtype, 'float32');
   assert.ok(equal(w, kept.model.vae.encoder.conv_in.weight.to('float16').to('float32')), 'VAE from the stage folder');
