@@ -29,6 +29,7 @@ import { MumuPipeline, componentsFromModel } from '../src/pipeline.ts';
 import { EmojiEvaluator } from '../src/eval/evaluator.ts';
 import { Judge, promptFollowing, styleAdherence } from '../src/eval/metrics.ts';
 import { encodePng, gridRows, type RgbImage } from '../src/image/index.ts';
+import { readSuite } from '../src/eval/tasks.ts';
 
 const { values: o, positionals } = parseArgs({
   allowPositionals: true,
@@ -65,36 +66,8 @@ const schedFile = `${dir}/scheduler/scheduler_config.json`;
 const scheduler = fs.existsSync(schedFile) ? await readSchedulerConfig(schedFile) : SD_SCHEDULER_CONFIG;
 const schedule = scheduleFromConfig(scheduler);
 const side = model.vae.config.sample_size;
-const VOCAB = [
-  'dog-face',
-  'cat-face',
-  'panda',
-  'frog',
-  'fox',
-  'pig-face',
-  'lion',
-  'penguin',
-  'rocket',
-  'red-apple',
-  'banana',
-  'watermelon',
-  'pizza',
-  'sun',
-  'crescent-moon',
-  'house',
-  'ghost',
-  'robot',
-  'snowman',
-  'cactus',
-  'strawberry',
-  'sunflower',
-  'soccer-ball',
-  'guitar',
-  'automobile',
-  'airplane',
-  'birthday-cake',
-  'fire',
-];
+// the evaluation suite's concepts (configs/eval-full.json), the 28 the training configs draw
+const VOCAB = readSuite('full').vocabulary;
 const report: Record<string, unknown> = { model: dir, weights: o.weights ?? null, encoder, scheduler };
 
 // ---- 1. the caption gap ----

@@ -6,15 +6,7 @@
 //   e.g. runs/t2i-base/model models/stages/t2i-base unet text_encoder scheduler   |   runs/t2i-base/model models/x unet=base_unet
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadComponent, saveComponent } from '../src/models/pretrained.ts';
-
-const CLASS = {
-  vlm: 'VisionLanguageModel',
-  adapter: 'Adapter',
-  unet: 'UNet2DConditionModel',
-  vae: 'AutoencoderKL',
-  text_encoder: 'TextEncoder',
-} as const;
+import { CLASS_OF_PART, loadComponent, saveComponent } from '../src/models/pretrained.ts';
 
 const [src, out, ...specs] = process.argv.slice(2);
 if (!src || !out || !specs.length) {
@@ -39,11 +31,11 @@ for (const spec of specs) {
     console.log(`${src}/scheduler -> ${path.join(out, name)}`);
     continue;
   }
-  if (!(part in CLASS)) {
-    console.error(`export-parts: ${part} is not a model part (${Object.keys(CLASS).join(', ')})`);
+  if (!(part in CLASS_OF_PART)) {
+    console.error(`export-parts: ${part} is not a model part (${Object.keys(CLASS_OF_PART).join(', ')})`);
     process.exit(2);
   }
-  const m = loadComponent(path.join(src, part), CLASS[part as keyof typeof CLASS]);
+  const m = loadComponent(path.join(src, part), CLASS_OF_PART[part as keyof typeof CLASS_OF_PART]);
   m.to('float16');
   // write beside, then swap: an interrupted export never leaves a half-written folder under the final name
   const dst = path.join(out, name);

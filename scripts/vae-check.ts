@@ -14,6 +14,7 @@ import { EmojiEvaluator } from '../src/eval/evaluator.ts';
 import { Judge, promptFollowing, styleAdherence } from '../src/eval/metrics.ts';
 import { encodePng, gridRows, type RgbImage } from '../src/image/index.ts';
 import { imagesFromTensor } from '../src/image/tensor.ts';
+import { readSuite } from '../src/eval/tasks.ts';
 
 const { values: o, positionals } = parseArgs({
   allowPositionals: true,
@@ -23,36 +24,8 @@ if (!positionals[0]) {
   console.error('usage: vae-check.ts <model folder> [--sheet out.png] [--json out.json]');
   process.exit(2);
 }
-const VOCAB = [
-  'dog-face',
-  'cat-face',
-  'panda',
-  'frog',
-  'fox',
-  'pig-face',
-  'lion',
-  'penguin',
-  'rocket',
-  'red-apple',
-  'banana',
-  'watermelon',
-  'pizza',
-  'sun',
-  'crescent-moon',
-  'house',
-  'ghost',
-  'robot',
-  'snowman',
-  'cactus',
-  'strawberry',
-  'sunflower',
-  'soccer-ball',
-  'guitar',
-  'automobile',
-  'airplane',
-  'birthday-cake',
-  'fire',
-];
+// the evaluation suite's concepts (configs/eval-full.json), the 28 the training configs draw
+const VOCAB = readSuite('full').vocabulary;
 const model = MumuModel.load(positionals[0]).eval();
 // a checkpoint's weights (runs/vae/checkpoints/ckpt-N/weights.safetensors) over the folder's
 if (o.weights) model.loadStateDict(loadSafetensors(o.weights).tensors, { strict: false });

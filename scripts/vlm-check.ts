@@ -14,6 +14,7 @@ import { noGrad } from '../src/torch/index.ts';
 import { loadSafetensors } from '../src/torch/safetensors.ts';
 import { PromptTokenizer, encodePrompt, collatePrompts } from '../src/prompt/index.ts';
 import { componentsFromModel } from '../src/pipeline.ts';
+import { readSuite } from '../src/eval/tasks.ts';
 
 const { values: o, positionals } = parseArgs({
   allowPositionals: true,
@@ -24,36 +25,8 @@ if (!positionals[0]) {
   process.exit(2);
 }
 const dir = positionals[0];
-const VOCAB = [
-  'dog-face',
-  'cat-face',
-  'panda',
-  'frog',
-  'fox',
-  'pig-face',
-  'lion',
-  'penguin',
-  'rocket',
-  'red-apple',
-  'banana',
-  'watermelon',
-  'pizza',
-  'sun',
-  'crescent-moon',
-  'house',
-  'ghost',
-  'robot',
-  'snowman',
-  'cactus',
-  'strawberry',
-  'sunflower',
-  'soccer-ball',
-  'guitar',
-  'automobile',
-  'airplane',
-  'birthday-cake',
-  'fire',
-];
+// the evaluation suite's concepts (configs/eval-full.json), the 28 the training configs draw
+const VOCAB = readSuite('full').vocabulary;
 const model = MumuModel.load(dir).eval();
 // a checkpoint's weights (e.g. runs/vlm/checkpoints/ckpt-N/weights.safetensors) over the folder's
 if (o.weights) model.loadStateDict(loadSafetensors(o.weights).tensors, { strict: false });

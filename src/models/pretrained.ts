@@ -25,6 +25,8 @@ export const COMPONENTS = {
   Adapter: { library: 'mumu', weights: 'model.safetensors', meta: { _class_name: 'Adapter' } },
 } as const;
 export type ComponentClass = keyof typeof COMPONENTS;
+// The class of each part of a MUMU model folder (model_index.json's keys).
+export const CLASS_OF_PART = { vlm: 'VisionLanguageModel', adapter: 'Adapter', unet: 'UNet2DConditionModel', vae: 'AutoencoderKL', text_encoder: 'TextEncoder' } as const;
 export type Component = UNet2DConditionModel | AutoencoderKL | VisionLanguageModel | TextEncoder | Adapter;
 
 export function classOf(m: Component): ComponentClass {

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Tensor, F, full, cat, noGrad, tidy } from '../torch/index.ts';
 import { seeded, type Module } from '../nn/index.ts';
-import { loadComponent } from '../models/pretrained.ts';
+import { CLASS_OF_PART, loadComponent } from '../models/pretrained.ts';
 import {
   MumuModel,
   VisionLanguageModel,
@@ -68,13 +68,6 @@ function freshComponent(cfg: TrainConfig, name: string, overrides: object = {}) 
 
 // A part from another folder: a model folder (its <name>/, and its tokenizer must be this run's) or a component
 // folder itself (config.json + weights, e.g. a shipped model's base_unet/).
-const CLASS_OF_PART = {
-  vlm: 'VisionLanguageModel',
-  adapter: 'Adapter',
-  unet: 'UNet2DConditionModel',
-  vae: 'AutoencoderKL',
-  text_encoder: 'TextEncoder',
-} as const;
 function partFrom(name: string, dir: string, tokenizerJson: object) {
   if (!fs.existsSync(path.join(dir, 'model_index.json'))) {
     if (!fs.existsSync(path.join(dir, 'config.json')))
