@@ -105,7 +105,7 @@ export function loadComponent<C extends ComponentClass>(dir: string, cls: C): In
     const fileParams = [...source.values()].reduce((n, { shape }) => n + shape.reduce((a, b) => a * b, 1), 0);
     const limit = liveNativeBytes() + 3 * 4 * fileParams + 256 * 2 ** 20;
     const message = `${path.join(dir, 'config.json')} describes a model much larger than its weights (${fileParams.toLocaleString('en-US')} parameters): is the config complete and for these weights?`;
-    const m = withNativeBudget(limit, message, () => seeded(0, () => build(cls, raw)));
+    const m = withNativeBudget(limit, message, () => seeded(0, () => buildComponent(cls, raw)));
     m.loadFrom(source, { where: dir });
     if (fs.existsSync(path.join(dir, ADAPTER_CONFIG))) loadLora(m, dir);
     return m as InstanceType<CLASSES[C]>;
@@ -114,10 +114,11 @@ export function loadComponent<C extends ComponentClass>(dir: string, cls: C): In
   }
 }
 
-// The class each name builds (type-level only: build() below does the constructing).
+// The class each name builds (type-level only: buildComponent() below does the constructing).
 type CLASSES = { UNet2DConditionModel: typeof UNet2DConditionModel; AutoencoderKL: typeof AutoencoderKL; VisionLanguageModel: typeof VisionLanguageModel; TextEncoder: typeof TextEncoder; Adapter: typeof Adapter };
 
-function build(cls: ComponentClass, raw: unknown): Module {
+// A component of class `cls` with new weights from its raw config.json (the caller seeds the draw).
+export function buildComponent(cls: ComponentClass, raw: unknown): Module {
   switch (cls) {
     case 'UNet2DConditionModel': return new UNet2DConditionModel(parseUNetConfig(raw));
     case 'AutoencoderKL': return new AutoencoderKL(parseAutoencoderKLConfig(raw));

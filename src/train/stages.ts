@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Tensor, F, full, cat, noGrad, tidy } from '../torch/index.ts';
 import { seeded, type Module } from '../nn/index.ts';
-import { CLASS_OF_PART, loadComponent } from '../models/pretrained.ts';
+import { CLASS_OF_PART, buildComponent, loadComponent } from '../models/pretrained.ts';
 import {
   MumuModel,
   VisionLanguageModel,
@@ -13,11 +13,6 @@ import {
   UNet2DConditionModel,
   AutoencoderKL,
   TextEncoder,
-  parseVLMConfig,
-  parseAdapterConfig,
-  parseUNetConfig,
-  parseAutoencoderKLConfig,
-  parseCLIPTextConfig,
   readJson,
   type MumuTrainingConfig,
   type MumuParts,
@@ -53,17 +48,10 @@ export interface Built {
 // A component built fresh, with `overrides` over its config: the init folder's <name>/config.json (the same
 // architecture, new weights) or, without an init, model_configs/<name>.json. Drawn under a generator seeded by the
 // run, so a fresh part is the same in every run with this seed.
-const FRESH: Record<string, (raw: unknown) => MumuModel[keyof MumuParts]> = {
-  vlm: (raw) => new VisionLanguageModel(parseVLMConfig(raw)),
-  adapter: (raw) => new Adapter(parseAdapterConfig(raw)),
-  unet: (raw) => new UNet2DConditionModel(parseUNetConfig(raw)),
-  vae: (raw) => new AutoencoderKL(parseAutoencoderKLConfig(raw)),
-  text_encoder: (raw) => new TextEncoder(parseCLIPTextConfig(raw)),
-};
-
 function freshComponent(cfg: TrainConfig, name: string, overrides: object = {}) {
   const file = cfg.init ? path.join(cfg.init, name, 'config.json') : path.join(cfg.model_configs, `${name}.json`);
-  return FRESH[name]!({ ...(readJson(file) as object), ...overrides });
+  const raw = { ...(readJson(file) as object), ...overrides };
+  return buildComponent(CLASS_OF_PART[name as keyof typeof CLASS_OF_PART], raw) as MumuModel[keyof MumuParts];
 }
 
 // A part from another folder: a model folder (its <name>/, and its tokenizer must be this run's) or a component
