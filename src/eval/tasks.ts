@@ -239,58 +239,45 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
         t.items.forEach((it, k) => {
           const scene = renderScene(it.concepts, it.style, it.background, R, seed);
           const crops = it.concepts.map((_, j) => cropObject(scene, j));
+          // one case of this item: the prompt shows `refs`, the scores compare against the full-detail crops
+          const objectCase = (refs: (RgbImage | null)[], caseId: string, extra: Partial<Case>): Case => ({
+            task: t.kind,
+            id: caseId,
+            ...promptWithCrops(it.concepts, refs, tailOf(it.background, it.style)),
+            references: crops.map((image, j) => ({
+              image,
+              concept: it.concepts[j]!,
+              style: it.style,
+              role: 'object' as const,
+            })),
+            named: it.concepts,
+            style: it.style,
+            leak: [],
+            split: split(it.concepts, [it.style]),
+            oracle: areaResize(scene.image, out),
+            control: null,
+            ...extra,
+          });
           for (const r of settings) {
             const refs = crops.map((c) => degrade(c, r));
-            const { segments, caption } = promptWithCrops(it.concepts, refs, tailOf(it.background, it.style));
-            cases.push({
-              task: t.kind,
-              id: id(k, t.kind === 'tokens-per-image' ? `-r${r || 'full'}` : ''),
-              segments,
-              caption,
-              references: crops.map((image, j) => ({
-                image,
-                concept: it.concepts[j]!,
-                style: it.style,
-                role: 'object' as const,
-              })),
-              named: it.concepts,
-              style: it.style,
-              leak: [],
-              split: split(it.concepts, [it.style]),
-              setting: tok ? (r ? `${r}x${r} px` : 'full') : undefined,
-              group: tok ? id(k) : undefined,
-              oracle: areaResize(scene.image, out),
-              control: null,
-            });
+            cases.push(
+              tok
+                ? objectCase(refs, id(k, `-r${r || 'full'}`), { setting: r ? `${r}x${r} px` : 'full', group: id(k) })
+                : objectCase(refs, id(k), {}),
+            );
           }
           // the full-detail references at other input sides (other tokens per image); the side is checked against
           // the model's ViT when the cases run
           if (!tok || k >= (t.reference_size_items ?? t.items.length)) return;
-          for (const px of t.reference_sizes ?? []) {
-            const { segments, caption } = promptWithCrops(it.concepts, crops, tailOf(it.background, it.style));
-            cases.push({
-              task: t.kind,
-              id: id(k, `-s${px}`),
-              segments,
-              caption,
-              references: crops.map((image, j) => ({
-                image,
-                concept: it.concepts[j]!,
-                style: it.style,
-                role: 'object' as const,
-              })),
-              named: it.concepts,
-              style: it.style,
-              leak: [],
-              split: split(it.concepts, [it.style]),
-              setting: `${px}x${px} px input`,
-              referenceSize: px,
-              seeds: t.reference_size_seeds,
-              group: id(k),
-              oracle: areaResize(scene.image, out),
-              control: null,
-            });
-          }
+          for (const px of t.reference_sizes ?? [])
+            cases.push(
+              objectCase(crops, id(k, `-s${px}`), {
+                setting: `${px}x${px} px input`,
+                referenceSize: px,
+                seeds: t.reference_size_seeds,
+                group: id(k),
+              }),
+            );
         });
         break;
       }

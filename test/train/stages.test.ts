@@ -6,10 +6,11 @@ import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { AdamW, Generator, tidy } from '../../src/torch/index.ts';
+import { Generator, tidy } from '../../src/torch/index.ts';
 import { STAGES, lrFactor, parseTrainConfig } from '../../src/train/config.ts';
 import { StageData } from '../../src/train/data.ts';
 import { buildModel, applyPlan, paramGroups, StageRunner } from '../../src/train/stages.ts';
+import { buildOptimizer } from '../../src/train/trainer.ts';
 import { train } from '../../src/train/trainer.ts';
 import { tinyConfig, tinyRaw } from './helpers.ts';
 
@@ -29,15 +30,7 @@ for (const stage of STAGES) {
     const built = await buildModel(cfg);
     applyPlan(built.model, cfg);
     const runner = new StageRunner(cfg, built);
-    const groups = paramGroups(built.model, cfg.optimizer.groups);
-    const opt = new AdamW(
-      groups.map((g) => ({
-        name: g.group.name,
-        params: g.params.map(([, p]) => p),
-        lr: g.group.lr,
-        weightDecay: g.group.weight_decay,
-      })),
-    );
+    const { groups, opt } = buildOptimizer(built.model, cfg); // the trainer's own AdamW over the config's groups
     const m = built.model;
     const data = await StageData.open(cfg, runner.prompt);
     const items = await data.batchItems(0);
