@@ -27,7 +27,7 @@ import {
 } from '../src/diffusion/index.ts';
 import { MumuPipeline, componentsFromModel } from '../src/pipeline.ts';
 import { EmojiEvaluator } from '../src/eval/evaluator.ts';
-import { Judge, promptFollowing, styleAdherence } from '../src/eval/metrics.ts';
+import { Judge, scoreAsked } from '../src/eval/metrics.ts';
 import { encodePng, gridRows, type RgbImage } from '../src/image/index.ts';
 import { readSuite } from '../src/eval/tasks.ts';
 
@@ -170,22 +170,8 @@ if (o.generate) {
   }
   const pipe = new MumuPipeline(componentsFromModel(model, { tokenizer: tok, scheduler, name: dir, encoder }));
   const judge = new Judge(EmojiEvaluator.load('models/evaluator'));
-  const vocab = VOCAB.map((s) => judge.conceptIndex(s));
   const rows: RgbImage[][] = [];
   const score = { one: { follow: 0, style: 0, bg: 0, n: 0 }, two: { follow: 0, style: 0, bg: 0, n: 0 } };
-  const nearest = (im: RgbImage) => {
-    const m = [0, 0, 0];
-    let n = 0;
-    for (let y = 0; y < im.height; y++)
-      for (let x = 0; x < im.width; x++) {
-        if (y > 2 && y < im.height - 3 && x > 2 && x < im.width - 3) continue; // a 3 px border
-        for (let c = 0; c < 3; c++) m[c] += im.data[(y * im.width + x) * 3 + c]!;
-        n++;
-      }
-    const mean = m.map((v) => v / n);
-    return colorNames.reduce((a, b) => (dist(COLORS[b]!, mean) < dist(COLORS[a]!, mean) ? b : a));
-  };
-  const dist = (a: readonly number[], b: number[]) => a.reduce((s, v, i) => s + (v - b[i]!) ** 2, 0);
   const t0 = performance.now();
   for (const cs of cases) {
     const row: RgbImage[] = [];
@@ -193,17 +179,11 @@ if (o.generate) {
       const r = await pipe.generate([{ text: cs.caption }], { steps, guidanceScale: guidance, seed });
       const im = r.images[0]! as RgbImage;
       row.push(im);
-      const v = judge.views(im);
-      const f = promptFollowing(
-        cs.named.map((c) => judge.conceptIndex(c)),
-        v.windows.map((w) => w.conceptLogits),
-        vocab,
-      );
-      const st = styleAdherence(v.whole.styleLogits, judge.styleIndex(cs.style)).hit ? 1 : 0;
+      const asked = scoreAsked(judge, im, { named: cs.named, style: cs.style, background: cs.bg }, VOCAB);
       const s = cs.named.length === 1 ? score.one : score.two;
-      s.follow += f;
-      s.style += st;
-      s.bg += nearest(im) === cs.bg ? 1 : 0;
+      s.follow += asked.following;
+      s.style += asked.style!;
+      s.bg += asked.background!;
       s.n++;
     }
     rows.push(row);

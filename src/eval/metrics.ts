@@ -6,6 +6,7 @@
 // 1 + 4 + 9 = 14 views of a square image, each area-resampled to the evaluator's input size.
 import { crop, areaResize, type RgbImage } from '../image/index.ts';
 import type { EmojiEvaluator } from './evaluator.ts';
+import { COLORS } from '../data/emoji-world/background.ts';
 
 export const WINDOW_FRACTIONS: readonly number[] = [1, 0.75, 0.5];
 
@@ -187,6 +188,22 @@ export function diversity(
   };
 }
 
+// The background an output shows: the EmojiWorld colour nearest to the mean of its 3 px border (objects rarely touch
+// the border; a gradient background averages to its middle). Asked and drawn backgrounds compare by name.
+export function backgroundColor(im: RgbImage): string {
+  const m = [0, 0, 0];
+  let n = 0;
+  for (let y = 0; y < im.height; y++)
+    for (let x = 0; x < im.width; x++) {
+      if (y > 2 && y < im.height - 3 && x > 2 && x < im.width - 3) continue;
+      for (let c = 0; c < 3; c++) m[c]! += im.data[(y * im.width + x) * 3 + c]!;
+      n++;
+    }
+  const dist = (rgb: readonly number[]) => rgb.reduce((a, v, c) => a + (v - m[c]! / n) ** 2, 0);
+  const names = Object.keys(COLORS);
+  return names.reduce((a, b) => (dist(COLORS[b]!) < dist(COLORS[a]!) ? b : a));
+}
+
 // ---- the evaluator on an image ----
 export interface Views {
   whole: { embedding: number[]; conceptLogits: number[]; styleLogits: number[] };
@@ -239,4 +256,24 @@ export class Judge {
     const style = st[w.styleLogits.indexOf(Math.max(...w.styleLogits))]!;
     return { concept, style };
   }
+}
+
+// One output scored against what its prompt asked (the conditioning check and the prompt check): following (top-K
+// among `vocabulary`, as `mumu eval`), the asked style (whole image) and the asked background colour.
+export function scoreAsked(
+  judge: Judge,
+  im: RgbImage,
+  asked: { named: string[]; style: string | null; background: string | null },
+  vocabulary: string[],
+): { following: number; style: number | null; background: number | null } {
+  const v = judge.views(im);
+  return {
+    following: promptFollowing(
+      asked.named.map((c) => judge.conceptIndex(c)),
+      v.windows.map((w) => w.conceptLogits),
+      vocabulary.map((c) => judge.conceptIndex(c)),
+    ),
+    style: asked.style === null ? null : styleAdherence(v.whole.styleLogits, judge.styleIndex(asked.style)).hit ? 1 : 0,
+    background: asked.background === null ? null : backgroundColor(im) === asked.background ? 1 : 0,
+  };
 }

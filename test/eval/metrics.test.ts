@@ -18,6 +18,7 @@ import {
   windows,
   Judge,
   COPY_PASTE_THRESHOLD,
+  backgroundColor,
 } from '../../src/eval/metrics.ts';
 import { newEvaluator, EmojiEvaluator } from '../../src/eval/evaluator.ts';
 import { renderScene, cropObject } from '../../src/eval/tasks.ts';
@@ -137,6 +138,18 @@ test('style adherence: the top style and its probability', () => {
   assert.deepEqual(styleAdherence([0, 3, 0], 1).hit, true);
   assert.deepEqual(styleAdherence([0, 3, 0], 2).hit, false);
   assert.ok(Math.abs(styleAdherence([0, 0], 0).prob - 0.5) < 1e-12);
+});
+
+test('background colour: the nearest EmojiWorld colour to the border, whatever the middle holds', () => {
+  const im = (border: number[], middle: number[]): RgbImage => {
+    const data = new Uint8Array(32 * 32 * 3);
+    for (let y = 0; y < 32; y++)
+      for (let x = 0; x < 32; x++) data.set(x > 2 && x < 29 && y > 2 && y < 29 ? middle : border, (y * 32 + x) * 3);
+    return { width: 32, height: 32, channels: 3, data } as RgbImage;
+  };
+  assert.equal(backgroundColor(im([45, 95, 210], [245, 215, 50])), 'blue');
+  assert.equal(backgroundColor(im([30, 40, 100], [255, 255, 255])), 'navy'); // near navy, not the exact value
+  assert.equal(backgroundColor(im([245, 215, 50], [45, 95, 210])), 'yellow');
 });
 
 test('diversity: identical outputs 0, orthogonal embeddings 1', () => {
