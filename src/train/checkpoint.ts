@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { saveSafetensors, loadSafetensors, type Tensor } from '../torch/index.ts';
+import { saveSafetensors, loadSafetensors, noGrad, type AdamW, type Tensor } from '../torch/index.ts';
 
 export const CKPT_VERSION = 1;
 
@@ -147,4 +147,58 @@ export function loadLatestCheckpoint(
 // Deletes all but the newest `keep` checkpoints.
 export function pruneCheckpoints(root: string, keep: number): void {
   for (const { dir } of listCheckpoints(root).slice(keep)) fs.rmSync(dir, { recursive: true, force: true });
+}
+
+// ---- the trainer's state <-> a checkpoint ----
+
+// What a step updates and a checkpoint holds (the EMA on rank 0 only). No RNG: the loss's draws are per item
+// (src/train/draws.ts).
+export interface TrainState {
+  trainable: [string, Tensor][];
+  ema: Map<string, Tensor> | null;
+  opt: AdamW;
+}
+
+// Where a resumed run starts, and the optimizer's hyper-parameters rank 0 read with it (handed to the other ranks).
+export interface Resumed {
+  step: number;
+  micro: number;
+  optimizer: { step: number; groups: ReturnType<AdamW['stateDict']>['groups'] };
+}
+
+// --resume (rank 0): weights, EMA, optimizer and data position from the newest intact checkpoint. Returns where it
+// resumed and the optimizer's hyper-parameters (null: none to resume from).
+export function resumeTrainState(ckptDir: string, s: TrainState, log: (l: string) => void): Resumed | null {
+  const ck = loadLatestCheckpoint(ckptDir, log);
+  if (!ck) {
+    log('no checkpoint to resume from: starting at step 0');
+    return null;
+  }
+  const names = new Set(Object.keys(ck.weights));
+  const mine = new Set(s.trainable.map(([n]) => n));
+  const diff = [...names].filter((n) => !mine.has(n)).concat([...mine].filter((n) => !names.has(n)));
+  if (diff.length) throw new Error(`${ck.dir} does not fit this config's trainable parameters (e.g. ${diff[0]})`);
+  noGrad(() => {
+    for (const [n, p] of s.trainable) p.copy_(ck.weights[n]!);
+    if (s.ema && ck.ema) for (const [n, t] of s.ema) t.copy_(ck.ema[n]!);
+  });
+  s.opt.loadStateDict({ step: ck.state.optimizer.step, groups: ck.state.optimizer.groups, tensors: ck.optimizer });
+  log(`resumed from ${ck.dir} (step ${ck.state.step})`);
+  return { step: ck.state.step, micro: ck.state.microStep, optimizer: ck.state.optimizer };
+}
+
+// A checkpoint of the state after `at.step` (`at.micro` micro-batches consumed), the oldest pruned past `at.keep`.
+export function saveTrainState(
+  ckptDir: string,
+  s: TrainState,
+  at: { step: number; micro: number; keep: number; extra: Record<string, unknown> },
+): void {
+  const opt = s.opt.stateDict();
+  saveCheckpoint(ckptDir, {
+    weights: Object.fromEntries(s.trainable),
+    ema: s.ema ? Object.fromEntries(s.ema) : null,
+    optimizer: opt.tensors,
+    state: { step: at.step, microStep: at.micro, optimizer: { step: opt.step, groups: opt.groups }, extra: at.extra },
+  });
+  pruneCheckpoints(ckptDir, at.keep);
 }

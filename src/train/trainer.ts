@@ -13,7 +13,7 @@ import { encodePng, gridRows } from '../image/index.ts';
 import { lrFactor, emaDecay, type TrainConfig } from './config.ts';
 import { StageData, Prefetcher, type Item } from './data.ts';
 import { buildModel, applyPlan, paramGroups, StageRunner, type Built } from './stages.ts';
-import { saveCheckpoint, loadLatestCheckpoint, pruneCheckpoints, listCheckpoints } from './checkpoint.ts';
+import { listCheckpoints, resumeTrainState, saveTrainState, type TrainState, type Resumed } from './checkpoint.ts';
 import { DataParallel } from './ddp.ts';
 import { plotLoss } from '../plot.ts';
 
@@ -119,21 +119,6 @@ export function optimizerUpdate(opt: AdamW, params: Tensor[], clip: number | nul
   return gradNorm;
 }
 
-// What a step updates and a checkpoint holds (the EMA on rank 0 only). No RNG: the loss's draws are per item
-// (src/train/draws.ts).
-interface TrainState {
-  trainable: [string, Tensor][];
-  ema: Map<string, Tensor> | null;
-  opt: AdamW;
-}
-
-// Where a resumed run starts, and the optimizer's hyper-parameters rank 0 read with it (handed to the other ranks).
-interface Resumed {
-  step: number;
-  micro: number;
-  optimizer: { step: number; groups: ReturnType<AdamW['stateDict']>['groups'] };
-}
-
 export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainResult> {
   const dp = new DataParallel(o.group ?? null);
   const main = dp.isMain; // rank 0 (or the only process) writes the run folder; the other ranks write nothing
@@ -185,7 +170,7 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
 
   // Resuming: rank 0 reads its newest checkpoint and hands the position and optimizer hyper-parameters to the others
   // (the weights and optimizer moments follow in the broadcast below), so every rank resumes from the same one.
-  let resumed: Resumed | null = o.resume && main ? resume(ckptDir, state, log) : null;
+  let resumed: Resumed | null = o.resume && main ? resumeTrainState(ckptDir, state, log) : null;
   if (N > 1) {
     resumed = await dp.broadcastJson(resumed);
     if (resumed && !main) opt.loadStateDict({ ...resumed.optimizer, tensors: opt.stateDict().tensors });
@@ -414,27 +399,6 @@ async function optimizerStep(
   return { lossSum, parts, wait, dropped, gradNorm, allreduceS, stopping };
 }
 
-// --resume (rank 0): weights, EMA, optimizer and data position from the newest intact checkpoint. Returns where it
-// resumed and the optimizer's hyper-parameters (null: none to resume from).
-function resume(ckptDir: string, s: TrainState, log: (l: string) => void): Resumed | null {
-  const ck = loadLatestCheckpoint(ckptDir, log);
-  if (!ck) {
-    log('no checkpoint to resume from: starting at step 0');
-    return null;
-  }
-  const names = new Set(Object.keys(ck.weights));
-  const mine = new Set(s.trainable.map(([n]) => n));
-  const diff = [...names].filter((n) => !mine.has(n)).concat([...mine].filter((n) => !names.has(n)));
-  if (diff.length) throw new Error(`${ck.dir} does not fit this config's trainable parameters (e.g. ${diff[0]})`);
-  noGrad(() => {
-    for (const [n, p] of s.trainable) p.copy_(ck.weights[n]!);
-    if (s.ema && ck.ema) for (const [n, t] of s.ema) t.copy_(ck.ema[n]!);
-  });
-  s.opt.loadStateDict({ step: ck.state.optimizer.step, groups: ck.state.optimizer.groups, tensors: ck.optimizer });
-  log(`resumed from ${ck.dir} (step ${ck.state.step})`);
-  return { step: ck.state.step, micro: ck.state.microStep, optimizer: ck.state.optimizer };
-}
-
 // A checkpoint of the state after `at.step`, the oldest pruned past checkpoint.keep, and the loss plot redrawn.
 async function saveState(
   ckptDir: string,
@@ -443,18 +407,12 @@ async function saveState(
   at: { step: number; micro: number; metrics: MetricRecord[]; worldSize: number },
   out: string,
 ): Promise<void> {
-  saveCheckpoint(ckptDir, {
-    weights: Object.fromEntries(s.trainable),
-    ema: s.ema ? Object.fromEntries(s.ema) : null,
-    optimizer: s.opt.stateDict().tensors,
-    state: {
-      step: at.step,
-      microStep: at.micro,
-      optimizer: (({ step: n, groups: g }) => ({ step: n, groups: g }))(s.opt.stateDict()),
-      extra: { stage: cfg.stage, loss: at.metrics.at(-1)?.loss ?? null, world_size: at.worldSize },
-    },
+  saveTrainState(ckptDir, s, {
+    step: at.step,
+    micro: at.micro,
+    keep: cfg.checkpoint.keep,
+    extra: { stage: cfg.stage, loss: at.metrics.at(-1)?.loss ?? null, world_size: at.worldSize },
   });
-  pruneCheckpoints(ckptDir, cfg.checkpoint.keep);
   await plotLoss(path.join(out, 'loss.png'), `${cfg.stage}: training loss`, [
     { name: 'loss', color: '#1f5fbf', points: at.metrics.map((m) => [m.step, m.loss]) },
   ]);
