@@ -30,7 +30,7 @@ const { values: o, positionals } = parseArgs({
 const prompt = positionals[0];
 if (!prompt) {
   console.error(
-    'usage: prompt-check.ts "<prompt>" [--model DIR] [--seeds N] [--steps N] [--guidance G] [--sheet F.png]',
+    'usage: prompt-check.ts "<prompt>" [--model DIR] [--seeds N] [--steps N] [--guidance G] [--sheet F.png] [--json F.json]',
   );
   process.exit(2);
 }

@@ -192,6 +192,11 @@ function split(concepts: string[], styles: string[]): Case['split'] {
   return concepts.some(isHeldOutConcept) || styles.some(isHeldOutStyle) ? 'held-out' : 'train';
 }
 
+// The object references of a case: crop j shows concept j in style styleOf(j).
+function objectReferences(crops: RgbImage[], concepts: string[], styleOf: (j: number) => string): Reference[] {
+  return crops.map((image, j) => ({ image, concept: concepts[j]!, style: styleOf(j), role: 'object' }));
+}
+
 // "a <img> dog face and a <img> rocket on a blue background, noto style": each crop right before its words, as the
 // bootstrap inserts them (paper section 4); a null reference leaves its words alone.
 function promptWithCrops(
@@ -244,12 +249,7 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
             task: t.kind,
             id: caseId,
             ...promptWithCrops(it.concepts, refs, tailOf(it.background, it.style)),
-            references: crops.map((image, j) => ({
-              image,
-              concept: it.concepts[j]!,
-              style: it.style,
-              role: 'object' as const,
-            })),
+            references: objectReferences(crops, it.concepts, () => it.style),
             named: it.concepts,
             style: it.style,
             leak: [],
@@ -292,12 +292,7 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
             id: id(k),
             segments,
             caption,
-            references: crops.map((image, j) => ({
-              image,
-              concept: it.concepts[j]!,
-              style: it.ref_styles[j % it.ref_styles.length]!,
-              role: 'object' as const,
-            })),
+            references: objectReferences(crops, it.concepts, (j) => it.ref_styles[j % it.ref_styles.length]!),
             named: it.concepts,
             style: it.style,
             leak: [],
@@ -345,12 +340,7 @@ export function buildCases(suite: Suite, o: CaseOptions): Case[] {
             id: id(k),
             segments,
             caption,
-            references: crops.map((image, j) => ({
-              image,
-              concept: it.concepts[j]!,
-              style: it.style,
-              role: 'object' as const,
-            })),
+            references: objectReferences(crops, it.concepts, () => it.style),
             named: it.concepts,
             style: t.finetune_style,
             leak: [],
