@@ -2,6 +2,7 @@
 import { diversity, cosine, COPY_PASTE_THRESHOLD } from './metrics.ts';
 import type { RgbImage } from '../image/index.ts';
 import type { Case } from './tasks.ts';
+import { Rng } from '../data/rng.ts';
 
 export type SystemName = 'mumu' | 'mumu-caption' | 'text-only' | 'describe' | 'lora-merge' | 'render';
 
@@ -54,6 +55,41 @@ export const mean = (xs: number[]) => {
 
 export const pct = (x: number) => (Number.isNaN(x) ? '–' : `${(100 * x).toFixed(0)}%`);
 export const num = (x: number) => (Number.isNaN(x) ? '–' : x.toFixed(3));
+// a value with its interval: "17% (8-27)", "0.392 (0.37-0.41)"; no interval when there is none (one case)
+export const pctCI = (x: number, ci: Interval) =>
+  ci && ci[1] > ci[0] ? `${pct(x)} (${(100 * ci[0]).toFixed(0)}-${(100 * ci[1]).toFixed(0)})` : pct(x);
+export const numCI = (x: number, ci: Interval) =>
+  ci && ci[1] > ci[0] ? `${num(x)} (${ci[0].toFixed(2)}-${ci[1].toFixed(2)})` : num(x);
+
+export type Interval = [number, number] | null;
+
+// 95% percentile-bootstrap interval of a row's mean, resampling whole cases (prompts) with replacement: the seeds of
+// one prompt are not independent draws, so an interval over outputs would be too narrow. Deterministic (fixed seed),
+// so a re-run of the same evaluation prints the same intervals. null when the metric has no value or one case.
+export function caseInterval(outs: Output[], metric: (s: Scores) => number, resamples = 2000, seed = 0): Interval {
+  const byCase = new Map<Case, number[]>();
+  for (const o of outs) {
+    const v = metric(o.scores);
+    if (!Number.isNaN(v)) byCase.set(o.case, [...(byCase.get(o.case) ?? []), v]);
+  }
+  const groups = [...byCase.values()].map((vs) => ({ sum: vs.reduce((a, b) => a + b, 0), n: vs.length }));
+  if (groups.length < 2) return null;
+  const rng = new Rng(seed);
+  const means: number[] = [];
+  for (let r = 0; r < resamples; r++) {
+    let sum = 0,
+      n = 0;
+    for (let i = 0; i < groups.length; i++) {
+      const g = groups[rng.int(groups.length)]!;
+      sum += g.sum;
+      n += g.n;
+    }
+    means.push(sum / n); // the pooled mean over outputs, as the row's own value
+  }
+  means.sort((a, b) => a - b);
+  const at = (q: number) => means[Math.min(resamples - 1, Math.max(0, Math.round(q * (resamples - 1))))]!;
+  return [at(0.025), at(0.975)];
+}
 
 export interface Aggregate {
   n: number;
@@ -66,6 +102,8 @@ export interface Aggregate {
   leak: number;
   diversity: number;
   consistency: number;
+  // 95% bootstrap intervals over cases (caseInterval) of the metrics the issue's bar is stated in
+  ci: { preservation: Interval; following: Interval; style: Interval };
 }
 
 export function aggregate(outs: Output[]): Aggregate {
@@ -100,5 +138,10 @@ export function aggregate(outs: Output[]): Aggregate {
     leak: mean(s.map((x) => x.leak)),
     diversity: mean(div),
     consistency: k ? cons / k : NaN,
+    ci: {
+      preservation: caseInterval(outs, (x) => x.preservation),
+      following: caseInterval(outs, (x) => x.following),
+      style: caseInterval(outs, (x) => x.style),
+    },
   };
 }

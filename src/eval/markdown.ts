@@ -6,7 +6,17 @@ import { DEFAULT_SAMPLER, SAMPLERS } from '../diffusion/samplers.ts';
 import type { EmojiEvaluator, EvaluatorReport } from './evaluator.ts';
 import { COPY_PASTE_THRESHOLD } from './metrics.ts';
 import type { Case, Suite } from './tasks.ts';
-import { aggregate, num, pct, SYSTEMS_FOR, type Output, type SystemName, type SystemState } from './aggregate.ts';
+import {
+  aggregate,
+  num,
+  numCI,
+  pct,
+  pctCI,
+  SYSTEMS_FOR,
+  type Output,
+  type SystemName,
+  type SystemState,
+} from './aggregate.ts';
 import { TOKENS_NOTE, tokensTable, tokensSummary } from './tokens.ts';
 
 export const NOTES_MARKER = '<!-- hand-written notes: kept when mumu eval rewrites this file -->';
@@ -129,6 +139,7 @@ function markdown(m: MarkdownInput): string {
   );
   L.push(
     '- **Diversity**: mean pairwise 1 - cosine of whole-image embeddings across the seeds of one prompt (0 = the same picture every seed).',
+    '- **Intervals**: preservation, following and style show their 95% interval in brackets, a percentile bootstrap that resamples whole cases (prompts) with replacement, 2000 times with a fixed seed: the seeds of one prompt are not independent draws, so the interval says how much the row could move with other prompts of the same kind.',
   );
   L.push(
     '- Rows split into **train** cases (concepts and styles the generator trained on) and **held-out** cases (a concept the generator never saw, or the emojione style). The EmojiWorld render row scores the ground-truth picture of the caption: what a perfect, non-copying generator would reach on these metrics.',
@@ -193,7 +204,7 @@ function markdown(m: MarkdownInput): string {
           const a = aggregate(sel);
           const ex = extra.map((e) => ` ${num(e === 'leak' ? a.leak : a.consistency)} |`).join('');
           L.push(
-            `| ${titleOf(sys)} | ${sp} | ${a.n} | ${num(a.preservation)} | ${num(a.control)} | ${pct(a.following)} | ${pct(a.style)} | ${num(a.copy)} | ${pct(a.copied)} | ${num(a.diversity)} |${ex}`,
+            `| ${titleOf(sys)} | ${sp} | ${a.n} | ${numCI(a.preservation, a.ci.preservation)} | ${num(a.control)} | ${pctCI(a.following, a.ci.following)} | ${pctCI(a.style, a.ci.style)} | ${num(a.copy)} | ${pct(a.copied)} | ${num(a.diversity)} |${ex}`,
           );
         }
       }
@@ -243,13 +254,16 @@ function summary(m: MarkdownInput): string {
     const others = (['mumu-caption', 'text-only', 'describe'] as const).filter((s) => outs.some((o) => o.system === s));
     for (const metric of ['preservation', 'following', 'style'] as const) {
       const best = others
-        .map((s) => ({ s, v: aggregate(outs.filter((o) => o.system === s))[metric] }))
+        .map((s) => {
+          const a = aggregate(outs.filter((o) => o.system === s));
+          return { s, v: a[metric], ci: a.ci[metric] };
+        })
         .filter((x) => !Number.isNaN(x.v))
         .sort((a, b) => b.v - a.v)[0];
       if (!best || Number.isNaN(mu[metric])) continue;
-      const fmt = metric === 'preservation' ? num : pct;
+      const fmt = metric === 'preservation' ? numCI : pctCI;
       lines.push(
-        `- ${TASK_TITLES[task]}, ${metric}: MUMU ${fmt(mu[metric])} vs best baseline (${SYSTEM_TITLES[best.s]}) ${fmt(best.v)}: ${mu[metric] > best.v ? '**MUMU ahead**' : mu[metric] === best.v ? 'tie' : '**baseline ahead**'}.`,
+        `- ${TASK_TITLES[task]}, ${metric}: MUMU ${fmt(mu[metric], mu.ci[metric])} vs best baseline (${SYSTEM_TITLES[best.s]}) ${fmt(best.v, best.ci)}: ${mu[metric] > best.v ? '**MUMU ahead**' : mu[metric] === best.v ? 'tie' : '**baseline ahead**'}.`,
       );
     }
     if (mu.copied > 0)
