@@ -79,6 +79,9 @@ export class MumuModel extends Module {
   text_encoder: TextEncoder | null;
   // entries of model_index.json this code does not own (tokenizer, scheduler), carried through save/load
   extraIndex: Record<string, unknown> = {};
+  // a training-only head (the REPA projector, src/train/repa.ts): its weights train and go into checkpoints with
+  // the rest, but it is no component, so a model folder never holds it
+  repa_projector: Module | null = null;
 
   constructor(parts: MumuParts) {
     super();
@@ -140,6 +143,7 @@ export class MumuModel extends Module {
     const parts: [string, Module | null][] = [
       ['vlm.vision_model', this.vlm.model.vision_model], ['vlm.connector', this.vlm.model.connector], ['vlm.text_model', this.vlm.model.text_model],
       ['vlm.lm_head', this.vlm.lm_head], ['adapter', this.adapter], ['unet', this.unet], ['vae', this.vae], ['text_encoder', this.text_encoder],
+      ['repa_projector', this.repa_projector],
     ];
     return Object.fromEntries(parts.filter(([, m]) => m).map(([k, m]) => [k, { total: m!.numParameters(), trainable: m!.numParameters({ trainableOnly: true }) }]));
   }

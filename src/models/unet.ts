@@ -266,23 +266,42 @@ export class UNet2DConditionModel extends Module {
   // sample (B, in, h, w) noisy latents, timestep (B,) or scalar, encoderHiddenStates (B, S, cross_attention_dim)
   // -> predicted noise (B, out, h, w)
   forward(sample: Tensor, timestep: Tensor | number, encoderHiddenStates: Tensor, cond: UNetConditioning = {}): Tensor {
+    return this.forwardWithFeatures(sample, timestep, encoderHiddenStates, cond, null).sample;
+  }
+
+  // forward, also handing back the hidden states at one point of the network (`tap`: 'mid', the mid block's output,
+  // or 'down.<i>', down block i's output): what a representation-alignment loss reads (src/train/repa.ts).
+  forwardWithFeatures(sample: Tensor, timestep: Tensor | number, encoderHiddenStates: Tensor, cond: UNetConditioning, tap: string | null): { sample: Tensor; features: Tensor | null } {
     const B = sample.size(0);
     const ctx: Context = { emb: this.embed(timestep, B, cond, sample.device, encoderHiddenStates), context: encoderHiddenStates, mask: { keyMask: cond.encoderAttentionMask ?? null } };
+    if (tap !== null) this.tapChannels(tap);
+    let features: Tensor | null = null;
     if (this.config.center_input_sample) sample = sample.mul(2).sub(1);
     let h = this.conv_in.forward(sample);
     const skips: Tensor[] = [h];
-    for (const block of this.down_blocks) {
+    for (const [i, block] of this.down_blocks.entries()) {
       const out = block.forward(h, ctx);
       h = out.h;
       skips.push(...out.skips);
+      if (tap === `down.${i}`) features = h;
     }
     if (this.mid_block) h = this.mid_block.forward(h, ctx);
+    if (tap === 'mid') features = h;
     for (const block of this.up_blocks) {
       const mine = skips.splice(skips.length - block.resnets.length);
       // upsample to the size of the next skip, so odd latent sizes come back exactly
       const next = skips[skips.length - 1];
       h = block.forward(h, mine, ctx, next ? [next.size(2), next.size(3)] : undefined);
     }
-    return this.conv_out.forward(this.conv_norm_out.forward(h).silu());
+    return { sample: this.conv_out.forward(this.conv_norm_out.forward(h).silu()), features };
+  }
+
+  // The channel count of the hidden states at a tap ('mid' or 'down.<i>'); throws for a point this UNet lacks.
+  tapChannels(tap: string): number {
+    const ch = this.config.block_out_channels;
+    if (tap === 'mid' && this.mid_block) return ch[ch.length - 1]!;
+    const m = /^down\.(\d+)$/.exec(tap);
+    if (m && Number(m[1]) < ch.length) return ch[Number(m[1])]!;
+    throw new Error(`UNet2DConditionModel: no hidden states at '${tap}' (taps: ${this.mid_block ? "'mid', " : ''}'down.0' .. 'down.${ch.length - 1}')`);
   }
 }

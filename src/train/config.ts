@@ -73,8 +73,16 @@ export interface TrainConfig {
   scheduler: Record<string, unknown> | null;
   // which parts train and how (paper Table 1 for the MUMU stages); parts not named are frozen
   train: Partial<MumuTrainingConfig> & { lm_head?: 'frozen' | 'full' };
-  // kl_weight: the VAE's KL term; snr_gamma: Min-SNR-gamma weighting of the diffusion loss (Hang et al. 2023), null off
-  loss: { kl_weight: number; snr_gamma: number | null };
+  // kl_weight: the VAE's KL term; snr_gamma: Min-SNR-gamma weighting of the diffusion loss (Hang et al. 2023), null
+  // off; repa_weight: REPA's representation-alignment term (src/train/repa.ts), null off; repa_layer: where in the
+  // UNet it reads ('mid' or 'down.<i>'); repa_hidden: its projector's width
+  loss: {
+    kl_weight: number;
+    snr_gamma: number | null;
+    repa_weight: number | null;
+    repa_layer: string;
+    repa_hidden: number;
+  };
   checkpoint: { every: number; keep: number };
   samples: { every: number; count: number; steps: number; guidance_scale: number; seed: number };
   log_every: number;
@@ -124,7 +132,7 @@ export const DEFAULTS: Omit<TrainConfig, 'stage' | 'optimizer'> & {
   ema: null,
   train: {},
   scheduler: null,
-  loss: { kl_weight: 1e-6, snr_gamma: null },
+  loss: { kl_weight: 1e-6, snr_gamma: null, repa_weight: null, repa_layer: 'mid', repa_hidden: 256 },
   checkpoint: { every: 100, keep: 3 },
   samples: { every: 0, count: 4, steps: 20, guidance_scale: 4, seed: 1234 },
   log_every: 10,
@@ -158,7 +166,10 @@ const SPEC: ConfigSpec<TrainConfig> = {
       },
     },
     ema: { defaults: { decay: 0, warmup: false }, required: ['decay'], rules: { decay: { min: 0 } } },
-    loss: { defaults: DEFAULTS.loss, rules: { snr_gamma: { min: 0 } } },
+    loss: {
+      defaults: DEFAULTS.loss,
+      rules: { snr_gamma: { min: 0 }, repa_weight: { min: 0 }, repa_hidden: count },
+    },
     checkpoint: { defaults: DEFAULTS.checkpoint, rules: { every: count, keep: count } },
     samples: { defaults: DEFAULTS.samples },
     export: { defaults: DEFAULTS.export, rules: { dtype: { choices: ['float32', 'float16'] } } },

@@ -35,6 +35,7 @@ import { emojiVocabulary, collate, type Batch, type Item, type StageData } from 
 import { ItemDraws } from './draws.ts';
 import type { RgbImage } from '../image/index.ts';
 import { imagesFromTensor } from '../image/tensor.ts';
+import { RepaProjector, repaLoss, encoderFeatures } from './repa.ts';
 
 export interface Built {
   model: MumuModel;
@@ -135,10 +136,22 @@ export async function buildModel(cfg: TrainConfig): Promise<Built> {
 }
 
 // Sets requiresGrad (and LoRA layers) per the config's plan; LoRA weights are drawn from a generator seeded by the run.
+const DIFFUSION_STAGES = new Set(['t2i-base', 'style-finetune', 'mumu-stage1', 'mumu-stage2']);
+
+// With loss.repa_weight, the REPA projector (UNet features at loss.repa_layer -> the ViT's width) is added to the
+// model, trainable, drawn from a generator seeded by the run.
 export function applyPlan(model: MumuModel, cfg: TrainConfig): void {
   const { lm_head, ...plan } = cfg.train;
   seeded(cfg.seed + 1, () => model.applyTraining(plan as MumuTrainingConfig));
   if (lm_head === 'full') model.vlm.lm_head.requiresGrad_(true);
+  if (cfg.loss.repa_weight !== null) {
+    if (!DIFFUSION_STAGES.has(cfg.stage)) throw new Error(`loss.repa_weight: stage ${cfg.stage} has no diffusion loss`);
+    const inDim = model.unet.tapChannels(cfg.loss.repa_layer);
+    const outDim = model.vlm.model.vision_model.config.hidden_size;
+    model.repa_projector = seeded(cfg.seed + 2, () =>
+      new RepaProjector(inDim, cfg.loss.repa_hidden, outDim).requiresGrad_(true),
+    );
+  }
 }
 
 // Trainable parameters split into the config's groups by regex over their full names. Every trainable parameter
@@ -276,14 +289,27 @@ export class StageRunner {
         const t = draws.randint(0, this.schedule.config.numTrainTimesteps);
         const xt = addNoise(this.schedule, x0, noise, t);
         const c = this.context(b);
-        const pred = m.forward(xt, t, c.context, c.mask ?? null);
+        const { repa_weight: repa, repa_layer } = this.cfg.loss;
+        const { sample: pred, features } = m.unet.forwardWithFeatures(
+          xt,
+          t,
+          c.context,
+          { encoderAttentionMask: c.mask ?? null },
+          repa === null ? null : repa_layer,
+        );
         const loss = diffusionLoss(
           this.schedule,
           pred,
           { x0, noise, t },
           { prediction: this.built.scheduler.prediction_type, snrGamma: this.cfg.loss.snr_gamma },
         );
-        return { loss, parts: {} };
+        if (repa === null) return { loss, parts: {} };
+        // REPA (src/train/repa.ts): the UNet's features on the noisy latent against the frozen ViT's on the clean image
+        const align = repaLoss(
+          (m.repa_projector as RepaProjector).forward(features!),
+          encoderFeatures(m.vlm.model.vision_model, b.images!),
+        );
+        return { loss: loss.add(align.mul(repa)), parts: { diffusion: loss, repa: align } };
       }
     }
   }
