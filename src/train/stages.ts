@@ -135,9 +135,9 @@ export async function buildModel(cfg: TrainConfig): Promise<Built> {
   return { model, tokenizerJson, tokenizer, scheduler };
 }
 
-// Sets requiresGrad (and LoRA layers) per the config's plan; LoRA weights are drawn from a generator seeded by the run.
 const DIFFUSION_STAGES = new Set(['t2i-base', 'style-finetune', 'mumu-stage1', 'mumu-stage2']);
 
+// Sets requiresGrad (and LoRA layers) per the config's plan; LoRA weights are drawn from a generator seeded by the run.
 // With loss.repa_weight, the REPA projector (UNet features at loss.repa_layer -> the ViT's width) is added to the
 // model, trainable, drawn from a generator seeded by the run.
 export function applyPlan(model: MumuModel, cfg: TrainConfig): void {
