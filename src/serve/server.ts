@@ -15,7 +15,7 @@ import { MAX_INPUT_PIXELS } from '../prompt/image.ts';
 import { JobStore, FINISHED, type JobRecord, type Retention } from './jobs.ts';
 import { GenerationQueue, QueueFullError } from './runner.ts';
 import type { ModelInfo } from './protocol.ts';
-import { HttpError, formatBytes, parseGeneration, splitMultipart } from './uploads.ts';
+import { HttpError, drainBody, formatBytes, parseGeneration, splitMultipart } from './uploads.ts';
 import { imageUrl, jobUrl, referenceUrl } from './segments.ts';
 import { buildPage } from './page.ts';
 import {
@@ -188,25 +188,29 @@ async function serveWith(
   });
 
   // --- errors: always { error: one line } -------------------------------------------------------------------------
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validationContext?: string }, req, reply) => {
-    let status = err.statusCode ?? 500;
-    let msg = err.message;
-    if (err.validationContext === 'params') [status, msg] = [404, `no such resource: ${req.url}`];
-    else if (err.code === 'FST_REQ_FILE_TOO_LARGE')
-      msg = `an uploaded file is over the ${formatBytes(uploadBytes)} limit per image`;
-    else if (err.code === 'FST_FILES_LIMIT')
-      msg = `more files than this model takes (${model.maxImages} per prompt, ${2 * model.maxImages} in all)`;
-    else if (err.code === 'FST_PARTS_LIMIT' || err.code === 'FST_FIELDS_LIMIT')
-      msg = "too many multipart parts: one 'request' field plus one file per upload";
-    else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
-      msg = `the request body is over the ${formatBytes(bodyBytes)} limit`;
-    else if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
-      msg = `content type '${req.headers['content-type'] ?? ''}' is not accepted: send application/json or multipart/form-data`;
-    else if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') msg = 'the JSON body is empty';
-    else if (status === 400 && err instanceof SyntaxError) msg = `the body is not valid JSON (${err.message})`;
-    if (status >= 500) process.stderr.write(`mumu serve: ${req.method} ${req.url}: ${err.stack ?? err.message}\n`);
-    return reply.code(status).send({ error: oneLine(status >= 500 ? `internal error: ${msg}` : msg) });
-  });
+  app.setErrorHandler(
+    async (err: Error & { statusCode?: number; code?: string; validationContext?: string }, req, reply) => {
+      let status = err.statusCode ?? 500;
+      let msg = err.message;
+      if (err.validationContext === 'params') [status, msg] = [404, `no such resource: ${req.url}`];
+      else if (err.code === 'FST_REQ_FILE_TOO_LARGE')
+        msg = `an uploaded file is over the ${formatBytes(uploadBytes)} limit per image`;
+      else if (err.code === 'FST_FILES_LIMIT')
+        msg = `more files than this model takes (${model.maxImages} per prompt, ${2 * model.maxImages} in all)`;
+      else if (err.code === 'FST_PARTS_LIMIT' || err.code === 'FST_FIELDS_LIMIT')
+        msg = "too many multipart parts: one 'request' field plus one file per upload";
+      else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+        msg = `the request body is over the ${formatBytes(bodyBytes)} limit`;
+        await drainBody(req.raw, 16 * bodyBytes);
+        reply.header('connection', 'close');
+      } else if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
+        msg = `content type '${req.headers['content-type'] ?? ''}' is not accepted: send application/json or multipart/form-data`;
+      else if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') msg = 'the JSON body is empty';
+      else if (status === 400 && err instanceof SyntaxError) msg = `the body is not valid JSON (${err.message})`;
+      if (status >= 500) process.stderr.write(`mumu serve: ${req.method} ${req.url}: ${err.stack ?? err.message}\n`);
+      return reply.code(status).send({ error: oneLine(status >= 500 ? `internal error: ${msg}` : msg) });
+    },
+  );
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no such resource: ${req.method} ${req.url}` }));
 
   // --- views ----------------------------------------------------------------------------------------------------

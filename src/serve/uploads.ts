@@ -151,3 +151,19 @@ export async function parseGeneration(
     },
   };
 }
+
+// A body refused for its size before it was read must still be read (and thrown away) before the answer goes out:
+// a client such as fetch/undici is still writing it, and a socket closed under it is an EPIPE, not the 413 it
+// should see. Reading stops at `capBytes` (a client that sends more gets its connection closed, as before).
+export function drainBody(req: import('node:http').IncomingMessage, capBytes: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (req.complete || req.destroyed) return resolve();
+    let read = 0;
+    req.on('data', (chunk: Buffer) => {
+      read += chunk.length;
+      if (read > capBytes) resolve();
+    });
+    for (const event of ['end', 'close', 'error']) req.once(event, () => resolve());
+    req.resume();
+  });
+}
