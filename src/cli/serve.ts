@@ -56,7 +56,8 @@ export async function runServe(argv: string[]): Promise<number> {
   if (token !== undefined && token.length < 8) throw new UsageError('--token must be at least 8 characters', 'serve');
   if (v.cors !== undefined && !/^https?:\/\/[^/\s]+$/.test(v.cors))
     throw new UsageError(`--cors must be an origin such as http://localhost:3000, got '${v.cors}'`, 'serve');
-  const { startServer, isLoopback } = await import('../serve/server.ts');
+  const { startServer } = await import('../serve/server.ts');
+  const { isLoopback } = await import('../serve/guards.ts');
   if (!isLoopback(host) && !token) {
     throw new UsageError(
       `--host ${host} would let other machines in: give a --token (or MUMU_TOKEN) too, or bind 127.0.0.1`,

@@ -1,9 +1,8 @@
 // `mumu serve`'s HTTP side (fastify): the JSON API under /api, its OpenAPI file, the event streams and the web page.
 // Generation itself runs in another process (runner.ts -> worker.ts), so this event loop stays free to answer
 // health checks, stream progress, refuse with 429 and cancel.
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import cookie from '@fastify/cookie';
 import cors from '@fastify/cors';
 import multipart from '@fastify/multipart';
@@ -15,7 +14,8 @@ import { MAX_INPUT_PIXELS } from '../prompt/image.ts';
 import { JobStore, FINISHED, type JobRecord, type Retention } from './jobs.ts';
 import { GenerationQueue, QueueFullError } from './runner.ts';
 import type { ModelInfo } from './protocol.ts';
-import { HttpError, drainBody, formatBytes, parseGeneration, splitMultipart } from './uploads.ts';
+import { HttpError, parseGeneration, splitMultipart } from './uploads.ts';
+import { COOKIE, addGuards, setErrorHandler, tokenCheck } from './guards.ts';
 import { imageUrl, jobUrl, referenceUrl } from './segments.ts';
 import { buildPage } from './page.ts';
 import {
@@ -51,12 +51,6 @@ export interface ServeOptions {
 }
 
 export const DEFAULT_UPLOAD_BYTES = 16 * 2 ** 20;
-export const COOKIE = 'mumu_token';
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
-export const isLoopback = (host: string) => LOOPBACK.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host);
-
-const oneLine = (s: string) => s.split('\n')[0]!;
-const sha = (s: string) => createHash('sha256').update(s).digest();
 
 export interface RunningServer {
   url: string;
@@ -146,71 +140,10 @@ async function serveWith(
     },
   });
 
-  // --- security: DNS-rebinding guard, cross-origin writes, the token ------------------------------------------------
-  const expected = o.token ? sha(o.token) : null;
-  const tokenOk = (v: string | undefined) => expected !== null && v !== undefined && timingSafeEqual(sha(v), expected);
-  const authorized = (req: FastifyRequest) =>
-    expected === null ||
-    tokenOk(/^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1]) ||
-    tokenOk(req.cookies[COOKIE]);
-  const loopbackOnly = isLoopback(o.host);
-  app.addHook('onRequest', async (req, reply) => {
-    reply.header('x-content-type-options', 'nosniff');
-    const host = req.headers.host ?? '';
-    const hostname = host.replace(/:\d+$/, '');
-    // a page on another site that resolves its own name to 127.0.0.1 must not reach this server (DNS rebinding)
-    if (loopbackOnly && !isLoopback(hostname) && hostname !== o.host) {
-      return reply
-        .code(403)
-        .send({ error: `Host '${host}' refused: this server answers to 127.0.0.1 and localhost only` });
-    }
-    const origin = req.headers.origin;
-    if (
-      origin &&
-      req.method !== 'GET' &&
-      req.method !== 'HEAD' &&
-      req.method !== 'OPTIONS' &&
-      origin !== `http://${host}` &&
-      origin !== o.cors
-    ) {
-      return reply.code(403).send({
-        error: `cross-origin request from ${origin} refused (start the server with --cors ${origin} to allow one)`,
-      });
-    }
-    const open =
-      !req.url.startsWith('/api/') || req.method === 'OPTIONS' || (req.url === '/api/session' && req.method === 'POST');
-    if (!open && !authorized(req)) {
-      return reply
-        .code(401)
-        .header('www-authenticate', 'Bearer')
-        .send({ error: 'this server needs its token: send Authorization: Bearer TOKEN, or sign in on the page' });
-    }
-  });
-
-  // --- errors: always { error: one line } -------------------------------------------------------------------------
-  app.setErrorHandler(
-    async (err: Error & { statusCode?: number; code?: string; validationContext?: string }, req, reply) => {
-      let status = err.statusCode ?? 500;
-      let msg = err.message;
-      if (err.validationContext === 'params') [status, msg] = [404, `no such resource: ${req.url}`];
-      else if (err.code === 'FST_REQ_FILE_TOO_LARGE')
-        msg = `an uploaded file is over the ${formatBytes(uploadBytes)} limit per image`;
-      else if (err.code === 'FST_FILES_LIMIT')
-        msg = `more files than this model takes (${model.maxImages} per prompt, ${2 * model.maxImages} in all)`;
-      else if (err.code === 'FST_PARTS_LIMIT' || err.code === 'FST_FIELDS_LIMIT')
-        msg = "too many multipart parts: one 'request' field plus one file per upload";
-      else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-        msg = `the request body is over the ${formatBytes(bodyBytes)} limit`;
-        await drainBody(req.raw, 16 * bodyBytes);
-        reply.header('connection', 'close');
-      } else if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
-        msg = `content type '${req.headers['content-type'] ?? ''}' is not accepted: send application/json or multipart/form-data`;
-      else if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') msg = 'the JSON body is empty';
-      else if (status === 400 && err instanceof SyntaxError) msg = `the body is not valid JSON (${err.message})`;
-      if (status >= 500) process.stderr.write(`mumu serve: ${req.method} ${req.url}: ${err.stack ?? err.message}\n`);
-      return reply.code(status).send({ error: oneLine(status >= 500 ? `internal error: ${msg}` : msg) });
-    },
-  );
+  // --- security (DNS-rebinding guard, cross-origin writes, the token) and errors (always { error: one line }) ----
+  const token = tokenCheck(o.token);
+  addGuards(app, o, token);
+  setErrorHandler(app, { uploadBytes, bodyBytes, maxImages: model.maxImages });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no such resource: ${req.method} ${req.url}` }));
 
   // --- views ----------------------------------------------------------------------------------------------------
@@ -308,8 +241,8 @@ async function serveWith(
       },
     },
     async (req, reply) => {
-      if (expected === null) return reply.code(204).send(null); // no token to keep
-      if (!tokenOk(req.body.token)) return reply.code(401).send({ error: 'wrong token' });
+      if (!token.required) return reply.code(204).send(null); // no token to keep
+      if (!token.ok(req.body.token)) return reply.code(401).send({ error: 'wrong token' });
       return reply
         .setCookie(COOKIE, req.body.token, { httpOnly: true, sameSite: 'strict', path: '/' })
         .code(204)
