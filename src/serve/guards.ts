@@ -24,11 +24,10 @@ export function addGuards(
   o: { host: string; cors?: string },
   token: ReturnType<typeof tokenCheck>,
 ): void {
-  const tokenOk = token.ok;
   const authorized = (req: FastifyRequest) =>
     !token.required ||
-    tokenOk(/^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1]) ||
-    tokenOk(req.cookies[COOKIE]);
+    token.ok(/^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1]) ||
+    token.ok(req.cookies[COOKIE]);
   const loopbackOnly = isLoopback(o.host);
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-content-type-options', 'nosniff');

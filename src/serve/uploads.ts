@@ -154,7 +154,8 @@ export async function parseGeneration(
 
 // A body refused for its size before it was read must still be read (and thrown away) before the answer goes out:
 // a client such as fetch/undici is still writing it, and a socket closed under it is an EPIPE, not the 413 it
-// should see. Reading stops at `capBytes` (a client that sends more gets its connection closed, as before).
+// should see. The wait ends after `capBytes` (a client that sends more gets the answer and its connection closed, as
+// before; the rest is discarded until the close).
 export function drainBody(req: import('node:http').IncomingMessage, capBytes: number): Promise<void> {
   return new Promise((resolve) => {
     if (req.complete || req.destroyed) return resolve();
