@@ -138,7 +138,10 @@ run="runs/$name"
 mkdir -p "$run"
 resolved="$work/configs/$name.json"
 mkdir -p "$(dirname "$resolved")"
-"$node" --input-type=module - "$config" "$resolved" "${sets[@]}" <<'JS' || exit 2
+# the trainer reads the config (its "extends" merged, defaults filled in) and the --set keys go over that
+"$node" --single-threaded-gc "$work/dist/cli/mumu-train.mjs" --config "$config" --print-config > "$resolved" ||
+  die "cannot read the config $config (see above)"
+"$node" --input-type=module - "$resolved" "$resolved" "${sets[@]}" <<'JS' || exit 2
 import fs from 'node:fs';
 const [src, dst, ...sets] = process.argv.slice(2);
 const cfg = JSON.parse(fs.readFileSync(src, 'utf8'));

@@ -20,10 +20,11 @@ fi
 [ "${1:-}" = "--config" ] && [ -f "${2:-}" ] || die "usage: slim-tree.sh --config <stage config> | --restore"
 [ -z "$(git status --porcelain -- models docs)" ] || die "models/ or docs/ have uncommitted changes: commit them first"
 # the paths the stage reads: its init and every from, as the trainer resolves them (relative to the repo root)
+resolved="$(node --single-threaded-gc bin/mumu.js train --config "$2" --print-config)" || die "cannot read $2 (see above)"
 mapfile -t keep < <(node -e '
-  const c = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-  for (const p of [c.init, ...Object.values(c.from ?? {})]) if (p) console.log(require("path").normalize(p));
-' "$2")
+  const c = JSON.parse(process.argv[1]);
+  for (const p of [c.init, ...Object.values(c.from ?? {})]) if (p) console.log(require("path").relative(".", p));
+' "$resolved")
 keep+=(models/evaluator)
 removed=0
 while IFS= read -r -d '' f; do

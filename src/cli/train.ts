@@ -12,6 +12,7 @@ const BIN = fileURLToPath(new URL('../../bin/mumu.js', import.meta.url));
 
 export const TRAIN_HELP = `Usage:
   mumu train --config configs/<stage>.json [--out DIR] [--resume] [--stop-at STEP] [--device cuda]
+  mumu train --config C --print-config                                the config as the run would use it, then exit
   mumu train --config C --nproc N                                     N worker processes on this host
   mumu train --config C --nproc N --nnodes M --node-rank K --master-addr HOST --master-port PORT   (on each host)
 
@@ -20,7 +21,8 @@ DIR (default runs/<config name>): config.json, metrics.jsonl, loss.png, samples/
 (the last few), summary.json, and model/ (a model folder) when the stage completes.
 
 Options:
-  --config       the stage config (JSON)
+  --config       the stage config (JSON); "extends": "other.json" in it starts from that file (docs/TRAINING.md)
+  --print-config print the config as read (extends merged, defaults filled in, paths made absolute) and exit
   --out          run folder (default runs/<config file name without .json>)
   --resume       continue from the newest intact checkpoint in DIR (weights, optimiser, RNG and data position)
   --stop-at      stop after this optimizer step, writing the model too (the schedule still spans the config's steps); resume later
@@ -48,6 +50,7 @@ export async function runTrain(argv: string[]): Promise<number> {
     help: TRAIN_HELP,
     options: {
       config: { type: 'string' },
+      'print-config': { type: 'boolean' },
       out: { type: 'string' },
       resume: { type: 'boolean' },
       'stop-at': { type: 'string' },
@@ -76,6 +79,10 @@ export async function runTrain(argv: string[]): Promise<number> {
   if (v.device !== undefined && !/^(cpu|cuda(:\d+)?)$/.test(v.device))
     throw new UsageError(`--device must be cpu, cuda or cuda:N, got '${v.device}'`, 'train');
   const cfg = readTrainConfig(v.config);
+  if (v['print-config']) {
+    process.stdout.write(JSON.stringify(cfg, null, 2) + '\n');
+    return 0;
+  }
   const out = v.out ?? path.join('runs', path.basename(v.config).replace(/\.json$/, ''));
   const opts = { out, resume: v.resume ?? false, stopAt, progress: v.progress, device: v.device };
 

@@ -226,8 +226,11 @@ export function parseTrainConfig(raw: unknown, where = 'train config'): TrainCon
   return c;
 }
 
+// A config may start from another: `"extends": "t2i-base.json"` (relative to the extending file) takes that file,
+// then this one's keys over it, objects merged key by key and everything else (arrays included) replaced. A run's
+// next part or an A/B arm is then only what differs; the run folder's config.json keeps the merged whole.
 export function readTrainConfig(file: string): TrainConfig {
-  const raw = readJson(file);
+  const raw = readExtended(file, []);
   const c = parseTrainConfig(raw, file);
   // paths in a config are relative to the working directory (configs are run from the repo root)
   const from = c.from && Object.fromEntries(Object.entries(c.from).map(([k, v]) => [k, path.resolve(v)]));
@@ -238,6 +241,25 @@ export function readTrainConfig(file: string): TrainConfig {
     init: c.init && path.resolve(c.init),
     data: { ...c.data, shards: c.data.shards && path.resolve(c.data.shards) },
   };
+}
+
+function readExtended(file: string, chain: string[]): unknown {
+  const full = path.resolve(file);
+  if (chain.includes(full)) throw new Error(`${file}: extends makes a loop (${[...chain, full].join(' -> ')})`);
+  const raw = readJson(file);
+  if (!isObj(raw) || !('extends' in raw)) return raw;
+  const { extends: parent, ...own } = raw;
+  if (typeof parent !== 'string') throw new Error(`${file}: extends must be the path of another config`);
+  const base = readExtended(path.resolve(path.dirname(full), parent), [...chain, full]);
+  if (!isObj(base)) throw new Error(`${file}: extends ${parent}, which is not a JSON object`);
+  // the parent's notes (_comment) describe the parent, not this run
+  return mergeConfig(Object.fromEntries(Object.entries(base).filter(([k]) => !k.startsWith('_'))), own);
+}
+
+function mergeConfig(base: unknown, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = isObj(base) ? { ...base } : {};
+  for (const [k, v] of Object.entries(over)) out[k] = isObj(v) && isObj(out[k]) ? mergeConfig(out[k], v) : v;
+  return out;
 }
 
 // The EMA decay at optimizer step `step` (0-based: the first update is step 0).
