@@ -108,14 +108,15 @@ stamp="$(lt libdir) $(lt abi) $(lt libs)"
 if [ "$(cat "$addon.stamp" 2>/dev/null)" != "$stamp" ]; then
   mkdir -p "$work/native/build/obj" "$(dirname "$addon")"
   # the same defines, include folders and sources as native/binding.gyp (node-gyp is not here)
+  nccl=$(lt nccl)
   flags=(-std=c++17 -O2 -fPIC -pthread -fexceptions -frtti -Wno-unused-parameter -Wno-deprecated-declarations
     -DNAPI_EXPERIMENTAL -DNAPI_CPP_EXCEPTIONS -DBUILDING_NODE_EXTENSION -DNODE_GYP_MODULE_NAME=mumu_torch
     "-D_GLIBCXX_USE_CXX11_ABI=$(lt abi)" "-DMUMU_WITH_CUDA=$(lt cuda)" "-DMUMU_WITH_C10D=$(lt c10d)"
-    "-DMUMU_WITH_NCCL=$(lt nccl)" -DUSE_C10D_GLOO -I"$work/native/include")
+    "-DMUMU_WITH_NCCL=$nccl" -DUSE_C10D_GLOO -I"$work/native/include")
   for d in $(lt include) $(lt nccl-include); do flags+=(-I"$d"); done
   sources=()
   for src in "$work"/native/src/*.cc; do
-    [ "$(basename "$src")" = distributed_nccl.cc ] && [ "$(lt nccl)" != 1 ] && continue
+    [ "$(basename "$src")" = distributed_nccl.cc ] && [ "$nccl" != 1 ] && continue
     sources+=("$src")
   done
   pids=()

@@ -256,9 +256,12 @@ function readExtended(file: string, chain: string[]): unknown {
   return mergeConfig(Object.fromEntries(Object.entries(base).filter(([k]) => !k.startsWith('_'))), own);
 }
 
-function mergeConfig(base: unknown, over: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = isObj(base) ? { ...base } : {};
-  for (const [k, v] of Object.entries(over)) out[k] = isObj(v) && isObj(out[k]) ? mergeConfig(out[k], v) : v;
+function mergeConfig(base: Obj, over: Obj): Obj {
+  const out: Obj = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const under = out[k];
+    out[k] = isObj(v) && isObj(under) ? mergeConfig(under, v) : v;
+  }
   return out;
 }
 
