@@ -52,6 +52,14 @@ const recordRequests = () => {
 };
 const sentRequests = (p: Page) => p.evaluate(() => (window as unknown as { sentRequests: unknown[] }).sentRequests);
 
+// An <img> is in the page before its bytes have arrived and decoded: wait for that before reading its size (a loaded
+// CI machine read naturalWidth 0 from a result image that had just appeared).
+const imagesLoaded = (p: Page, sel: string) =>
+  p.waitForFunction((q) => {
+    const imgs = [...document.querySelectorAll<HTMLImageElement>(q)];
+    return imgs.length > 0 && imgs.every((i) => i.complete && i.naturalWidth > 0);
+  }, sel);
+
 // An editor's content in order: thumbnails as '[img]', the text between them (adjacent text nodes joined).
 const editorParts = (p: Page, sel: string) =>
   p.evaluate((q) => {
@@ -83,11 +91,7 @@ test(
     ]);
     // thumbnails show the dropped pixels
     assert.equal(await page.locator('#prompt .chip img').count(), 2);
-    await page.waitForFunction(() =>
-      [...document.querySelectorAll<HTMLImageElement>('#prompt .chip img')].every(
-        (i) => i.complete && i.naturalWidth > 0,
-      ),
-    );
+    await imagesLoaded(page, '#prompt .chip img');
     assert.deepEqual(
       await page
         .locator('#prompt .chip img')
@@ -129,6 +133,7 @@ test(
     // done: the image in the gallery, its settings shown
     await page.waitForSelector('#gallery .card.done img.result', { timeout: 60_000 });
     const card = page.locator('#gallery .card.done').first();
+    await imagesLoaded(page, '#gallery .card.done img.result');
     assert.equal(await card.locator('img.result').evaluate((i) => (i as HTMLImageElement).naturalWidth), 16);
     assert.match(
       (await card.locator('.settings').textContent()) ?? '',
@@ -183,6 +188,7 @@ test(
     await page.waitForFunction(
       () => document.querySelector('#message')?.textContent === 'Prompt, references and settings loaded.',
     );
+    await imagesLoaded(page, '#prompt .chip img');
     assert.deepEqual(await editorParts(page, '#prompt'), [
       'a ',
       '[img]',
