@@ -54,11 +54,15 @@ const sentRequests = (p: Page) => p.evaluate(() => (window as unknown as { sentR
 
 // An <img> is in the page before its bytes have arrived and decoded: wait for that before reading its size (a loaded
 // CI machine read naturalWidth 0 from a result image that had just appeared).
-const imagesLoaded = (p: Page, sel: string) =>
-  p.waitForFunction((q) => {
-    const imgs = [...document.querySelectorAll<HTMLImageElement>(q)];
-    return imgs.length > 0 && imgs.every((i) => i.complete && i.naturalWidth > 0);
-  }, sel);
+const imagesLoaded = (p: Page, sel: string, timeout = 30_000) =>
+  p.waitForFunction(
+    (q) => {
+      const imgs = [...document.querySelectorAll<HTMLImageElement>(q)];
+      return imgs.length > 0 && imgs.every((i) => i.complete && i.naturalWidth > 0);
+    },
+    sel,
+    { timeout },
+  );
 
 // An editor's content in order: thumbnails as '[img]', the text between them (adjacent text nodes joined).
 const editorParts = (p: Page, sel: string) =>
@@ -131,9 +135,8 @@ test(
     );
     assert.match((await page.locator('#active .state').first().textContent()) ?? '', /^step \d+\/60$/);
     // done: the image in the gallery, its settings shown
-    await page.waitForSelector('#gallery .card.done img.result', { timeout: 60_000 });
+    await imagesLoaded(page, '#gallery .card.done img.result', 60_000);
     const card = page.locator('#gallery .card.done').first();
-    await imagesLoaded(page, '#gallery .card.done img.result');
     assert.equal(await card.locator('img.result').evaluate((i) => (i as HTMLImageElement).naturalWidth), 16);
     assert.match(
       (await card.locator('.settings').textContent()) ?? '',
