@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Tensor, randn, equal, allclose, noGrad, normal_, loadSafetensors, F } from '../../src/torch/index.ts';
+import { Tensor, Generator, randn, equal, allclose, noGrad, normal_, loadSafetensors, F } from '../../src/torch/index.ts';
 import {
   Module,
   Linear,
@@ -177,7 +177,9 @@ test('a saved LoRA merges into a second base of the same architecture (paper Fin
   loadLora(reference, dir); // unmerged LoRA on the second base
   mergeLoraInto(styleBase, dir);
   assert.equal(loraLayers(styleBase).length, 0);
-  const x = randn([2, 3, 4, 4]);
-  assert.ok(allclose(styleBase.forward(x), reference.forward(x), 1e-5, 1e-5));
+  const x = randn([2, 3, 4, 4], { generator: new Generator(1) });
+  // Merged W + BA and unmerged Wx + B(Ax) round differently: outputs reach ~26 here, where float32 sums differ by up to
+  // 2e-5 (measured over 300 inputs), so 1e-5 failed on CI's machine. 1e-4 is still far below the LoRA's own effect.
+  assert.ok(allclose(styleBase.forward(x), reference.forward(x), 1e-4, 1e-4));
   assert.ok(!allclose(styleBase.forward(x), seeded(99, () => new Net()).forward(x)));
 });
