@@ -207,8 +207,11 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
   // With several ranks the request rides with the next step's gradients, so all of them stop after that step.
   let stopRequested = false,
     stopping = false;
-  const onSignal = () => {
-    if (stopRequested) process.exit(130);
+  // A second Ctrl-C quits at once; a repeated SIGTERM does not (`pkill -f` reaches a launcher's workers both directly and
+  // through the launcher, and quitting then would lose the checkpoint; the launcher escalates to SIGKILL after 30 s).
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopRequested && signal === 'SIGINT') process.exit(130);
+    if (stopRequested) return;
     stopRequested = true;
     log('stop requested: finishing this step, then checkpoint and export');
   };
