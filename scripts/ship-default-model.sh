@@ -16,7 +16,8 @@ keep=$(mktemp -d)
 rm -rf $dst.new && cp -r "$src" $dst.new
 if [ -n "${2:-}" ]; then
   [ -f "$2/unet/config.json" ] || { echo "ship-default-model: $2 has no unet/" >&2; exit 2; }
-  node --import tsx scripts/export-parts.ts "$2" $dst.new unet=base_unet
+  if [ -f "$2/model_index.json" ]; then node --import tsx scripts/export-parts.ts "$2" $dst.new unet=base_unet
+  else cp -r "$2/unet" $dst.new/base_unet; fi # a committed stage folder (models/stages/...): its unet/ is float16
 fi
 [ -f "$keep/README.md" ] && cp "$keep/README.md" $dst.new/
 [ -d "$keep/examples" ] && cp -r "$keep/examples" $dst.new/
