@@ -3,7 +3,17 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Tensor, Generator, randn, equal, allclose, noGrad, normal_, loadSafetensors, F } from '../../src/torch/index.ts';
+import {
+  Tensor,
+  Generator,
+  randn,
+  equal,
+  allclose,
+  noGrad,
+  normal_,
+  loadSafetensors,
+  F,
+} from '../../src/torch/index.ts';
 import {
   Module,
   Linear,
@@ -42,9 +52,12 @@ const cfg: LoraConfig = {
   lora_dropout: 0,
   target_modules: ['to_q', 'to_v', 'to_out.0', 'conv_in', 'proj'],
 };
+// Seeded: libtorch seeds its global generator at random, so unseeded draws would give each run other numbers (and a
+// tolerance that held for one draw could fail for the next).
 const randomizeB = (m: Module) =>
   noGrad(() => {
-    for (const [, l] of loraLayers(m)) normal_(l.lora_B.weight, 0, 0.5);
+    const g = new Generator(7);
+    for (const [, l] of loraLayers(m)) normal_(l.lora_B.weight, 0, 0.5, g);
   });
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'mumu-lora-'));
 
@@ -112,23 +125,25 @@ test('gradients reach exactly the LoRA weights', () => {
   }
 });
 
-test('merged == unmerged within 1e-5; unmerge restores the base weights; unload keeps the merged function', () => {
+// Merged W + BA and unmerged Wx + B(Ax) round differently in float32: over 2000 random draws of B and x the worst
+// gap needed 8.3e-5 (outputs up to ~26), so the comparison is at 1e-4 on seeded draws.
+test('merged == unmerged within float32 rounding; unmerge restores the base weights; unload keeps the merged function', () => {
   const m = seeded(0, () => new Net());
   const w0 = m.conv_in.weight.clone(),
     q0 = m.attn[1]!.to_q.weight.clone();
   injectLora(m, cfg);
   randomizeB(m);
-  const x = randn([2, 3, 4, 4]);
+  const x = randn([2, 3, 4, 4], { generator: new Generator(2) });
   const unmerged = m.forward(x);
   mergeLora(m);
-  assert.ok(allclose(m.forward(x), unmerged, 1e-5, 1e-5));
+  assert.ok(allclose(m.forward(x), unmerged, 1e-4, 1e-4));
   assert.ok(!allclose(m.conv_in.weight, w0));
   unmergeLora(m);
   assert.ok(allclose(m.conv_in.weight, w0, 1e-6, 1e-6) && allclose(m.attn[1]!.to_q.weight, q0, 1e-6, 1e-6));
   unloadLora(m, { merge: true });
   assert.equal(loraLayers(m).length, 0);
   assert.ok(!(m.conv_in instanceof LoraConv2d) && m.conv_in instanceof Conv2d);
-  assert.ok(allclose(m.forward(x), unmerged, 1e-5, 1e-5));
+  assert.ok(allclose(m.forward(x), unmerged, 1e-4, 1e-4));
   assert.ok(!Object.keys(m.stateDict()).some((k) => k.includes('lora')));
 });
 
