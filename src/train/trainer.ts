@@ -259,13 +259,14 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
   bar?.stop();
   // a stop that arrived between steps: the last finished step is not checkpointed yet
   if (savedAt !== step) await checkpoint();
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
 
   // every part of a run ends with a loadable model folder (time-boxed parts too: A/B arms are scored from it),
   // written by rank 0
   const modelDir: string | null = main ? path.join(out, 'model') : null;
   await dp.rank0('the export', () => exportModel(modelDir!, cfg, built, state, runner, data, log));
+  // only now: a repeated SIGTERM during the checkpoint or the export would otherwise kill the run before its model
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
   const summary = {
     stage: cfg.stage,
     steps: step,
