@@ -264,9 +264,6 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
   // written by rank 0
   const modelDir: string | null = main ? path.join(out, 'model') : null;
   await dp.rank0('the export', () => exportModel(modelDir!, cfg, built, state, runner, data, log));
-  // only now: a repeated SIGTERM during the checkpoint or the export would otherwise kill the run before its model
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
   const summary = {
     stage: cfg.stage,
     steps: step,
@@ -281,6 +278,10 @@ export async function train(cfg: TrainConfig, o: TrainOptions): Promise<TrainRes
     samples_per_s: time.total ? ((step - (resumedFrom ?? 0)) * cfg.batch_size) / time.total : 0,
   };
   if (main) fs.writeFileSync(path.join(out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+  // only now: a repeated SIGTERM during the last checkpoint, the export or the summary would otherwise kill the run
+  // before its model (seen: pkill -f signals a launcher's workers twice)
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
   return {
     steps: step,
     startedAt: resumedFrom ?? 0,
