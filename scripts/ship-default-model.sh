@@ -4,7 +4,7 @@
 # the MUMU stage started from), its UNet is shipped as base_unet/ in float16: the text-only baseline and the merge's
 # W_base of `mumu eval`, and the base a fresh machine can continue from (configs' `from: {unet: .../base_unet}`).
 # Usage:
-#   bash scripts/ship-default-model.sh runs/mumu-stage1-full/model [runs/t2i-base/model]
+#   bash scripts/ship-default-model.sh runs/mumu-stage1-full/model [runs/t2i-base/model | models/stages/t2i-base-part2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=${1:?usage: ship-default-model.sh <model folder>}

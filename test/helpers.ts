@@ -1,4 +1,4 @@
-// Shared test helpers: closeness checks and finite-difference gradient checks (float64).
+// Shared test helpers: closeness checks, finite-difference gradient checks (float64), pixels up to rounding.
 import assert from 'node:assert/strict';
 import { Tensor, noGrad, tensor } from '../src/torch/index.ts';
 
@@ -51,4 +51,14 @@ export function gradCheck(f: (...xs: Tensor[]) => Tensor, inputs: Tensor[], { ep
     });
     assertClose(analytic, numeric, tol, `grad of input ${k}`);
   }
+}
+
+// Pixels of two renders that went through different float32 computations (a batch of n vs a batch of 1: the float
+// images differ by a few 1e-6) are the same up to one 8-bit rounding step.
+export function assertPixelsWithinOneStep(a: Uint8Array, b: Uint8Array): void {
+  assert.equal(a.length, b.length);
+  assert.ok(
+    a.every((v, i) => Math.abs(v - b[i]!) <= 1),
+    'pixels differ by more than one 8-bit step',
+  );
 }
