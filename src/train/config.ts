@@ -75,13 +75,15 @@ export interface TrainConfig {
   train: Partial<MumuTrainingConfig> & { lm_head?: 'frozen' | 'full' };
   // kl_weight: the VAE's KL term; snr_gamma: Min-SNR-gamma weighting of the diffusion loss (Hang et al. 2023), null
   // off; repa_weight: REPA's representation-alignment term (src/train/repa.ts), null off; repa_layer: where in the
-  // UNet it reads ('mid' or 'down.<i>'); repa_hidden: its projector's width
+  // UNet it reads ('mid' or 'down.<i>'); repa_hidden: its projector's width; text_anchor_weight: the MUMU stage's text
+  // anchor (src/train/anchor.ts: the adapter's output at the prompt's words against the base's text encoder), null off
   loss: {
     kl_weight: number;
     snr_gamma: number | null;
     repa_weight: number | null;
     repa_layer: string;
     repa_hidden: number;
+    text_anchor_weight: number | null;
   };
   checkpoint: { every: number; keep: number };
   samples: { every: number; count: number; steps: number; guidance_scale: number; seed: number };
@@ -132,7 +134,14 @@ export const DEFAULTS: Omit<TrainConfig, 'stage' | 'optimizer'> & {
   ema: null,
   train: {},
   scheduler: null,
-  loss: { kl_weight: 1e-6, snr_gamma: null, repa_weight: null, repa_layer: 'mid', repa_hidden: 256 },
+  loss: {
+    kl_weight: 1e-6,
+    snr_gamma: null,
+    repa_weight: null,
+    repa_layer: 'mid',
+    repa_hidden: 256,
+    text_anchor_weight: null,
+  },
   checkpoint: { every: 100, keep: 3 },
   samples: { every: 0, count: 4, steps: 20, guidance_scale: 4, seed: 1234 },
   log_every: 10,
@@ -168,7 +177,7 @@ const SPEC: ConfigSpec<TrainConfig> = {
     ema: { defaults: { decay: 0, warmup: false }, required: ['decay'], rules: { decay: { min: 0 } } },
     loss: {
       defaults: DEFAULTS.loss,
-      rules: { snr_gamma: { min: 0 }, repa_weight: { min: 0 }, repa_hidden: count },
+      rules: { snr_gamma: { min: 0 }, repa_weight: { min: 0 }, repa_hidden: count, text_anchor_weight: { min: 0 } },
     },
     checkpoint: { defaults: DEFAULTS.checkpoint, rules: { every: count, keep: count } },
     samples: { defaults: DEFAULTS.samples },

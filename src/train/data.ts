@@ -41,6 +41,7 @@ import {
   type PromptSegment,
 } from '../prompt/index.ts';
 import type { TrainConfig } from './config.ts';
+import type { WordTokens } from './anchor.ts';
 
 // The EmojiWorld vocabulary, in a fixed order: caption glue, style and background words, then every concept label
 // of the default groups (about 1.8k words, inside the default models' 4096-token vocabulary).
@@ -91,6 +92,7 @@ export interface Batch {
   labels: Tensor | null; // (B, T) int64
   pixels: Tensor | null; // (N, 3, s, s), prompt 0's images first
   dropped: number;
+  words?: WordTokens; // the prompts' word tokens, for the MUMU stage's text anchor (src/train/anchor.ts)
 }
 
 // The target: a shard's image padded square with black and resized to the training side, as the pipeline prepares

@@ -36,6 +36,7 @@ import { ItemDraws } from './draws.ts';
 import type { RgbImage } from '../image/index.ts';
 import { imagesFromTensor } from '../image/tensor.ts';
 import { RepaProjector, repaLoss, encoderFeatures } from './repa.ts';
+import { maskedMse, textAnchorLoss, wordTokens } from './anchor.ts';
 
 export interface Built {
   model: MumuModel;
@@ -135,7 +136,8 @@ export async function buildModel(cfg: TrainConfig): Promise<Built> {
   return { model, tokenizerJson, tokenizer, scheduler };
 }
 
-const DIFFUSION_STAGES = new Set(['t2i-base', 'style-finetune', 'mumu-stage1', 'mumu-stage2']);
+const MUMU_STAGES = new Set(['mumu-stage1', 'mumu-stage2']);
+const DIFFUSION_STAGES = new Set(['t2i-base', 'style-finetune', ...MUMU_STAGES]);
 
 // Sets requiresGrad (and LoRA layers) per the config's plan; LoRA weights are drawn from a generator seeded by the run.
 // With loss.repa_weight, the REPA projector (UNet features at loss.repa_layer -> the ViT's width) is added to the
@@ -151,6 +153,12 @@ export function applyPlan(model: MumuModel, cfg: TrainConfig): void {
     model.repa_projector = seeded(cfg.seed + 2, () =>
       new RepaProjector(inDim, cfg.loss.repa_hidden, outDim).requiresGrad_(true),
     );
+  }
+  if (cfg.loss.text_anchor_weight !== null) {
+    if (!MUMU_STAGES.has(cfg.stage))
+      throw new Error(`loss.text_anchor_weight: stage ${cfg.stage} is not a MUMU stage (mumu-stage1, mumu-stage2)`);
+    if (!model.text_encoder)
+      throw new Error('loss.text_anchor_weight: the model has no text_encoder (the base the words are anchored to)');
   }
 }
 
@@ -215,10 +223,29 @@ export class StageRunner {
 
   // The items as tensors on the run's device.
   batch(items: Item[]): Batch {
-    const b = collate(items, this.prompt);
+    const c = collate(items, this.prompt);
+    const b =
+      this.cfg.loss.text_anchor_weight === null
+        ? c
+        : {
+            ...c,
+            words: wordTokens(
+              items.map((it) => it.prompt!),
+              this.prompt.tokenizer.imageTokenId!,
+            ),
+          };
     if (this.device === 'cpu') return b;
     const to = (t: Tensor | null) => t && t.to(this.device);
-    return { ...b, images: to(b.images), ids: to(b.ids), mask: to(b.mask), labels: to(b.labels), pixels: to(b.pixels) };
+    const words = b.words && { ids: to(b.words.ids)!, mask: to(b.words.mask)!, positions: to(b.words.positions)! };
+    return {
+      ...b,
+      images: to(b.images),
+      ids: to(b.ids),
+      mask: to(b.mask),
+      labels: to(b.labels),
+      pixels: to(b.pixels),
+      ...(words ? { words } : {}),
+    };
   }
 
   private context(b: Batch): Conditioning {
@@ -269,14 +296,7 @@ export class StageRunner {
         // the images add. Mean squared error over real tokens.
         const target = noGrad(() => m.encodeText(b.ids!, b.mask));
         const pred = m.encodePrompt({ inputIds: b.ids!, pixelValues: null, attentionMask: b.mask });
-        const w = b.mask!.unsqueeze(-1);
-        const loss = pred
-          .sub(target)
-          .square()
-          .mul(w)
-          .sum()
-          .div(w.sum().mul(pred.size(-1)));
-        return { loss, parts: {} };
+        return { loss: maskedMse(pred, target, b.mask!), parts: {} };
       }
       default: {
         // paper section 2.1: MSE on VAE latents, for the target the scheduler config names (eps, or v), optionally
@@ -303,13 +323,28 @@ export class StageRunner {
           { x0, noise, t },
           { prediction: this.built.scheduler.prediction_type, snrGamma: this.cfg.loss.snr_gamma },
         );
-        if (repa === null) return { loss, parts: {} };
-        // REPA (src/train/repa.ts): the UNet's features on the noisy latent against the frozen ViT's on the clean image
-        const align = repaLoss(
-          (m.repa_projector as RepaProjector).forward(features!),
-          encoderFeatures(m.vlm.model.vision_model, b.images!),
-        );
-        return { loss: loss.add(align.mul(repa)), parts: { diffusion: loss, repa: align } };
+        const parts: Record<string, Tensor> = { diffusion: loss };
+        let total = loss;
+        if (repa !== null) {
+          // REPA (src/train/repa.ts): the UNet's features on the noisy latent against the frozen ViT's on the clean image
+          parts.repa = repaLoss(
+            (m.repa_projector as RepaProjector).forward(features!),
+            encoderFeatures(m.vlm.model.vision_model, b.images!),
+          );
+          total = total.add(parts.repa.mul(repa));
+        }
+        const anchor = this.cfg.loss.text_anchor_weight;
+        if (anchor !== null) {
+          // the words of the prompt where the base reads them (src/train/anchor.ts)
+          const w = b.words!;
+          parts.anchor = textAnchorLoss(
+            c.context,
+            w,
+            noGrad(() => m.encodeText(w.ids, w.mask)),
+          );
+          total = total.add(parts.anchor.mul(anchor));
+        }
+        return total === loss ? { loss, parts: {} } : { loss: total, parts };
       }
     }
   }
