@@ -6,7 +6,7 @@ import type { EvaluatorReport } from '../eval/evaluator.ts';
 
 export const EVAL_HELP = `Usage:
   mumu eval --model DIR [--suite quick|full|FILE.json] [--out FILE.md] [--grids DIR] [--evaluator DIR]
-            [--base DIR] [--finetune DIR] [--steps N]
+            [--base DIR] [--finetune DIR] [--steps N] [--systems LIST]
   mumu eval --no-model [--suite ...]   (scores only the EmojiWorld renders: the metrics' reference points)
   mumu eval --train-evaluator [--evaluator DIR] [--init DIR] [--train-steps N] [--batch N]
   mumu eval --report-evaluator [--evaluator DIR]
@@ -31,6 +31,9 @@ Options:
                      fully trained MUMU UNet also the W_base of the merge task (fine-tune + MUMU - base)
   --finetune         a style fine-tune model folder for the merge task (default: the suite's, if it exists)
   --steps            sampling steps (default: the suite's)
+  --systems          generate only these systems, comma-separated: mumu, mumu-caption, text-only, describe,
+                     lora-merge (default: all; the others are reported as left out). An A/B of two MUMU stages
+                     needs only mumu,mumu-caption: the baselines are the same for both
   --train-evaluator  train the evaluator instead (writes DIR/config.json, model.safetensors, report.json)
   --report-evaluator measure the evaluator on held-out renders again (rewrites DIR/report.json)
   --init             continue training this evaluator folder (lr 1e-3, new samples) instead of starting afresh
@@ -59,6 +62,7 @@ export async function runEval(argv: string[]): Promise<number> {
       finetune: { type: 'string' },
       base: { type: 'string' },
       steps: { type: 'string' },
+      systems: { type: 'string' },
       'no-model': { type: 'boolean' },
       'report-evaluator': { type: 'boolean' },
       'train-evaluator': { type: 'boolean' },
@@ -124,6 +128,11 @@ export async function runEval(argv: string[]): Promise<number> {
   if (!v.model && !v['no-model'])
     throw new UsageError('--model DIR is required (or --no-model, or --train-evaluator)', 'eval');
   if (v.model && v['no-model']) throw new UsageError('give --model DIR or --no-model, not both', 'eval');
+  const known = ['mumu', 'mumu-caption', 'text-only', 'describe', 'lora-merge'] as const;
+  const systems = v.systems?.split(',').map((s) => s.trim());
+  const unknown = systems?.filter((s) => !(known as readonly string[]).includes(s));
+  if (unknown?.length)
+    throw new UsageError(`--systems: unknown system ${unknown.join(', ')} (choose from ${known.join(', ')})`, 'eval');
   const { runSuite } = await import('../eval/report.ts');
   const out = v.out ?? 'docs/RESULTS.md';
   await runSuite({
@@ -135,6 +144,7 @@ export async function runEval(argv: string[]): Promise<number> {
     finetune: v.finetune,
     base: v.base,
     steps: intFlag('steps', v.steps, 1),
+    systems: systems as (typeof known)[number][] | undefined,
     log: (s) => process.stderr.write(s + '\n'),
   });
   process.stdout.write(`wrote ${out}\n`);

@@ -19,7 +19,15 @@ import {
 } from './metrics.ts';
 import { readSuite, buildCases, conceptLabel, stylePhrase, type Case, type Suite } from './tasks.ts';
 import type { PromptSegment } from '../prompt/index.ts';
-import { mean, SYSTEMS_FOR, type CaseGenerator, type Output, type Scores, type SystemState } from './aggregate.ts';
+import {
+  mean,
+  SYSTEMS_FOR,
+  type CaseGenerator,
+  type Output,
+  type Scores,
+  type SystemName,
+  type SystemState,
+} from './aggregate.ts';
 import { writeReport, gridFile } from './markdown.ts';
 import { mergedComponents, defaultBase, loadUnet } from './merge.ts';
 import { writeTokensPlot, TOKENS_PLOT } from './tokens.ts';
@@ -36,6 +44,9 @@ export interface RunOptions {
   finetune?: string;
   base?: string; // text-only base model folder (default: the text encoder and LoRA-free UNet inside the model)
   steps?: number;
+  // generate only these systems (the render is always scored); the others are reported as left out. An A/B of
+  // adapters needs only 'mumu' and 'mumu-caption': the baselines are the same for every arm.
+  systems?: SystemName[];
   log?: (s: string) => void;
 }
 
@@ -140,23 +151,33 @@ export async function runSuite(o: RunOptions): Promise<{ outputs: Output[]; syst
 
   const systems: SystemState[] = [{ name: 'render', gen: null, why: '' }];
   if (comps) {
+    const want = (n: SystemName) => !o.systems || o.systems.includes(n);
+    const leftOut = 'not run: left out by --systems';
     const baseDir = defaultBase(o.model!, o.base);
-    const base = baseComponents(o.model!, comps, baseDir);
-    const merged = mergedComponents(
-      o.model!,
-      o.finetune ?? (suite.tasks.find((t) => t.kind === 'lora-merge') as { finetune?: string } | undefined)?.finetune,
-      baseDir,
-      comps,
-    );
+    const base = want('text-only') || want('describe') ? baseComponents(o.model!, comps, baseDir) : leftOut;
+    const merged = want('lora-merge')
+      ? mergedComponents(
+          o.model!,
+          o.finetune ??
+            (suite.tasks.find((t) => t.kind === 'lora-merge') as { finetune?: string } | undefined)?.finetune,
+          baseDir,
+          comps,
+        )
+      : leftOut;
+    // a system: generated from these components, or not run (the components' reason, or left out by --systems)
+    const system = async (
+      name: SystemName,
+      from: MumuComponents | string,
+      prompt: (cs: Case) => string | PromptSegment[],
+    ): Promise<SystemState> =>
+      typeof from === 'string' || !want(name)
+        ? { name, gen: null, why: typeof from === 'string' ? from : leftOut }
+        : { name, gen: await generator(from, gopts, prompt), why: '' };
     systems.push(
-      { name: 'mumu', gen: await generator(comps, gopts, (c) => c.segments), why: '' },
-      { name: 'mumu-caption', gen: await generator(comps, gopts, (c) => c.caption), why: '' },
-      typeof base === 'string'
-        ? { name: 'text-only', gen: null, why: base }
-        : { name: 'text-only', gen: await generator(base, gopts, (c) => c.caption), why: '' },
-      typeof base === 'string'
-        ? { name: 'describe', gen: null, why: base }
-        : { name: 'describe', gen: await generator(base, gopts, describe), why: '' },
+      await system('mumu', comps, (c) => c.segments),
+      await system('mumu-caption', comps, (c) => c.caption),
+      await system('text-only', base, (c) => c.caption),
+      await system('describe', base, describe),
       typeof merged === 'string'
         ? { name: 'lora-merge', gen: null, why: merged }
         : {

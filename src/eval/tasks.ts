@@ -11,12 +11,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { alphaOver, blank, crop, padToSquare, areaResize, type Box, type RgbImage } from '../image/index.ts';
+import { crop, padToSquare, areaResize, type Box, type RgbImage } from '../image/index.ts';
 import { deriveSeed, Rng } from '../data/rng.ts';
 import { COLORS } from '../data/emoji-world/background.ts';
 import { STYLES, allConcepts, isHeldOutConcept, isHeldOutStyle } from '../data/emoji-world/catalog.ts';
-import { sprite } from '../data/emoji-world/render.ts';
-import { layoutSquares, phraseList, article } from '../data/emoji-world/scene.ts';
+import { drawObjects, phraseList, article } from '../data/emoji-world/scene.ts';
 import { insertImages, toPromptSegments } from '../data/bootstrap/prompt.ts';
 import type { PromptSegment } from '../prompt/parse.ts';
 
@@ -139,13 +138,7 @@ export function renderScene(
   seed: number,
 ): RenderedScene {
   const rng = new Rng(deriveSeed(seed, 0, `eval-scene:${concepts.join('+')}`));
-  const image = blank(size, size, 3, COLORS[background]!);
-  const boxes: Box[] = [];
-  layoutSquares(rng, concepts.length, size).forEach((b, k) => {
-    const sp = sprite(style, concepts[k]!, b.w);
-    alphaOver(image, sp.image, b.x, b.y);
-    boxes.push({ x: b.x + sp.tight.x, y: b.y + sp.tight.y, w: sp.tight.w, h: sp.tight.h });
-  });
+  const { image, boxes } = drawObjects(rng, concepts, style, COLORS[background]!, size);
   return { image: image as RgbImage, boxes };
 }
 

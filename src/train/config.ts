@@ -57,6 +57,10 @@ export interface TrainConfig {
     reference_size: number | null;
     render_scale: number; // mumu stages: scenes drawn this much larger so crops keep detail (as mumu bootstrap)
     crop_fraction: number; // vlm stage: fraction of samples that caption one object crop instead of the scene
+    // mumu stages, beyond the paper (src/train/references.ts): the chance that an object crop comes from the same content
+    // drawn in another style, and that the caption's style name is replaced by an image of other objects in that style
+    restyle_references: number;
+    style_references: number;
     prefetch: number; // batches generated ahead of the trainer
     // a `mumu bootstrap` output folder to read instead of generating scenes on the fly (same prompts, made once)
     shards: string | null;
@@ -125,6 +129,8 @@ export const DEFAULTS: Omit<TrainConfig, 'stage' | 'optimizer'> & {
     reference_size: null,
     render_scale: 2,
     crop_fraction: 0.5,
+    restyle_references: 0,
+    style_references: 0,
     prefetch: 2,
     shards: null,
   },
@@ -160,6 +166,8 @@ const SPEC: ConfigSpec<TrainConfig> = {
       defaults: DEFAULTS.data,
       rules: {
         prompt_dropout: { min: 0, max: 1 },
+        restyle_references: { min: 0, max: 1 },
+        style_references: { min: 0, max: 1 },
         reference_size: count,
         size: count,
         prefetch: { int: true, min: 0 },
@@ -199,6 +207,10 @@ export function parseTrainConfig(raw: unknown, where = 'train config'): TrainCon
   }
   const c = readConfig(where, raw, SPEC);
   if (c.ema && c.ema.decay >= 1) throw new Error(`${where}: ema.decay must be below 1`);
+  if (c.data.restyle_references > 0 && (c.data.styles_per_content < 2 || c.data.shards))
+    throw new Error(
+      `${where}: data.restyle_references needs scenes drawn on the fly with data.styles_per_content >= 2 (a crop's other style comes from a sibling scene)`,
+    );
   if (c.fresh !== null) {
     if (!isObj(c.fresh)) throw new Error(`${where}: fresh must be null or {part: {config keys}}`);
     for (const [k, v] of Object.entries(c.fresh)) {

@@ -21,7 +21,9 @@ import {
   DEFAULT_GROUPS,
 } from '../data/emoji-world/index.ts';
 import { bootstrapSample } from '../data/bootstrap/bootstrap.ts';
-import { defaultConfig } from '../data/bootstrap/rules.ts';
+import { defaultConfig, type BootstrapConfig } from '../data/bootstrap/rules.ts';
+import type { Scene } from '../data/emoji-world/scene.ts';
+import { restyleReferences, styleReference, type Referenced } from './references.ts';
 import { GroundTruthDetector } from '../data/detect/ground-truth.ts';
 import { crop, clampBox, type RawImage } from '../image/index.ts';
 import { deriveSeed, Rng } from '../data/rng.ts';
@@ -196,6 +198,44 @@ export class StageData {
     return { caption, image: target, ...(await this.interleave(s.meta.prompt, s.images)) };
   }
 
+  // data.restyle_references and data.style_references (src/train/references.ts); both 0 leave the paper's sample.
+  private async beyondBootstrap(
+    b: Referenced,
+    scene: Scene,
+    index: number,
+    bcfg: BootstrapConfig,
+  ): Promise<Referenced> {
+    const d = this.cfg.data;
+    let out = b;
+    if (d.restyle_references > 0) {
+      const rng = new Rng(deriveSeed(d.seed, index, 'restyle'));
+      // a sibling: the same content in another of its styles (EmojiWorld draws contents in runs of styles_per_content)
+      const n = d.styles_per_content,
+        k = index % n;
+      const sibling = this.world.scene(index - k + ((k + rng.intIn(1, n - 1)) % n));
+      out = await restyleReferences(out, sibling, d.restyle_references, rng, bcfg);
+    }
+    if (d.style_references > 0) {
+      const rng = new Rng(deriveSeed(d.seed, index, 'style-reference'));
+      const shown = new Set(scene.objects.map((o) => o.slug));
+      const others = rng.sample(
+        this.world.trainConcepts.filter((c) => !shown.has(c.slug)),
+        rng.intIn(1, 2),
+      );
+      const style = STYLES.find((s) => s.id === scene.style)!;
+      out = styleReference(
+        out,
+        style.phrase,
+        style.id,
+        others.map((c) => c.slug),
+        d.style_references,
+        rng,
+        bcfg.cropSize,
+      );
+    }
+    return out;
+  }
+
   // A bootstrapped prompt (text and image segments) -> pipeline segments, encoded.
   private interleave(
     segments: readonly Segment[],
@@ -265,7 +305,8 @@ export class StageData {
         });
         const target = toCHW(b.target);
         if (this.dropPrompt(index)) return { caption: '', image: target, ...(await this.text('')), dropped: true };
-        return { caption: scene.caption, image: target, ...(await this.interleave(b.prompt, b.images)) };
+        const r = await this.beyondBootstrap(b, scene, index, bcfg);
+        return { caption: scene.caption, image: target, ...(await this.interleave(r.prompt, r.images)) };
       }
     }
   }

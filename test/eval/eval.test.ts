@@ -152,6 +152,38 @@ test('mumu eval writes RESULTS.md with every task, baseline and grid', async () 
   }
 });
 
+test('mumu eval --systems: only the listed systems generate, the others are reported as left out; a wrong name is a usage error', async () => {
+  const dir = tmp('mumu-results-');
+  const suite = join(dir, 'suite.json');
+  writeFileSync(suite, JSON.stringify({ ...SUITE, seeds: [0], tasks: [SUITE.tasks[0]] }));
+  const out = join(dir, 'R.md');
+  const r = await mumu([
+    'eval',
+    '--model',
+    model,
+    '--suite',
+    suite,
+    '--out',
+    out,
+    '--evaluator',
+    evaluator,
+    '--systems',
+    'mumu,mumu-caption',
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const md = readFileSync(out, 'utf8');
+  assert.match(md, /\| MUMU, caption only \(no images\) \| train \| 1 \| [0-9.]+ \|/);
+  assert.match(md, /\| text-only base model, caption \| – \| 0 \| not run: left out by --systems/);
+  assert.match(md, /\| describe the images \+ text-only base \| – \| 0 \| not run: left out by --systems/);
+  const bad = await mumu(['eval', '--model', model, '--suite', suite, '--out', out, '--systems', 'mumu,base']);
+  assert.equal(bad.code, 2);
+  assert.match(
+    bad.stderr,
+    /--systems: unknown system base \(choose from mumu, mumu-caption, text-only, describe, lora-merge\)/,
+  );
+  assert.doesNotMatch(bad.stderr, /\n\s+at /, 'no stack trace');
+});
+
 test("a folder without a text encoder or fine-tune: those rows say 'not available'", async () => {
   const plain = await makeTinyModel();
   const dir = tmp('mumu-results-');

@@ -8,12 +8,13 @@ export interface TextSegment { type: 'text'; text: string }
 export interface ImageSegment {
   type: 'image';
   index: number; // into the sample's conditioning images
-  role: 'object' | 'head' | 'control';
+  role: 'object' | 'head' | 'control' | 'style'; // style: an image standing for the style's name (src/train/references.ts)
   phrase?: string; // the caption words the crop stands before
   box?: Box; // where it was cut from, in the (padded, square) source image
   score?: number;
   control?: ControlKind;
   augment?: string[]; // augmentation ops applied, if any
+  restyle?: string; // the crop was cut from the same content drawn in this style (src/train/references.ts)
 }
 export type Segment = TextSegment | ImageSegment;
 
@@ -40,7 +41,7 @@ export const promptText = (segments: readonly Segment[]) =>
 
 // A one-line rendering for logs and contact sheets: "a <img0> dog face and ...".
 export const promptToString = (segments: readonly Segment[]) =>
-  segments.map((s) => (s.type === 'text' ? s.text : `<img${s.index}${s.role === 'control' ? `:${s.control}` : s.role === 'head' ? ':head' : ''}>`)).join('');
+  segments.map((s) => (s.type === 'text' ? s.text : `<img${s.index}${s.role === 'control' ? `:${s.control}` : s.role === 'head' || s.role === 'style' ? `:${s.role}` : ''}>`)).join('');
 
 // The prompt as the pipeline takes it: text segments as strings, image segments as their images.
 export const toPromptSegments = (segments: readonly Segment[], images: readonly (ImageInput | null)[]): PromptSegment[] =>

@@ -2,7 +2,7 @@
 // ground-truth box of every object. Scene i is a pure function of (seed, split, i), so workers and resumed runs
 // agree. Consecutive training scenes share one content drawn in several styles (paper section 4: "we paired each
 // content with many different styles" to make the model separate content from style).
-import { alphaOver, boxArea, intersect, type Box, type RawImage } from '../../image/index.ts';
+import { alphaOver, blank, boxArea, intersect, type Box, type RawImage } from '../../image/index.ts';
 import { deriveSeed, Rng } from '../rng.ts';
 import { backgroundPhrase, drawBackgroundSpec, renderBackground, BACKGROUND_WEIGHTS, type BackgroundKind, type BackgroundSpec } from './background.ts';
 import { isHeldOutStyle, selectConcepts, STYLES, type Concept, type ConceptFilter, type Style } from './catalog.ts';
@@ -89,6 +89,18 @@ export function phraseList(phrases: string[]): { text: string; at: number[] } {
 }
 
 export const joinPhrases = (phrases: string[]): string => phraseList(phrases).text;
+
+// Objects of one style on a plain colour, laid out as scenes are (layoutSquares), with each object's tight box: the
+// evaluator's references and style images, and the trainer's style references (data.style_references).
+export function drawObjects(rng: Rng, slugs: readonly string[], style: string, color: readonly number[], size: number): { image: RawImage; boxes: Box[] } {
+  const image = blank(size, size, 3, color);
+  const boxes = layoutSquares(rng, slugs.length, size).map((b, k) => {
+    const sp = sprite(style, slugs[k]!, b.w);
+    alphaOver(image, sp.image, b.x, b.y);
+    return { x: b.x + sp.tight.x, y: b.y + sp.tight.y, w: sp.tight.w, h: sp.tight.h };
+  });
+  return { image, boxes };
+}
 
 export class EmojiWorld {
   readonly opts: Required<Omit<WorldOptions, 'concepts' | 'styles'>> & Pick<WorldOptions, 'concepts' | 'styles'>;
