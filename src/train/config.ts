@@ -207,6 +207,8 @@ export function parseTrainConfig(raw: unknown, where = 'train config'): TrainCon
   }
   const c = readConfig(where, raw, SPEC);
   if (c.ema && c.ema.decay >= 1) throw new Error(`${where}: ema.decay must be below 1`);
+  if (c.data.style_references > 0 && c.data.shards)
+    throw new Error(`${where}: data.style_references needs scenes drawn on the fly, not data.shards`);
   if (c.data.restyle_references > 0 && (c.data.styles_per_content < 2 || c.data.shards))
     throw new Error(
       `${where}: data.restyle_references needs scenes drawn on the fly with data.styles_per_content >= 2 (a crop's other style comes from a sibling scene)`,

@@ -115,4 +115,8 @@ test('StageData: the switches change only the references; the target and the res
   }
   assert.ok(restyled >= 3, `${restyled} items had crops`);
   assert.throws(() => raw({ restyle_references: 0.5, styles_per_content: 1 }), /styles_per_content >= 2/);
+  assert.throws(
+    () => raw({ style_references: 0.5, shards: 'data/x' }),
+    /style_references needs scenes drawn on the fly/,
+  );
 });
