@@ -128,7 +128,7 @@ export async function runEval(argv: string[]): Promise<number> {
   if (!v.model && !v['no-model'])
     throw new UsageError('--model DIR is required (or --no-model, or --train-evaluator)', 'eval');
   if (v.model && v['no-model']) throw new UsageError('give --model DIR or --no-model, not both', 'eval');
-  const known = ['mumu', 'mumu-caption', 'text-only', 'describe', 'lora-merge'] as const;
+  const { GENERATED_SYSTEMS: known } = await import('../eval/aggregate.ts');
   const systems = v.systems?.split(',').map((s) => s.trim());
   const unknown = systems?.filter((s) => !(known as readonly string[]).includes(s));
   if (unknown?.length)

@@ -5,6 +5,8 @@ import type { Case } from './tasks.ts';
 import { Rng } from '../data/rng.ts';
 
 export type SystemName = 'mumu' | 'mumu-caption' | 'text-only' | 'describe' | 'lora-merge' | 'render';
+// The systems that generate (the render is scored, never generated): what `mumu eval --systems` chooses from.
+export const GENERATED_SYSTEMS = ['mumu', 'mumu-caption', 'text-only', 'describe', 'lora-merge'] as const;
 
 // Which systems run on which task (the baselines where the paper compares, the render everywhere).
 export const SYSTEMS_FOR: Record<Case['task'], SystemName[]> = {

@@ -21,6 +21,7 @@ import { readSuite, buildCases, conceptLabel, stylePhrase, type Case, type Suite
 import type { PromptSegment } from '../prompt/index.ts';
 import {
   mean,
+  GENERATED_SYSTEMS,
   SYSTEMS_FOR,
   type CaseGenerator,
   type Output,
@@ -190,8 +191,7 @@ export async function runSuite(o: RunOptions): Promise<{ outputs: Output[]; syst
     );
   } else {
     const why = 'pending: no model was evaluated in this run';
-    for (const name of ['mumu', 'mumu-caption', 'text-only', 'describe', 'lora-merge'] as const)
-      systems.push({ name, gen: null, why });
+    for (const name of GENERATED_SYSTEMS) systems.push({ name, gen: null, why });
   }
 
   const outputs: Output[] = [];

@@ -212,8 +212,8 @@ export class StageData {
       // a sibling: the same content in another of its styles (EmojiWorld draws contents in runs of styles_per_content)
       const n = d.styles_per_content,
         k = index % n;
-      const sibling = this.world.scene(index - k + ((k + rng.intIn(1, n - 1)) % n));
-      out = await restyleReferences(out, sibling, d.restyle_references, rng, bcfg);
+      const sibling = index - k + ((k + rng.intIn(1, n - 1)) % n);
+      out = await restyleReferences(out, () => this.world.scene(sibling), d.restyle_references, rng, bcfg);
     }
     if (d.style_references > 0) {
       const rng = new Rng(deriveSeed(d.seed, index, 'style-reference'));

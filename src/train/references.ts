@@ -27,19 +27,22 @@ export interface Referenced {
   images: RawImage[];
 }
 
-// Replace object crops, each with probability p, by the same object cut from `sibling` (same content, other style).
+// Replace object crops, each with probability p, by the same object cut from `sibling` (same content, other style),
+// drawn only if some crop is chosen (a scene render per sample otherwise wasted on the data path).
 export async function restyleReferences(
   sample: Referenced,
-  sibling: Scene,
+  siblingScene: () => Scene,
   p: number,
   rng: Rng,
   cfg: Pick<BootstrapConfig, 'cropSize' | 'padColor'>,
 ): Promise<Referenced & { restyled: number }> {
   const images = [...sample.images];
-  let restyled = 0;
+  let restyled = 0,
+    sibling: Scene | undefined;
   const prompt = await Promise.all(
     sample.prompt.map(async (seg): Promise<Segment> => {
       if (seg.type !== 'image' || seg.role !== 'object' || !rng.chance(p)) return seg;
+      sibling ??= siblingScene();
       const twin = sibling.objects.find((o) => o.phrase === seg.phrase);
       if (!twin) return seg;
       const box = clampBox(twin.box, sibling.size, sibling.size);

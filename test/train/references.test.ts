@@ -45,7 +45,7 @@ test('restyleReferences: every crop cut from the sibling scene at the same objec
     assert.notEqual(sibling.style, scene.style);
     const objects = b.prompt.filter((s) => s.type === 'image' && s.role === 'object');
     if (!objects.length) continue;
-    const r = await restyleReferences(b, sibling, 1, new Rng(1), cfg);
+    const r = await restyleReferences(b, () => sibling, 1, new Rng(1), cfg);
     assert.equal(r.restyled, objects.length);
     assert.equal(promptText(r.prompt), promptText(b.prompt));
     for (const seg of r.prompt) {
@@ -56,7 +56,7 @@ test('restyleReferences: every crop cut from the sibling scene at the same objec
       assert.deepEqual(r.images[seg.index]!.data, want.data);
       assert.notDeepEqual(r.images[seg.index]!.data, b.images[seg.index]!.data, 'the other style draws other pixels');
     }
-    const off = await restyleReferences(b, sibling, 0, new Rng(1), cfg);
+    const off = await restyleReferences(b, () => sibling, 0, new Rng(1), cfg);
     assert.equal(off.restyled, 0);
     assert.deepEqual(off.prompt, b.prompt);
     assert.deepEqual(off.images, b.images);
