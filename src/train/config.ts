@@ -61,6 +61,8 @@ export interface TrainConfig {
     // drawn in another style, and that the caption's style name is replaced by an image of other objects in that style
     restyle_references: number;
     style_references: number;
+    // ... and that an object crop is cut from the same scene on a plain colour (the caption still asks its background)
+    reference_backgrounds: number;
     prefetch: number; // batches generated ahead of the trainer
     // a `mumu bootstrap` output folder to read instead of generating scenes on the fly (same prompts, made once)
     shards: string | null;
@@ -131,6 +133,7 @@ export const DEFAULTS: Omit<TrainConfig, 'stage' | 'optimizer'> & {
     crop_fraction: 0.5,
     restyle_references: 0,
     style_references: 0,
+    reference_backgrounds: 0,
     prefetch: 2,
     shards: null,
   },
@@ -168,6 +171,7 @@ const SPEC: ConfigSpec<TrainConfig> = {
         prompt_dropout: { min: 0, max: 1 },
         restyle_references: { min: 0, max: 1 },
         style_references: { min: 0, max: 1 },
+        reference_backgrounds: { min: 0, max: 1 },
         reference_size: count,
         size: count,
         prefetch: { int: true, min: 0 },
@@ -207,8 +211,9 @@ export function parseTrainConfig(raw: unknown, where = 'train config'): TrainCon
   }
   const c = readConfig(where, raw, SPEC);
   if (c.ema && c.ema.decay >= 1) throw new Error(`${where}: ema.decay must be below 1`);
-  if (c.data.style_references > 0 && c.data.shards)
-    throw new Error(`${where}: data.style_references needs scenes drawn on the fly, not data.shards`);
+  for (const key of ['style_references', 'reference_backgrounds'] as const)
+    if (c.data[key] > 0 && c.data.shards)
+      throw new Error(`${where}: data.${key} needs scenes drawn on the fly, not data.shards`);
   if (c.data.restyle_references > 0 && (c.data.styles_per_content < 2 || c.data.shards))
     throw new Error(
       `${where}: data.restyle_references needs scenes drawn on the fly with data.styles_per_content >= 2 (a crop's other style comes from a sibling scene)`,

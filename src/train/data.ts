@@ -23,7 +23,7 @@ import {
 import { bootstrapSample } from '../data/bootstrap/bootstrap.ts';
 import { defaultConfig, type BootstrapConfig } from '../data/bootstrap/rules.ts';
 import type { Scene } from '../data/emoji-world/scene.ts';
-import { restyleReferences, styleReference, type Referenced } from './references.ts';
+import { plainBackground, recutReferences, styleReference, type Referenced } from './references.ts';
 import { GroundTruthDetector } from '../data/detect/ground-truth.ts';
 import { crop, clampBox, type RawImage } from '../image/index.ts';
 import { deriveSeed, Rng } from '../data/rng.ts';
@@ -198,7 +198,8 @@ export class StageData {
     return { caption, image: target, ...(await this.interleave(s.meta.prompt, s.images)) };
   }
 
-  // data.restyle_references and data.style_references (src/train/references.ts); both 0 leave the paper's sample.
+  // data.restyle_references, data.reference_backgrounds and data.style_references (src/train/references.ts); all 0
+  // leave the paper's sample.
   private async beyondBootstrap(
     b: Referenced,
     scene: Scene,
@@ -213,7 +214,14 @@ export class StageData {
       const n = d.styles_per_content,
         k = index % n;
       const sibling = index - k + ((k + rng.intIn(1, n - 1)) % n);
-      out = await restyleReferences(out, () => this.world.scene(sibling), d.restyle_references, rng, bcfg);
+      const restyle = (s: Scene) => ({ restyle: s.style });
+      out = await recutReferences(out, () => this.world.scene(sibling), restyle, d.restyle_references, rng, bcfg);
+    }
+    if (d.reference_backgrounds > 0) {
+      const rng = new Rng(deriveSeed(d.seed, index, 'reference-background'));
+      const plain = () => this.world.scene(index, plainBackground(rng, scene.background));
+      const background = (s: Scene) => ({ background: s.background.colors[0]! });
+      out = await recutReferences(out, plain, background, d.reference_backgrounds, rng, bcfg);
     }
     if (d.style_references > 0) {
       const rng = new Rng(deriveSeed(d.seed, index, 'style-reference'));

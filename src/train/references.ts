@@ -1,4 +1,4 @@
-// Two reference switches of the MUMU stages that go beyond the paper's bootstrap (both 0 by default: the paper's data).
+// Three reference switches of the MUMU stages that go beyond the paper's bootstrap (all 0 by default: the paper's data).
 //
 // The paper's crops are cut from the target itself, so a reference always shows its object in the target's style;
 // harmonisation (Finding 2: references from other styles redrawn in the asked one) and style transfer from an image
@@ -13,13 +13,19 @@
 // - data.style_references: with this probability the caption's style name ("..., noto style") is replaced by an
 //   image of one or two other objects in that style ("..., <img> style"), the form of the evaluator's style-transfer
 //   prompts: the style image says *how*, and the objects it shows must not appear.
+// - data.reference_backgrounds: each object crop is, with this probability, cut from the same scene drawn on a plain
+//   colour (black half the time, the form of a user's cut-out reference such as the README's) while the caption still
+//   asks the target's background. The paper's crops always carry the target's background around their object, so the
+//   model learns to take the background from the references (measured: the README prompt's black-backed references
+//   gave navy, not the asked blue); here the words must say it.
 //
-// Both draw from their own random streams, so switching one on leaves every other draw of a sample as it was.
+// Each draws from its own random stream, so switching one on leaves every other draw of a sample as it was.
 import { clampBox, crop, type RawImage } from '../image/index.ts';
 import { squareResize } from '../data/bootstrap/bootstrap.ts';
 import type { BootstrapConfig } from '../data/bootstrap/rules.ts';
 import type { ImageSegment, Segment } from '../data/bootstrap/prompt.ts';
 import { drawObjects, type Scene } from '../data/emoji-world/scene.ts';
+import { COLORS, type BackgroundSpec } from '../data/emoji-world/background.ts';
 import type { Rng } from '../data/rng.ts';
 
 export interface Referenced {
@@ -27,32 +33,44 @@ export interface Referenced {
   images: RawImage[];
 }
 
-// Replace object crops, each with probability p, by the same object cut from `sibling` (same content, other style),
-// drawn only if some crop is chosen (a scene render per sample otherwise wasted on the data path).
-export async function restyleReferences(
+// Replace object crops (not already recut), each with probability p, by the same object cut from `twinScene()` (the
+// same content drawn otherwise: another style, another background), marked by `mark`. The twin is drawn only if some
+// crop is chosen (a scene render per sample otherwise wasted on the data path). The random draws are made in segment
+// order: each callback draws before its first await.
+export async function recutReferences(
   sample: Referenced,
-  siblingScene: () => Scene,
+  twinScene: () => Scene,
+  mark: (twin: Scene) => { restyle: string } | { background: string },
   p: number,
   rng: Rng,
   cfg: Pick<BootstrapConfig, 'cropSize' | 'padColor'>,
-): Promise<Referenced & { restyled: number }> {
+): Promise<Referenced & { recut: number }> {
   const images = [...sample.images];
-  let restyled = 0,
-    sibling: Scene | undefined;
+  let recut = 0,
+    scene: Scene | undefined;
   const prompt = await Promise.all(
     sample.prompt.map(async (seg): Promise<Segment> => {
-      if (seg.type !== 'image' || seg.role !== 'object' || !rng.chance(p)) return seg;
-      sibling ??= siblingScene();
-      const twin = sibling.objects.find((o) => o.phrase === seg.phrase);
+      if (seg.type !== 'image' || seg.role !== 'object' || seg.restyle || seg.background || !rng.chance(p)) return seg;
+      scene ??= twinScene();
+      const twin = scene.objects.find((o) => o.phrase === seg.phrase);
       if (!twin) return seg;
-      const box = clampBox(twin.box, sibling.size, sibling.size);
-      images[seg.index] = await squareResize(crop(sibling.image, box), cfg.cropSize, cfg);
-      restyled++;
+      const box = clampBox(twin.box, scene.size, scene.size);
+      images[seg.index] = await squareResize(crop(scene.image, box), cfg.cropSize, cfg);
+      recut++;
       const { augment: _, ...rest } = seg;
-      return { ...rest, box, restyle: sibling.style };
+      return { ...rest, box, ...mark(scene) };
     }),
   );
-  return { prompt, images, restyled };
+  return { prompt, images, recut };
+}
+
+// The plain background a recut crop is drawn on (data.reference_backgrounds): black half the time, else any named
+// colour other than the scene's own.
+export function plainBackground(rng: Rng, own: BackgroundSpec): BackgroundSpec {
+  const own1 = own.kind === 'solid' ? own.colors[0] : undefined;
+  const others = Object.keys(COLORS).filter((c) => c !== 'black' && c !== own1);
+  const color = own1 !== 'black' && rng.chance(0.5) ? 'black' : rng.pick(others);
+  return { kind: 'solid', colors: [color, color], angle: 0, period: 0.1 };
 }
 
 // With probability p, put an image of `others` drawn in `style` (on black, as crops are padded) where the caption's

@@ -15,6 +15,7 @@ export interface ImageSegment {
   control?: ControlKind;
   augment?: string[]; // augmentation ops applied, if any
   restyle?: string; // the crop was cut from the same content drawn in this style (src/train/references.ts)
+  background?: string; // the crop was cut from the same scene drawn on this plain colour (src/train/references.ts)
 }
 export type Segment = TextSegment | ImageSegment;
 

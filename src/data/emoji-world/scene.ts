@@ -145,7 +145,9 @@ export class EmojiWorld {
     return modes.filter((m) => m.first.length > 0 && m.rest.length >= 2);
   }
 
-  scene(index: number): Scene {
+  // `background` replaces the drawn one (the draw still happens, so the layout and every other draw are the scene's
+  // own): the same objects at the same places on another background (data.reference_backgrounds).
+  scene(index: number, background?: BackgroundSpec): Scene {
     const { size, seed, split } = this.opts;
     const perContent = split === 'train' ? Math.max(1, this.opts.stylesPerContent) : 1;
     const content = Math.floor(index / perContent);
@@ -171,7 +173,8 @@ export class EmojiWorld {
     }
 
     const squares = layoutSquares(rng, n, size);
-    const background = drawBackgroundSpec(rng, this.opts.backgrounds as Partial<Record<BackgroundKind, number>>);
+    const drawn = drawBackgroundSpec(rng, this.opts.backgrounds as Partial<Record<BackgroundKind, number>>);
+    background ??= drawn;
     const image = renderBackground(background, size, style.id);
     const objects: SceneObject[] = picked.map((c, k) => {
       const sq = squares[k]!;
