@@ -135,6 +135,15 @@ export async function runEval(argv: string[]): Promise<number> {
     throw new UsageError(`--systems: unknown system ${unknown.join(', ')} (choose from ${known.join(', ')})`, 'eval');
   const { runSuite } = await import('../eval/report.ts');
   const out = v.out ?? 'docs/RESULTS.md';
+  // the report's first line: the command that reproduces it, every option given (a report written to another file
+  // than docs/RESULTS.md must say so)
+  const given = { model: v.model, suite: v.suite, out: v.out, grids: v.grids, evaluator: v.evaluator, base: v.base };
+  const more = { finetune: v.finetune, steps: v.steps, systems: v.systems };
+  const command = [
+    'mumu eval',
+    ...(v['no-model'] ? ['--no-model'] : []),
+    ...Object.entries({ ...given, ...more }).flatMap(([k, x]) => (x === undefined ? [] : [`--${k} ${x}`])),
+  ].join(' ');
   await runSuite({
     model: v.model,
     suite: v.suite ?? 'quick',
@@ -145,6 +154,7 @@ export async function runEval(argv: string[]): Promise<number> {
     base: v.base,
     steps: intFlag('steps', v.steps, 1),
     systems: systems as (typeof known)[number][] | undefined,
+    command,
     log: (s) => process.stderr.write(s + '\n'),
   });
   process.stdout.write(`wrote ${out}\n`);

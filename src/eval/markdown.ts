@@ -48,6 +48,7 @@ export interface MarkdownInput {
   out: string;
   grids: string;
   tokensPlot: string | null;
+  command?: string; // the command line that wrote the report (the CLI's); default: rebuilt from the fields above
 }
 
 const TASK_TITLES: Record<Case['task'], string> = {
@@ -78,7 +79,7 @@ function markdown(m: MarkdownInput): string {
   const rel = (p: string) => path.relative(path.dirname(m.out), p).split(path.sep).join('/');
   L.push('# mumu results', '');
   L.push(
-    `Written by \`mumu eval ${m.model ? `--model ${m.model}` : '--no-model'} --suite ${m.suite.name}\` on ${new Date().toISOString().slice(0, 10)}. Every number below comes from that run; ` +
+    `Written by \`${m.command ?? `mumu eval ${m.model ? `--model ${m.model}` : '--no-model'} --suite ${m.suite.name} --out ${m.out} --grids ${m.grids}`}\` on ${new Date().toISOString().slice(0, 10)}. Every number below comes from that run; ` +
       're-running the command reproduces it (fixed prompts, references and seeds).',
     '',
   );

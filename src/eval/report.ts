@@ -48,6 +48,7 @@ export interface RunOptions {
   // generate only these systems (the render is always scored); the others are reported as left out. An A/B of
   // adapters needs only 'mumu' and 'mumu-caption': the baselines are the same for every arm.
   systems?: SystemName[];
+  command?: string; // the command line, for the report's first line (default: rebuilt from model, suite, out, grids)
   log?: (s: string) => void;
 }
 
@@ -281,6 +282,7 @@ export async function runSuite(o: RunOptions): Promise<{ outputs: Output[]; syst
     tokensPerImage,
     variantNotes,
     tokensPlot,
+    command: o.command,
   });
   return { outputs, systems };
 }

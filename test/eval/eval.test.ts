@@ -120,6 +120,11 @@ test('mumu eval writes RESULTS.md with every task, baseline and grid', async () 
   const r = await mumu(['eval', '--model', model, '--suite', suiteFile, '--out', out, '--evaluator', evaluator]);
   assert.equal(r.code, 0, r.stderr);
   const md = readFileSync(out, 'utf8');
+  // the command that wrote it, every option given, in the first line
+  assert.ok(
+    md.includes(`Written by \`mumu eval --model ${model} --suite ${suiteFile} --out ${out} --evaluator ${evaluator}\``),
+    md.slice(0, 400),
+  );
   for (const h of [
     'Same-image crops',
     'Harmonisation across sources',
@@ -194,6 +199,8 @@ test("a folder without a text encoder or fine-tune: those rows say 'not availabl
   } as ReturnType<typeof readSuite>;
   const { outputs } = await runSuite({ model: plain, suite, out: join(dir, 'R.md'), grids: join(dir, 'g'), evaluator });
   const md = readFileSync(join(dir, 'R.md'), 'utf8');
+  // the first line names the report and grid paths, so re-running it writes this file, not docs/RESULTS.md
+  assert.ok(md.includes(`--out ${join(dir, 'R.md')} --grids ${join(dir, 'g')}\``), md.slice(0, 300));
   assert.match(md, /text-only base model, caption \| – \| 0 \| not available: the model folder has no text_encoder/);
   assert.match(md, /MUMU merged into the style fine-tune \| – \| 0 \| not available: no style fine-tune model folder/);
   assert.ok(outputs.some((o) => o.system === 'mumu') && !outputs.some((o) => o.system === 'text-only'));
